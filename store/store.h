@@ -1,0 +1,193 @@
+/*
+ * store.h: secrets at rest, behind one interface.
+ *
+ * A store holds secrets keyed by their (already normalised) name. Two backends fill
+ * the same ops table: "memory" (temporary secrets, a hash table) and "sqlcipher"
+ * (persistent secrets in an encrypted SQLite database, mirrored in memory so that no
+ * read touches the disk). Callers use the store_*() wrappers only.
+ *
+ * What this module does not do: it knows nothing of nng, protobuf, roles or the SQL
+ * dialect; it does not validate types, fields or names (the server's handlers do, before
+ * a secret reaches the store), and it does not lowercase names.
+ *
+ * Thread safety: every store_*() call on one store may be made from many threads at
+ * once. put and delete on one store are serialised, so a conflict check and the write
+ * it guards are atomic. A list callback runs under the store's read lock and must not
+ * call back into the same store.
+ *
+ * Secret memory: a struct store_secret is one allocation holding every string and value
+ * it points at; store_secret_free() wipes all of it before freeing.
+ */
+#ifndef SECRETD_STORE_H
+#define SECRETD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Result of every fallible store call. Translated to a wire status by the server. */
+typedef enum store_status {
+	STORE_OK = 0,
+	STORE_NOT_FOUND,  /* no secret with that name */
+	STORE_EXISTS,     /* name taken and the conflict mode is STORE_CONFLICT_ERROR */
+	STORE_FULL,       /* the configured max_secrets is reached */
+	STORE_NO_SPACE,   /* the disk is full (SQLITE_FULL, ENOSPC) */
+	STORE_IO,         /* another I/O error; nothing was changed */
+	STORE_BAD_KEY,    /* the key does not open the database (or it is not a database) */
+	STORE_CORRUPT,    /* the database or a row in it is malformed */
+	STORE_READ_ONLY,  /* the database file or directory cannot be written */
+	STORE_PERMISSION, /* a file or directory has unsafe or wrong permissions */
+	STORE_NO_MEMORY,  /* allocation failed */
+	STORE_INVALID,    /* a bad argument or configuration */
+} store_status;
+
+/* A short English description of a status, for messages; never NULL. */
+const char *store_status_str(store_status st);
+
+/* One field of a secret. value is not NUL-terminated in general (it is in practice, with
+ * value[value_len] == 0, so that callers may treat UTF-8 values as C strings). */
+struct store_field {
+	const char *key;
+	const uint8_t *value;
+	size_t value_len;
+};
+
+/* A secret. One allocation (size bytes) holds the struct and everything it points at. */
+struct store_secret {
+	size_t size; /* bytes of the whole allocation, for wiping */
+	const char *name;
+	const char *type;
+	const char *const *scope;
+	size_t n_scope;
+	const struct store_field *fields; /* sorted by key (byte order) */
+	size_t n_fields;
+};
+
+/*
+ * Build a secret from borrowed parts, copying everything into one allocation and sorting
+ * the fields by key. Returns STORE_OK and *outp (caller frees with store_secret_free), or
+ * STORE_NO_MEMORY / STORE_INVALID (NULL name or type). Does not validate the contents.
+ */
+store_status store_secret_new(const char *name, const char *type, const char *const *scope,
+    size_t n_scope, const struct store_field *fields, size_t n_fields,
+    struct store_secret **outp);
+
+/* Copy a secret. Caller frees *outp with store_secret_free. */
+store_status store_secret_dup(const struct store_secret *s, struct store_secret **outp);
+
+/* Wipe and free a secret. NULL-safe. */
+void store_secret_free(struct store_secret *s);
+
+/* Wipe and free an array of secrets returned by store_list_copy. NULL-safe. */
+void store_secret_array_free(struct store_secret **items, size_t n);
+
+/* What put does when the name already exists. */
+enum store_conflict {
+	STORE_CONFLICT_ERROR = 0, /* STORE_EXISTS, nothing changes */
+	STORE_CONFLICT_REPLACE,   /* the old secret is replaced whole */
+	STORE_CONFLICT_IGNORE,    /* STORE_OK, nothing changes, *createdp = false */
+};
+
+/* Options for opening a store. Unused members are ignored by a backend. */
+struct store_config {
+	/* sqlcipher: path of the database file. Its directory must exist and be 0700
+	 * (STORE_PERMISSION otherwise); the file is created 0600. */
+	const char *path;
+	/* sqlcipher: the 32-byte raw key (borrowed; the backend keeps its own wiped copy). */
+	const uint8_t *key;
+	size_t key_len;
+	/* Most secrets the store will hold; 0 means 1,000,000. */
+	size_t max_secrets;
+};
+
+/* Called by store_list for each secret in name order. Return false to stop. The secret is
+ * borrowed and valid only during the call. */
+typedef bool (*store_visit_fn)(const struct store_secret *s, void *arg);
+
+/*
+ * The ops table a backend fills with designated initialisers. impl is the backend's own
+ * state. Every function returns a store_status unless stated. Ownership is as for the
+ * store_*() wrappers below.
+ */
+struct store_ops {
+	const char *name; /* "memory" or "sqlcipher" */
+	store_status (*open)(const struct store_config *cfg, void **implp);
+	void (*close)(void *impl);
+	store_status (*put)(void *impl, struct store_secret *s, enum store_conflict mode,
+	    bool *createdp);
+	store_status (*get)(void *impl, const char *name, struct store_secret **outp);
+	bool (*contains)(void *impl, const char *name);
+	store_status (*remove)(void *impl, const char *name);
+	store_status (*list)(void *impl, const char *type, store_visit_fn visit, void *arg);
+	store_status (*resolve)(void *impl, const char *type, const char *path, size_t path_len,
+	    struct store_secret **outp, size_t *match_lenp);
+	size_t (*count)(void *impl);
+	store_status (*rekey)(void *impl, const uint8_t *key, size_t key_len);
+};
+
+extern const struct store_ops store_memory_ops;
+extern const struct store_ops store_sqlcipher_ops;
+
+struct store; /* opaque: a backend and its state */
+
+/* Open a store with the given backend. Caller closes *storep with store_close. */
+store_status store_open(const struct store_ops *ops, const struct store_config *cfg,
+    struct store **storep);
+
+/* Close a store, wiping every secret it holds in memory. NULL-safe. */
+void store_close(struct store *st);
+
+/* The backend's name ("memory", "sqlcipher"). */
+const char *store_name(const struct store *st);
+
+/*
+ * Insert secret s under s->name. Takes ownership of s in every case (it is freed on
+ * failure). For sqlcipher the call returns only after the write is durable, and the
+ * in-memory view changes only if the commit succeeded. *createdp (may be NULL) is false
+ * when STORE_CONFLICT_IGNORE left an existing secret in place.
+ * STORE_EXISTS, STORE_FULL, STORE_NO_SPACE, STORE_IO, STORE_READ_ONLY, STORE_NO_MEMORY.
+ */
+store_status store_put(struct store *st, struct store_secret *s, enum store_conflict mode,
+    bool *createdp);
+
+/* Copy out the secret named name. Caller frees *outp with store_secret_free.
+ * STORE_NOT_FOUND when absent. */
+store_status store_get(struct store *st, const char *name, struct store_secret **outp);
+
+/* Whether a secret named name exists. */
+bool store_contains(struct store *st, const char *name);
+
+/* Delete the secret named name (durably for sqlcipher). STORE_NOT_FOUND when absent. */
+store_status store_remove(struct store *st, const char *name);
+
+/* Visit the secrets (only those of type when type is non-NULL) in name byte order. */
+store_status store_list(struct store *st, const char *type, store_visit_fn visit, void *arg);
+
+/*
+ * Among secrets of type, find the one whose longest scope entry is a byte prefix of
+ * path; on equal lengths the smaller name wins. STORE_OK with *outp (caller frees with
+ * store_secret_free) and *match_lenp set to that scope's length, or STORE_NOT_FOUND.
+ * Cost does not grow with the number of secrets (an index by type and scope).
+ */
+store_status store_resolve(struct store *st, const char *type, const char *path,
+    size_t path_len, struct store_secret **outp, size_t *match_lenp);
+
+/* Number of secrets held. */
+size_t store_count(struct store *st);
+
+/* sqlcipher: re-encrypt the database under a new 32-byte key. memory: STORE_OK. */
+store_status store_rekey(struct store *st, const uint8_t *key, size_t key_len);
+
+/* Size of a raw database key in bytes. */
+#define STORE_KEY_LEN 32
+
+/*
+ * Read the raw key from a key file (64 hex digits and an optional newline), or create the
+ * file with a new random key (0600, written then fsynced then renamed into place) when it
+ * does not exist and create is true. Refuses a file readable by group or others
+ * (STORE_PERMISSION). The key is written to key[STORE_KEY_LEN]; the caller wipes it.
+ * *createdp (may be NULL) tells whether the file was created.
+ */
+store_status store_keyfile_load(const char *path, bool create, uint8_t *key, bool *createdp);
+
+#endif
