@@ -1,0 +1,826 @@
+/*
+ * handlers.c: the rules of SPEC sections 1 and 2 (secret model and operations).
+ *
+ * Every handler checks the caller's role, validates in the spec's order (type, provider,
+ * fields, required fields, name, scope) before any conflict check, then makes one store
+ * call per storage. Messages name what is wrong but never echo a field value.
+ *
+ * Thread safety: see handlers.h. No state of its own.
+ */
+#include "handlers.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "pb.h"
+#include "sql.h"
+#include "store.h"
+#include "utf8.h"
+
+#define MAX_TYPE_FIELDS 4
+
+/* One secret type of SPEC section 1. */
+struct type_def {
+	const char *type;
+	const char *default_name;
+	const char *default_scope;
+	const char *fields[MAX_TYPE_FIELDS];   /* every declared field */
+	const char *required[MAX_TYPE_FIELDS]; /* in the order they are checked */
+	const char *redacted[MAX_TYPE_FIELDS]; /* printed as "redacted" in listings */
+};
+
+static const struct type_def type_defs[] = {
+	{
+	    .type = "openai",
+	    .default_name = "__default_openai",
+	    .default_scope = "openai://",
+	    .fields = {"api_key", "base_url"},
+	    .required = {"api_key"},
+	    .redacted = {"api_key"},
+	},
+	{
+	    .type = "ollama",
+	    .default_name = "__default_ollama",
+	    .default_scope = "ollama://",
+	    .fields = {"api_url"},
+	    .required = {"api_url"},
+	    .redacted = {"api_url"},
+	},
+	{
+	    .type = "azure_llm",
+	    .default_name = "__default_azure",
+	    .default_scope = "azure_llm://",
+	    .fields = {"api_key", "resource_name", "api_version"},
+	    .required = {"api_key", "resource_name", "api_version"},
+	    .redacted = {"api_key"},
+	},
+};
+
+static const char storage_memory[] = "memory";
+static const char storage_sqlcipher[] = "sqlcipher";
+
+static bool
+in_list(const char *const *list, const char *s)
+{
+	for (size_t i = 0; i < MAX_TYPE_FIELDS && list[i] != NULL; i++)
+		if (strcmp(list[i], s) == 0)
+			return true;
+	return false;
+}
+
+static const struct type_def *
+type_find(const char *lower)
+{
+	for (size_t i = 0; i < sizeof(type_defs) / sizeof(type_defs[0]); i++)
+		if (strcmp(type_defs[i].type, lower) == 0)
+			return &type_defs[i];
+	return NULL;
+}
+
+/* A lowercased (ASCII letters only) arena copy of s[0..n). */
+static char *
+lower_dup(struct arena *a, const char *s, size_t n)
+{
+	char *p = arena_strndup(a, s, n);
+
+	if (p == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] >= 'A' && p[i] <= 'Z')
+			p[i] = (char)(p[i] - 'A' + 'a');
+	return p;
+}
+
+/* Text safe to quote in a message: s itself when it is short printable UTF-8. */
+static const char *
+quotable(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > 64 || !utf8_valid((const uint8_t *)s, n))
+		return "(unprintable)";
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return "(unprintable)";
+	return s;
+}
+
+static enum status
+no_memory(struct request *rq)
+{
+	return outcome_set(&rq->info->outcome, ST_RESOURCE_EXHAUSTED, "NO_MEMORY",
+	    "out of memory");
+}
+
+static enum status
+ok(struct request *rq)
+{
+	return outcome_set(&rq->info->outcome, ST_OK, "", "OK");
+}
+
+/* The caller must hold at least role need. */
+static enum status
+require_role(struct request *rq, enum role need, const char *what)
+{
+	if (rq->caller->role == ROLE_NONE)
+		return outcome_set(&rq->info->outcome, ST_UNAUTHENTICATED, "NO_CREDENTIALS",
+		    "%s needs credentials: send a token", what);
+	if (rq->caller->role < need)
+		return outcome_set(&rq->info->outcome, ST_PERMISSION_DENIED, "ROLE",
+		    "%s needs the %s role; this caller is %s", what, role_str(need),
+		    role_str(rq->caller->role));
+	return ST_OK;
+}
+
+/* Translate a store status for an operation on storage (named in the message). */
+static enum status
+store_failure(struct request *rq, store_status sst, const char *storage)
+{
+	struct outcome *oc = &rq->info->outcome;
+
+	switch (sst) {
+	case STORE_FULL:
+		return outcome_set(oc, ST_RESOURCE_EXHAUSTED, "STORE_FULL",
+		    "storage %s holds its maximum number of secrets", storage);
+	case STORE_NO_SPACE:
+		return outcome_set(oc, ST_RESOURCE_EXHAUSTED, "DISK_FULL",
+		    "storage %s: the disk is full; nothing was changed", storage);
+	case STORE_NO_MEMORY:
+		return no_memory(rq);
+	case STORE_READ_ONLY:
+		return outcome_set(oc, ST_UNAVAILABLE, "READ_ONLY",
+		    "storage %s cannot be written (read-only database); nothing was changed",
+		    storage);
+	case STORE_IO:
+		return outcome_set(oc, ST_UNAVAILABLE, "IO",
+		    "storage %s: I/O error; nothing was changed", storage);
+	case STORE_CORRUPT:
+		return outcome_set(oc, ST_DATA_LOSS, "CORRUPT", "storage %s is corrupt", storage);
+	case STORE_BAD_KEY:
+		return outcome_set(oc, ST_FAILED_PRECONDITION, "BAD_KEY",
+		    "storage %s: the key does not open the database", storage);
+	default:
+		return outcome_set(oc, ST_INTERNAL, "STORE", "storage %s: %s", storage,
+		    store_status_str(sst));
+	}
+}
+
+/*
+ * Normalise a secret name into an arena copy: ASCII letters lowercased, at most max_name
+ * bytes, valid UTF-8, no control characters, not empty.
+ */
+static enum status
+name_normalise(struct request *rq, const char *name, char **outp)
+{
+	size_t n = strlen(name);
+	char buf[32];
+
+	if (n == 0)
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "BAD_NAME", "a secret name is required");
+	if (n > rq->svc->limits.max_name) {
+		(void)snprintf(buf, sizeof(buf), "%zu", rq->svc->limits.max_name);
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "TOO_LARGE",
+		    "secret name is longer than %s bytes", buf);
+	}
+	if (!utf8_valid((const uint8_t *)name, n))
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "BAD_NAME", "secret name is not valid UTF-8");
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "BAD_NAME", "secret name contains a control character");
+	*outp = lower_dup(rq->arena, name, n);
+	return *outp == NULL ? no_memory(rq) : ST_OK;
+}
+
+/* The store and storage name for a wire storage value (memory for anything but
+ * sqlcipher). */
+static struct store *
+store_for(struct request *rq, bool persistent)
+{
+	return persistent ? rq->svc->persistent : rq->svc->temporary;
+}
+
+static const char *
+storage_name(bool persistent)
+{
+	return persistent ? storage_sqlcipher : storage_memory;
+}
+
+static enum status
+validate_type(struct request *rq, const char *type, const struct type_def **tdp)
+{
+	char *lower;
+
+	if (type == NULL || type[0] == '\0')
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "MISSING_TYPE", "a secret needs a TYPE (openai, ollama or azure_llm)");
+	lower = lower_dup(rq->arena, type, strlen(type));
+	if (lower == NULL)
+		return no_memory(rq);
+	*tdp = type_find(lower);
+	if (*tdp == NULL)
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "UNKNOWN_TYPE",
+		    "Secret type '%s' not found (known: openai, ollama, azure_llm)",
+		    quotable(type));
+	return ST_OK;
+}
+
+/* Validate the fields of a create request into arena store_fields (keys lowercased). */
+static enum status
+validate_fields(struct request *rq, const pb_create *req, const struct type_def *td,
+    struct store_field **fieldsp)
+{
+	const struct limits *lim = &rq->svc->limits;
+	struct store_field *fields;
+	char buf[64];
+
+	if (req->n_fields > lim->max_fields) {
+		(void)snprintf(buf, sizeof(buf), "%zu", lim->max_fields);
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "TOO_MANY_FIELDS",
+		    "a secret has at most %s fields", buf);
+	}
+	fields = arena_alloc(rq->arena, (req->n_fields + 1) * sizeof(*fields));
+	if (fields == NULL)
+		return no_memory(rq);
+	for (size_t i = 0; i < req->n_fields; i++) {
+		const pb_field *f = req->fields[i];
+		char *key = lower_dup(rq->arena, f->key, strlen(f->key));
+
+		if (key == NULL)
+			return no_memory(rq);
+		if (!in_list(td->fields, key))
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT,
+			    "UNKNOWN_FIELD", "Unknown field '%s' for secret type '%s'",
+			    quotable(f->key), td->type);
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(fields[k].key, key) == 0)
+				return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "DUPLICATE_FIELD",
+				    "Field '%s' is given more than once", key);
+		if (f->value.len > lim->max_value) {
+			(void)snprintf(buf, sizeof(buf), "%zu", lim->max_value);
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "TOO_LARGE",
+			    "value of field '%s' is longer than %s bytes", key, buf);
+		}
+		if (!utf8_valid(f->value.data, f->value.len))
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "BAD_VALUE",
+			    "value of field '%s' is not valid UTF-8 text (or holds a NUL byte)",
+			    key);
+		fields[i].key = key;
+		fields[i].value = f->value.data != NULL ? f->value.data : (const uint8_t *)"";
+		fields[i].value_len = f->value.len;
+	}
+	for (size_t r = 0; r < MAX_TYPE_FIELDS && td->required[r] != NULL; r++) {
+		bool present = false;
+
+		for (size_t i = 0; i < req->n_fields; i++)
+			if (strcmp(fields[i].key, td->required[r]) == 0 && fields[i].value_len > 0)
+				present = true;
+		if (!present)
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "MISSING_FIELD",
+			    "Missing required field: '%s'", td->required[r]);
+	}
+	*fieldsp = fields;
+	return ST_OK;
+}
+
+static enum status
+validate_scope(struct request *rq, const pb_create *req, const struct type_def *td,
+    const char *const **scopep, size_t *np)
+{
+	const struct limits *lim = &rq->svc->limits;
+	char buf[64];
+
+	if (req->n_scope == 0) {
+		const char **one = arena_alloc(rq->arena, sizeof(*one));
+
+		if (one == NULL)
+			return no_memory(rq);
+		one[0] = td->default_scope;
+		*scopep = one;
+		*np = 1;
+		return ST_OK;
+	}
+	if (req->n_scope > lim->max_scope) {
+		(void)snprintf(buf, sizeof(buf), "%zu", lim->max_scope);
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "TOO_MANY_SCOPES",
+		    "a secret has at most %s scope entries", buf);
+	}
+	for (size_t i = 0; i < req->n_scope; i++) {
+		size_t n = strlen(req->scope[i]);
+
+		if (n > lim->max_value) {
+			(void)snprintf(buf, sizeof(buf), "%zu", lim->max_value);
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "TOO_LARGE",
+			    "a scope entry is longer than %s bytes", buf);
+		}
+		if (!utf8_valid((const uint8_t *)req->scope[i], n))
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "BAD_SCOPE", "a scope entry is not valid UTF-8");
+	}
+	*scopep = (const char *const *)req->scope;
+	*np = req->n_scope;
+	return ST_OK;
+}
+
+enum status
+handle_create(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out)
+{
+	const pb_create *req = (const pb_create *)in;
+	pb_create_reply *rep = (pb_create_reply *)out;
+	const struct type_def *td = NULL;
+	struct store_field *fields = NULL;
+	const char *const *scope = NULL;
+	size_t n_scope = 0;
+	char *name = NULL;
+	struct store_secret *s = NULL;
+	const char *storage = storage_name(req->persistent);
+	bool created = false;
+	store_status sst;
+
+	rq->info->mutating = true;
+	rq->info->storage = storage;
+	if (require_role(rq, ROLE_ADMIN, "CREATE SECRET") != ST_OK)
+		return rq->info->outcome.status;
+	if (validate_type(rq, req->type, &td) != ST_OK)
+		return rq->info->outcome.status;
+	if (req->provider[0] != '\0' && strcasecmp(req->provider, "config") != 0)
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "UNKNOWN_PROVIDER",
+		    "Unknown provider '%s' for secret type '%s' (only 'config' is supported)",
+		    quotable(req->provider), td->type);
+	if (validate_fields(rq, req, td, &fields) != ST_OK)
+		return rq->info->outcome.status;
+	if (name_normalise(rq, req->name[0] != '\0' ? req->name : td->default_name, &name) !=
+	    ST_OK)
+		return rq->info->outcome.status;
+	rq->info->name = name;
+	if (validate_scope(rq, req, td, &scope, &n_scope) != ST_OK)
+		return rq->info->outcome.status;
+
+	sst = store_secret_new(name, td->type, scope, n_scope, fields, req->n_fields, &s);
+	if (sst != STORE_OK)
+		return store_failure(rq, sst, storage);
+	/* store_put takes s in every case. */
+	sst = store_put(store_for(rq, req->persistent), s,
+	    req->on_conflict == SECRETD__V1__ON_CONFLICT__ON_CONFLICT_REPLACE ? STORE_CONFLICT_REPLACE
+	    : req->on_conflict == SECRETD__V1__ON_CONFLICT__ON_CONFLICT_IGNORE
+		? STORE_CONFLICT_IGNORE
+		: STORE_CONFLICT_ERROR,
+	    &created);
+	if (sst == STORE_EXISTS)
+		return outcome_set(&rq->info->outcome, ST_ALREADY_EXISTS, "ALREADY_EXISTS",
+		    req->persistent ? "Persistent secret with name '%s' already exists!"
+				    : "Temporary secret with name '%s' already exists!",
+		    name);
+	if (sst != STORE_OK)
+		return store_failure(rq, sst, storage);
+	rep->name = name;
+	rep->storage = req->persistent ? PB_STORAGE_SQLCIPHER : PB_STORAGE_MEMORY;
+	rep->created = created;
+	return ok(rq);
+}
+
+/* Which storages a request's storage value allows, or an error for an unknown value. */
+static enum status
+storages_allowed(struct request *rq, int storage, bool *memp, bool *persp)
+{
+	switch (storage) {
+	case PB_STORAGE_ANY:
+		*memp = *persp = true;
+		return ST_OK;
+	case PB_STORAGE_MEMORY:
+		*memp = true;
+		*persp = false;
+		return ST_OK;
+	case PB_STORAGE_SQLCIPHER:
+		*memp = false;
+		*persp = true;
+		return ST_OK;
+	default:
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "INVALID_STORAGE", "unknown storage (use memory or sqlcipher)");
+	}
+}
+
+/*
+ * Find which storage holds name among those allowed: ST_OK with *persistentp, or
+ * NOT_FOUND (message unset), or FAILED_PRECONDITION/AMBIGUOUS when both do.
+ */
+static enum status
+locate(struct request *rq, const char *name, int storage, bool *persistentp)
+{
+	bool mem = false;
+	bool pers = false;
+	bool in_mem;
+	bool in_pers;
+
+	if (storages_allowed(rq, storage, &mem, &pers) != ST_OK)
+		return rq->info->outcome.status;
+	in_mem = mem && store_contains(rq->svc->temporary, name);
+	in_pers = pers && store_contains(rq->svc->persistent, name);
+	if (in_mem && in_pers)
+		return outcome_set(&rq->info->outcome, ST_FAILED_PRECONDITION, "AMBIGUOUS",
+		    "Ambiguous secret name '%s': it exists in both memory and sqlcipher; "
+		    "name the storage (TEMPORARY or PERSISTENT)",
+		    name);
+	if (!in_mem && !in_pers)
+		return ST_NOT_FOUND;
+	*persistentp = in_pers;
+	return ST_OK;
+}
+
+enum status
+handle_drop(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out)
+{
+	const pb_drop *req = (const pb_drop *)in;
+	pb_drop_reply *rep = (pb_drop_reply *)out;
+	char *name = NULL;
+	bool persistent = false;
+	enum status st;
+	store_status sst;
+
+	rq->info->mutating = true;
+	if (require_role(rq, ROLE_ADMIN, "DROP SECRET") != ST_OK)
+		return rq->info->outcome.status;
+	if (name_normalise(rq, req->name, &name) != ST_OK)
+		return rq->info->outcome.status;
+	rq->info->name = name;
+	st = locate(rq, name, req->storage, &persistent);
+	if (st == ST_OK) {
+		rq->info->storage = storage_name(persistent);
+		sst = store_remove(store_for(rq, persistent), name);
+		if (sst == STORE_OK) {
+			rep->name = name;
+			rep->storage = persistent ? PB_STORAGE_SQLCIPHER : PB_STORAGE_MEMORY;
+			rep->dropped = true;
+			return ok(rq);
+		}
+		if (sst != STORE_NOT_FOUND)
+			return store_failure(rq, sst, storage_name(persistent));
+		/* Dropped by a concurrent call between locate and remove: not found. */
+		st = ST_NOT_FOUND;
+	}
+	if (st != ST_NOT_FOUND)
+		return st;
+	if (req->if_exists) {
+		rep->name = name;
+		rep->storage = PB_STORAGE_ANY;
+		rep->dropped = false;
+		return ok(rq);
+	}
+	return outcome_set(&rq->info->outcome, ST_NOT_FOUND, "NOT_FOUND",
+	    "Failed to remove non-existent secret with name '%s'", name);
+}
+
+/* Rows collected from one store during a listing. */
+struct row_sink {
+	struct request *rq;
+	pb_row **rows;
+	size_t n;
+	size_t cap;
+	bool persistent;
+	bool unredacted;
+	bool failed;
+};
+
+/* Build the secret_string column of a listing row. */
+static char *
+secret_string(struct arena *a, const struct store_secret *s, bool unredacted)
+{
+	const struct type_def *td = type_find(s->type);
+	size_t len = 0;
+	char *buf;
+	char *p;
+
+	len += strlen("name=") + strlen(s->name) + strlen(";type=") + strlen(s->type) +
+	       strlen(";provider=config;serializable=true;scope=");
+	for (size_t i = 0; i < s->n_scope; i++)
+		len += strlen(s->scope[i]) + 1;
+	for (size_t i = 0; i < s->n_fields; i++)
+		len += 1 + strlen(s->fields[i].key) + 1 +
+		       (s->fields[i].value_len > 8 ? s->fields[i].value_len : 8);
+	buf = arena_alloc(a, len + 1);
+	if (buf == NULL)
+		return NULL;
+	p = buf;
+	p += sprintf(p, "name=%s;type=%s;provider=config;serializable=true;scope=", s->name,
+	    s->type);
+	for (size_t i = 0; i < s->n_scope; i++)
+		p += sprintf(p, "%s%s", i > 0 ? "," : "", s->scope[i]);
+	for (size_t i = 0; i < s->n_fields; i++) {
+		const struct store_field *f = &s->fields[i];
+		bool redact = !unredacted && td != NULL && in_list(td->redacted, f->key);
+
+		p += sprintf(p, ";%s=", f->key);
+		if (redact) {
+			p += sprintf(p, "redacted");
+		} else {
+			memcpy(p, f->value, f->value_len);
+			p += f->value_len;
+			*p = '\0';
+		}
+	}
+	return buf;
+}
+
+/* Arena copies of a secret's scope list. */
+static char **
+scope_dup(struct arena *a, const struct store_secret *s)
+{
+	char **scope = arena_alloc(a, (s->n_scope + 1) * sizeof(*scope));
+
+	if (scope == NULL)
+		return NULL;
+	for (size_t i = 0; i < s->n_scope; i++)
+		if ((scope[i] = arena_strdup(a, s->scope[i])) == NULL)
+			return NULL;
+	return scope;
+}
+
+static bool
+collect_row(const struct store_secret *s, void *arg)
+{
+	struct row_sink *sink = arg;
+	struct arena *a = sink->rq->arena;
+	pb_row *row;
+
+	if (sink->n == sink->cap) {
+		size_t cap = sink->cap == 0 ? 64 : sink->cap * 2;
+		pb_row **rows = arena_alloc(a, cap * sizeof(*rows));
+
+		if (rows == NULL)
+			goto fail;
+		if (sink->n > 0)
+			memcpy(rows, sink->rows, sink->n * sizeof(*rows));
+		sink->rows = rows;
+		sink->cap = cap;
+	}
+	row = arena_alloc(a, sizeof(*row));
+	if (row == NULL)
+		goto fail;
+	secretd__v1__secret_row__init(row);
+	row->name = arena_strdup(a, s->name);
+	row->type = arena_strdup(a, s->type);
+	row->provider = (char *)"config";
+	row->persistent = sink->persistent;
+	row->storage = (char *)storage_name(sink->persistent);
+	row->n_scope = s->n_scope;
+	row->scope = scope_dup(a, s);
+	row->secret_string = secret_string(a, s, sink->unredacted);
+	if (row->name == NULL || row->type == NULL || row->scope == NULL ||
+	    row->secret_string == NULL)
+		goto fail;
+	sink->rows[sink->n++] = row;
+	return true;
+fail:
+	sink->failed = true;
+	return false;
+}
+
+enum status
+handle_list(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out)
+{
+	const pb_list *req = (const pb_list *)in;
+	pb_list_reply *rep = (pb_list_reply *)out;
+	struct row_sink mem = {.rq = rq, .unredacted = req->unredacted};
+	struct row_sink pers = {.rq = rq, .unredacted = req->unredacted, .persistent = true};
+	const char *type = NULL;
+	bool want_mem = false;
+	bool want_pers = false;
+	store_status sst;
+	size_t i = 0;
+	size_t j = 0;
+
+	if (require_role(rq, req->unredacted ? ROLE_ADMIN : ROLE_READER,
+		req->unredacted ? "an unredacted listing" : "listing secrets") != ST_OK)
+		return rq->info->outcome.status;
+	if (storages_allowed(rq, req->storage, &want_mem, &want_pers) != ST_OK)
+		return rq->info->outcome.status;
+	if (req->type[0] != '\0') {
+		const struct type_def *td = NULL;
+
+		if (validate_type(rq, req->type, &td) != ST_OK)
+			return rq->info->outcome.status;
+		type = td->type;
+	}
+	if (want_mem) {
+		sst = store_list(rq->svc->temporary, type, collect_row, &mem);
+		if (sst != STORE_OK)
+			return store_failure(rq, sst, storage_memory);
+	}
+	if (want_pers) {
+		sst = store_list(rq->svc->persistent, type, collect_row, &pers);
+		if (sst != STORE_OK)
+			return store_failure(rq, sst, storage_sqlcipher);
+	}
+	if (mem.failed || pers.failed)
+		return no_memory(rq);
+	/* Merge the two name-sorted runs; on equal names memory sorts before sqlcipher. */
+	rep->rows = arena_alloc(rq->arena, (mem.n + pers.n + 1) * sizeof(*rep->rows));
+	if (rep->rows == NULL)
+		return no_memory(rq);
+	while (i < mem.n || j < pers.n) {
+		if (j == pers.n || (i < mem.n && strcmp(mem.rows[i]->name, pers.rows[j]->name) <= 0))
+			rep->rows[rep->n_rows++] = mem.rows[i++];
+		else
+			rep->rows[rep->n_rows++] = pers.rows[j++];
+	}
+	return ok(rq);
+}
+
+/* A wire Secret built from a store secret (values copied into the arena). */
+static pb_secret *
+secret_message(struct arena *a, const struct store_secret *s, bool persistent)
+{
+	pb_secret *m = arena_alloc(a, sizeof(*m));
+
+	if (m == NULL)
+		return NULL;
+	secretd__v1__secret__init(m);
+	m->name = arena_strdup(a, s->name);
+	m->type = arena_strdup(a, s->type);
+	m->provider = (char *)"config";
+	m->storage = persistent ? PB_STORAGE_SQLCIPHER : PB_STORAGE_MEMORY;
+	m->n_scope = s->n_scope;
+	m->scope = scope_dup(a, s);
+	m->n_fields = s->n_fields;
+	m->fields = arena_alloc(a, (s->n_fields + 1) * sizeof(*m->fields));
+	if (m->name == NULL || m->type == NULL || m->scope == NULL || m->fields == NULL)
+		return NULL;
+	for (size_t i = 0; i < s->n_fields; i++) {
+		pb_field *f = arena_alloc(a, sizeof(*f));
+
+		if (f == NULL)
+			return NULL;
+		secretd__v1__field__init(f);
+		f->key = arena_strdup(a, s->fields[i].key);
+		f->value.data = (uint8_t *)arena_strndup(a, (const char *)s->fields[i].value,
+		    s->fields[i].value_len);
+		f->value.len = s->fields[i].value_len;
+		if (f->key == NULL || f->value.data == NULL)
+			return NULL;
+		m->fields[i] = f;
+	}
+	return m;
+}
+
+enum status
+handle_get(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out)
+{
+	const pb_get *req = (const pb_get *)in;
+	pb_get_reply *rep = (pb_get_reply *)out;
+	struct store_secret *s = NULL;
+	char *name = NULL;
+	bool persistent = false;
+	enum status st;
+	store_status sst;
+
+	if (require_role(rq, ROLE_READER, "GET SECRET") != ST_OK)
+		return rq->info->outcome.status;
+	if (name_normalise(rq, req->name, &name) != ST_OK)
+		return rq->info->outcome.status;
+	rq->info->name = name;
+	st = locate(rq, name, req->storage, &persistent);
+	if (st == ST_OK) {
+		sst = store_get(store_for(rq, persistent), name, &s);
+		if (sst == STORE_OK) {
+			rq->info->storage = storage_name(persistent);
+			rep->secret = secret_message(rq->arena, s, persistent);
+			store_secret_free(s);
+			return rep->secret == NULL ? no_memory(rq) : ok(rq);
+		}
+		if (sst != STORE_NOT_FOUND)
+			return store_failure(rq, sst, storage_name(persistent));
+		st = ST_NOT_FOUND;
+	}
+	if (st != ST_NOT_FOUND)
+		return st;
+	return outcome_set(&rq->info->outcome, ST_NOT_FOUND, "NOT_FOUND", "Secret with name '%s' not found", name);
+}
+
+enum status
+handle_resolve(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out)
+{
+	const pb_resolve *req = (const pb_resolve *)in;
+	pb_resolve_reply *rep = (pb_resolve_reply *)out;
+	const struct type_def *td = NULL;
+	struct store_secret *tmp = NULL;
+	struct store_secret *pers = NULL;
+	size_t tmp_len = 0;
+	size_t pers_len = 0;
+	size_t path_len = strlen(req->path);
+	store_status sst;
+	enum status st = ST_OK;
+
+	if (require_role(rq, ROLE_READER, "resolving a secret") != ST_OK)
+		return rq->info->outcome.status;
+	if (validate_type(rq, req->type, &td) != ST_OK)
+		return rq->info->outcome.status;
+	sst = store_resolve(rq->svc->temporary, td->type, req->path, path_len, &tmp, &tmp_len);
+	if (sst != STORE_OK && sst != STORE_NOT_FOUND) {
+		st = store_failure(rq, sst, storage_memory);
+		goto done;
+	}
+	sst = store_resolve(rq->svc->persistent, td->type, req->path, path_len, &pers, &pers_len);
+	if (sst != STORE_OK && sst != STORE_NOT_FOUND) {
+		st = store_failure(rq, sst, storage_sqlcipher);
+		goto done;
+	}
+	/* Longest scope wins; on a tie temporary beats persistent. Within one storage the
+	 * store already chose the smaller name. */
+	if (tmp != NULL && (pers == NULL || tmp_len >= pers_len)) {
+		rep->secret = secret_message(rq->arena, tmp, false);
+		rq->info->storage = storage_memory;
+	} else if (pers != NULL) {
+		rep->secret = secret_message(rq->arena, pers, true);
+		rq->info->storage = storage_sqlcipher;
+	}
+	if ((tmp != NULL || pers != NULL) && rep->secret == NULL) {
+		st = no_memory(rq);
+		goto done;
+	}
+	rep->found = rep->secret != NULL;
+	if (rep->found)
+		rq->info->name = rep->secret->name;
+	st = ok(rq);
+done:
+	store_secret_free(tmp);
+	store_secret_free(pers);
+	return st;
+}
+
+/* Run one handler on a message the SQL parser made, into a fresh output message. */
+static enum status
+run_handler(struct request *rq, handler_fn fn, const ProtobufCMessage *in,
+    const ProtobufCMessageDescriptor *out_desc, ProtobufCMessage **outp)
+{
+	ProtobufCMessage *out = arena_alloc(rq->arena, out_desc->sizeof_message);
+
+	if (out == NULL)
+		return no_memory(rq);
+	protobuf_c_message_init(out_desc, out);
+	*outp = out;
+	return fn(rq, in, out);
+}
+
+enum status
+handle_execute(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out)
+{
+	const pb_statement *req = (const pb_statement *)in;
+	pb_statement_reply *rep = (pb_statement_reply *)out;
+	struct sql_statement stmt;
+	ProtobufCMessage *res = NULL;
+	enum status st;
+
+	st = sql_parse(req->text, strlen(req->text), rq->arena, &stmt, &rq->info->outcome);
+	if (st != ST_OK)
+		return st;
+	switch (stmt.kind) {
+	case SQL_CREATE:
+		st = run_handler(rq, handle_create, &stmt.create.base,
+		    &secretd__v1__secret_create_reply__descriptor, &res);
+		rep->kind = SECRETD__V1__STATEMENT_REPLY__KIND__KIND_CREATED;
+		rep->created = (pb_create_reply *)res;
+		break;
+	case SQL_DROP:
+		st = run_handler(rq, handle_drop, &stmt.drop.base,
+		    &secretd__v1__secret_drop_reply__descriptor, &res);
+		rep->kind = SECRETD__V1__STATEMENT_REPLY__KIND__KIND_DROPPED;
+		rep->dropped = (pb_drop_reply *)res;
+		break;
+	case SQL_LIST:
+		st = run_handler(rq, handle_list, &stmt.list.base,
+		    &secretd__v1__secret_list_reply__descriptor, &res);
+		rep->kind = SECRETD__V1__STATEMENT_REPLY__KIND__KIND_ROWS;
+		if (st == ST_OK) {
+			rep->n_rows = ((pb_list_reply *)res)->n_rows;
+			rep->rows = ((pb_list_reply *)res)->rows;
+		}
+		break;
+	case SQL_RESOLVE:
+		st = run_handler(rq, handle_resolve, &stmt.resolve.base,
+		    &secretd__v1__secret_resolve_reply__descriptor, &res);
+		rep->kind = SECRETD__V1__STATEMENT_REPLY__KIND__KIND_RESOLVED;
+		if (st == ST_OK && ((pb_resolve_reply *)res)->found) {
+			const pb_secret *s = ((pb_resolve_reply *)res)->secret;
+			pb_resolve_row *row = arena_alloc(rq->arena, sizeof(*row));
+
+			rep->resolved = arena_alloc(rq->arena, sizeof(*rep->resolved));
+			if (row == NULL || rep->resolved == NULL)
+				return no_memory(rq);
+			secretd__v1__resolve_row__init(row);
+			row->name = s->name;
+			row->persistent = (char *)(s->storage == PB_STORAGE_SQLCIPHER ? "PERSISTENT"
+										       : "TEMPORARY");
+			row->storage = (char *)storage_name(s->storage == PB_STORAGE_SQLCIPHER);
+			rep->resolved[0] = row;
+			rep->n_resolved = 1;
+		}
+		break;
+	case SQL_GET:
+		st = run_handler(rq, handle_get, &stmt.get.base,
+		    &secretd__v1__secret_get_reply__descriptor, &res);
+		rep->kind = SECRETD__V1__STATEMENT_REPLY__KIND__KIND_SECRET;
+		if (st == ST_OK)
+			rep->secret = ((pb_get_reply *)res)->secret;
+		break;
+	default:
+		return outcome_set(&rq->info->outcome, ST_INTERNAL, "", "unknown statement kind");
+	}
+	return st;
+}

@@ -1,0 +1,279 @@
+/*
+ * main.c: secretd's command line. Turns flags (and their environment twins) into a
+ * server_config and calls server_run; nothing else lives here.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server.h"
+
+static const char usage_text[] =
+    "Usage: secretd [OPTION]...\n"
+    "Serve LLM-provider secrets over nng: temporary secrets in memory, persistent ones in\n"
+    "an SQLCipher database.\n"
+    "\n"
+    "Options (each has an environment twin; a flag wins over its variable):\n"
+    "  --listen URL        listen on URL: ipc://PATH, tcp://HOST:PORT, tls+tcp://HOST:PORT;\n"
+    "                      repeatable (SECRETD_LISTEN, comma-separated)\n"
+    "                      default: ipc://$XDG_RUNTIME_DIR/secretd.sock,\n"
+    "                      else ipc:///tmp/secretd-$UID/secretd.sock\n"
+    "  --data-dir DIR      database directory, mode 0700 (SECRETD_DATA_DIR)\n"
+    "                      default: $XDG_DATA_HOME/secretd, else ~/.local/share/secretd\n"
+    "  --key-file FILE     raw 256-bit database key, 64 hex digits, mode 0600; created with\n"
+    "                      a random key on first start (SECRETD_KEY_FILE)\n"
+    "                      default: DIR/secretd.key\n"
+    "  --tokens-file FILE  tokens: lines `reader|admin ID SHA256HEX`; reloaded on SIGHUP\n"
+    "                      (SECRETD_TOKENS_FILE). Without it only ipc peers with this\n"
+    "                      process's uid may call.\n"
+    "  --tls-cert FILE     PEM certificate for tls+tcp:// (SECRETD_TLS_CERT)\n"
+    "  --tls-key FILE      PEM private key for tls+tcp:// (SECRETD_TLS_KEY)\n"
+    "  --tls-ca FILE       require client certificates signed by this CA (SECRETD_TLS_CA)\n"
+    "  --insecure          allow plain tcp:// (tokens still required) (SECRETD_INSECURE=1)\n"
+    "  --socket-group GRP  make the ipc socket 0660 with group GRP (SECRETD_SOCKET_GROUP)\n"
+    "  --audit-file FILE   append one JSON line per state change or denied call\n"
+    "                      (SECRETD_AUDIT_FILE)\n"
+    "  --workers N         worker threads (default: 4 per core) (SECRETD_WORKERS)\n"
+    "  --log-level LEVEL   error, warn, info or debug (default: info) (SECRETD_LOG_LEVEL)\n"
+    "  --max-frame BYTES   largest request frame (default 65536) (SECRETD_MAX_FRAME)\n"
+    "  --max-name BYTES    longest secret name (default 255) (SECRETD_MAX_NAME)\n"
+    "  --max-value BYTES   longest field value (default 16384) (SECRETD_MAX_VALUE)\n"
+    "  --max-fields N      most fields per secret (default 16) (SECRETD_MAX_FIELDS)\n"
+    "  --max-secrets N     most secrets per storage (default 1000000) (SECRETD_MAX_SECRETS)\n"
+    "  -h, --help          show this help and exit\n"
+    "  --version           show the version and exit\n"
+    "\n"
+    "Signals: SIGTERM/SIGINT drain in-flight requests and close the database; SIGHUP\n"
+    "reloads the tokens file.\n"
+    "Exit status: 0 after a clean shutdown, 1 when start-up fails, 2 on a usage error.\n";
+
+enum {
+	OPT_LISTEN = 256,
+	OPT_DATA_DIR,
+	OPT_KEY_FILE,
+	OPT_TOKENS_FILE,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_CA,
+	OPT_INSECURE,
+	OPT_SOCKET_GROUP,
+	OPT_AUDIT_FILE,
+	OPT_WORKERS,
+	OPT_LOG_LEVEL,
+	OPT_MAX_FRAME,
+	OPT_MAX_NAME,
+	OPT_MAX_VALUE,
+	OPT_MAX_FIELDS,
+	OPT_MAX_SECRETS,
+	OPT_VERSION,
+};
+
+/* Each option with its environment twin. */
+static const struct {
+	struct option opt;
+	const char *env;
+} options[] = {
+	{{"listen", required_argument, NULL, OPT_LISTEN}, "SECRETD_LISTEN"},
+	{{"data-dir", required_argument, NULL, OPT_DATA_DIR}, "SECRETD_DATA_DIR"},
+	{{"key-file", required_argument, NULL, OPT_KEY_FILE}, "SECRETD_KEY_FILE"},
+	{{"tokens-file", required_argument, NULL, OPT_TOKENS_FILE}, "SECRETD_TOKENS_FILE"},
+	{{"tls-cert", required_argument, NULL, OPT_TLS_CERT}, "SECRETD_TLS_CERT"},
+	{{"tls-key", required_argument, NULL, OPT_TLS_KEY}, "SECRETD_TLS_KEY"},
+	{{"tls-ca", required_argument, NULL, OPT_TLS_CA}, "SECRETD_TLS_CA"},
+	{{"insecure", no_argument, NULL, OPT_INSECURE}, "SECRETD_INSECURE"},
+	{{"socket-group", required_argument, NULL, OPT_SOCKET_GROUP}, "SECRETD_SOCKET_GROUP"},
+	{{"audit-file", required_argument, NULL, OPT_AUDIT_FILE}, "SECRETD_AUDIT_FILE"},
+	{{"workers", required_argument, NULL, OPT_WORKERS}, "SECRETD_WORKERS"},
+	{{"log-level", required_argument, NULL, OPT_LOG_LEVEL}, "SECRETD_LOG_LEVEL"},
+	{{"max-frame", required_argument, NULL, OPT_MAX_FRAME}, "SECRETD_MAX_FRAME"},
+	{{"max-name", required_argument, NULL, OPT_MAX_NAME}, "SECRETD_MAX_NAME"},
+	{{"max-value", required_argument, NULL, OPT_MAX_VALUE}, "SECRETD_MAX_VALUE"},
+	{{"max-fields", required_argument, NULL, OPT_MAX_FIELDS}, "SECRETD_MAX_FIELDS"},
+	{{"max-secrets", required_argument, NULL, OPT_MAX_SECRETS}, "SECRETD_MAX_SECRETS"},
+	{{"help", no_argument, NULL, 'h'}, NULL},
+	{{"version", no_argument, NULL, OPT_VERSION}, NULL},
+};
+
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+struct cli {
+	struct server_config cfg;
+	char *listen_env; /* strtok copy of SECRETD_LISTEN */
+};
+
+static bool
+parse_size(const char *s, size_t min, size_t *out)
+{
+	char *end = NULL;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < min)
+		return false;
+	*out = (size_t)v;
+	return true;
+}
+
+/* Apply one option's value; false (with a message) when it is invalid. */
+static bool
+apply(struct cli *cli, int id, const char *name, const char *val)
+{
+	struct server_config *cfg = &cli->cfg;
+	size_t n = 0;
+	int lvl;
+
+	switch (id) {
+	case OPT_LISTEN:
+		if (cfg->n_listen == SERVER_MAX_LISTEN) {
+			(void)fprintf(stderr, "secretd: at most %d --listen URLs\n",
+			    SERVER_MAX_LISTEN);
+			return false;
+		}
+		cfg->listen[cfg->n_listen++] = val;
+		return true;
+	case OPT_DATA_DIR:
+		cfg->data_dir = val;
+		return true;
+	case OPT_KEY_FILE:
+		cfg->key_file = val;
+		return true;
+	case OPT_TOKENS_FILE:
+		cfg->tokens_file = val;
+		return true;
+	case OPT_TLS_CERT:
+		cfg->tls_cert = val;
+		return true;
+	case OPT_TLS_KEY:
+		cfg->tls_key = val;
+		return true;
+	case OPT_TLS_CA:
+		cfg->tls_ca = val;
+		return true;
+	case OPT_INSECURE:
+		cfg->insecure = val == NULL || strcmp(val, "1") == 0 || strcmp(val, "true") == 0;
+		return true;
+	case OPT_SOCKET_GROUP:
+		cfg->socket_group = val;
+		return true;
+	case OPT_AUDIT_FILE:
+		cfg->audit_file = val;
+		return true;
+	case OPT_WORKERS:
+		if (!parse_size(val, 1, &n) || n > 1024)
+			break;
+		cfg->workers = (int)n;
+		return true;
+	case OPT_LOG_LEVEL:
+		lvl = log_level_parse(val);
+		if (lvl < 0)
+			break;
+		cfg->log_level = (enum log_level)lvl;
+		return true;
+	case OPT_MAX_FRAME:
+		if (!parse_size(val, 1024, &cfg->limits.max_frame) ||
+		    cfg->limits.max_frame > 256u * 1024 * 1024)
+			break;
+		return true;
+	case OPT_MAX_NAME:
+		if (!parse_size(val, 1, &cfg->limits.max_name))
+			break;
+		return true;
+	case OPT_MAX_VALUE:
+		if (!parse_size(val, 1, &cfg->limits.max_value))
+			break;
+		return true;
+	case OPT_MAX_FIELDS:
+		if (!parse_size(val, 1, &cfg->limits.max_fields))
+			break;
+		return true;
+	case OPT_MAX_SECRETS:
+		if (!parse_size(val, 1, &cfg->limits.max_secrets))
+			break;
+		return true;
+	default:
+		return false;
+	}
+	(void)fprintf(stderr, "secretd: invalid value for %s\n", name);
+	return false;
+}
+
+/* Environment first, so that flags parsed afterwards override it. */
+static bool
+apply_env(struct cli *cli)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const char *val;
+
+		if (options[i].env == NULL || (val = getenv(options[i].env)) == NULL || *val == '\0')
+			continue;
+		if (options[i].opt.val == OPT_LISTEN) {
+			char *save = NULL;
+
+			cli->listen_env = strdup(val);
+			if (cli->listen_env == NULL)
+				return false;
+			for (char *t = strtok_r(cli->listen_env, ",", &save); t != NULL;
+			     t = strtok_r(NULL, ",", &save))
+				if (!apply(cli, OPT_LISTEN, options[i].env, t))
+					return false;
+			continue;
+		}
+		if (!apply(cli, options[i].opt.val, options[i].env, val))
+			return false;
+	}
+	return true;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct option longopts[N_OPTIONS + 1];
+	struct cli cli;
+	bool listen_from_flags = false;
+	int c;
+	int rc;
+
+	memset(&cli, 0, sizeof(cli));
+	server_config_default(&cli.cfg);
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		longopts[i] = options[i].opt;
+	memset(&longopts[N_OPTIONS], 0, sizeof(longopts[0]));
+	if (!apply_env(&cli)) {
+		free(cli.listen_env);
+		return 2;
+	}
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (c == 'h') {
+			(void)fputs(usage_text, stdout);
+			free(cli.listen_env);
+			return 0;
+		}
+		if (c == OPT_VERSION) {
+			(void)printf("secretd %s\n", SECRETD_VERSION);
+			free(cli.listen_env);
+			return 0;
+		}
+		if (c == OPT_LISTEN && !listen_from_flags) {
+			/* --listen replaces SECRETD_LISTEN rather than adding to it. */
+			cli.cfg.n_listen = 0;
+			listen_from_flags = true;
+		}
+		if (c == '?' || !apply(&cli, c, argv[optind - 1], optarg)) {
+			(void)fprintf(stderr, "Try 'secretd --help'.\n");
+			free(cli.listen_env);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		(void)fprintf(stderr, "secretd: unexpected argument '%s'\nTry 'secretd --help'.\n",
+		    argv[optind]);
+		free(cli.listen_env);
+		return 2;
+	}
+	rc = server_run(&cli.cfg);
+	free(cli.listen_env);
+	return rc;
+}

@@ -1,0 +1,694 @@
+/*
+ * server.c: the secretd process. See server.h.
+ *
+ * Workers: each worker thread owns one nng context and one aio and runs a synchronous
+ * loop (receive, handle, send), so a persistent write waiting on fsync holds one worker
+ * only. Shutdown: every worker is told to stop under its own lock, and a worker that is
+ * waiting to receive has its receive cancelled under that same lock (so a cancel can
+ * never be lost between the check and the receive); a worker in the middle of a request
+ * finishes it, sends the reply, and then stops. Only then are the socket and the stores
+ * closed.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <arpa/inet.h>
+#include <grp.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/tls/tls.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "store.h"
+#include "text.h"
+
+/* A reply that is not read within this time is dropped, so a client that never reads
+ * cannot hold a worker. */
+#define SEND_TIMEOUT_MS 5000
+
+struct server;
+
+struct worker {
+	struct server *srv;
+	pthread_t thread;
+	bool started;
+	nng_ctx ctx;
+	nng_aio *aio;
+	struct arena arena;
+	pthread_mutex_t lock;
+	bool receiving; /* waiting in nng_ctx_recv (under lock) */
+	bool stop;      /* told to stop (under lock) */
+};
+
+struct server {
+	const struct server_config *cfg;
+	struct logger log;
+	struct service svc;
+	struct store *temporary;
+	struct store *persistent;
+	struct auth *auth;
+	nng_socket sock;
+	bool sock_open;
+	nng_tls_config *tls;
+	struct worker *workers;
+	size_t n_workers;
+	uid_t uid;
+	char data_dir[4096];
+	char key_file[4096];
+	char db_path[4096];
+	char default_url[4200];
+	uint8_t key[STORE_KEY_LEN];
+};
+
+void
+server_config_default(struct server_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->log_level = LOG_INFO;
+	limits_default(&cfg->limits);
+}
+
+bool
+server_default_url(char *buf, size_t len)
+{
+	const char *rt = getenv("XDG_RUNTIME_DIR");
+	int n;
+
+	if (rt != NULL && rt[0] == '/')
+		n = snprintf(buf, len, "ipc://%s/secretd.sock", rt);
+	else
+		n = snprintf(buf, len, "ipc:///tmp/secretd-%u/secretd.sock", (unsigned)getuid());
+	return n > 0 && (size_t)n < len;
+}
+
+/* mkdir -p path with mode for every directory it creates. */
+static int
+mkdir_p(const char *path, mode_t mode)
+{
+	char buf[4096];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/* The directory must be ours and writable by nobody else. */
+static bool
+dir_is_private(struct server *srv, const char *dir, const char *what)
+{
+	struct stat sb;
+
+	if (stat(dir, &sb) != 0) {
+		log_msg(&srv->log, LOG_ERROR, "%s %s: %s", what, dir, strerror(errno));
+		return false;
+	}
+	if (!S_ISDIR(sb.st_mode) || sb.st_uid != srv->uid || (sb.st_mode & 022) != 0) {
+		log_msg(&srv->log, LOG_ERROR,
+		    "%s %s must be a directory owned by uid %u and writable only by it "
+		    "(chmod 700)",
+		    what, dir, (unsigned)srv->uid);
+		return false;
+	}
+	return true;
+}
+
+static bool
+resolve_paths(struct server *srv)
+{
+	const struct server_config *cfg = srv->cfg;
+	int n;
+
+	if (cfg->data_dir != NULL) {
+		n = snprintf(srv->data_dir, sizeof(srv->data_dir), "%s", cfg->data_dir);
+	} else if (getenv("XDG_DATA_HOME") != NULL && getenv("XDG_DATA_HOME")[0] == '/') {
+		n = snprintf(srv->data_dir, sizeof(srv->data_dir), "%s/secretd",
+		    getenv("XDG_DATA_HOME"));
+	} else if (getenv("HOME") != NULL && getenv("HOME")[0] == '/') {
+		n = snprintf(srv->data_dir, sizeof(srv->data_dir), "%s/.local/share/secretd",
+		    getenv("HOME"));
+	} else {
+		log_msg(&srv->log, LOG_ERROR,
+		    "no data directory: give --data-dir, or set XDG_DATA_HOME or HOME");
+		return false;
+	}
+	if (n < 0 || (size_t)n >= sizeof(srv->data_dir))
+		goto too_long;
+	if (cfg->key_file != NULL)
+		n = snprintf(srv->key_file, sizeof(srv->key_file), "%s", cfg->key_file);
+	else
+		n = snprintf(srv->key_file, sizeof(srv->key_file), "%s/secretd.key",
+		    srv->data_dir);
+	if (n < 0 || (size_t)n >= sizeof(srv->key_file))
+		goto too_long;
+	n = snprintf(srv->db_path, sizeof(srv->db_path), "%s/secrets.db", srv->data_dir);
+	if (n < 0 || (size_t)n >= sizeof(srv->db_path))
+		goto too_long;
+	if (!server_default_url(srv->default_url, sizeof(srv->default_url)))
+		goto too_long;
+	return true;
+too_long:
+	log_msg(&srv->log, LOG_ERROR, "a path is too long");
+	return false;
+}
+
+static const char *
+store_hint(store_status st)
+{
+	switch (st) {
+	case STORE_BAD_KEY:
+		return "the key does not open this database (wrong key file?); the database "
+		       "was left untouched";
+	case STORE_PERMISSION:
+		return "unsafe permissions: the data directory must be 0700 and the files 0600, "
+		       "owned by this user";
+	case STORE_CORRUPT:
+		return "the database is corrupt or from a newer secretd";
+	default:
+		return store_status_str(st);
+	}
+}
+
+static bool
+open_stores(struct server *srv)
+{
+	struct store_config mem = {.max_secrets = srv->cfg->limits.max_secrets};
+	struct store_config db = {
+	    .path = srv->db_path,
+	    .key = srv->key,
+	    .key_len = sizeof(srv->key),
+	    .max_secrets = srv->cfg->limits.max_secrets,
+	};
+	bool created = false;
+	store_status st;
+
+	if (mkdir_p(srv->data_dir, 0700) != 0) {
+		log_msg(&srv->log, LOG_ERROR, "cannot create data directory %s: %s", srv->data_dir,
+		    strerror(errno));
+		return false;
+	}
+	if (!dir_is_private(srv, srv->data_dir, "data directory"))
+		return false;
+	st = store_keyfile_load(srv->key_file, true, srv->key, &created);
+	if (st != STORE_OK) {
+		log_msg(&srv->log, LOG_ERROR, "key file %s: %s", srv->key_file,
+		    st == STORE_PERMISSION ? "must be readable only by its owner (chmod 600)"
+		    : st == STORE_INVALID  ? "is not 64 hex digits"
+					   : store_status_str(st));
+		return false;
+	}
+	/* Keep the key out of swap where the OS lets us; without CAP_IPC_LOCK or a memlock
+	 * allowance this fails, which is worth a warning but not a refusal. */
+	if (mlock(srv->key, sizeof(srv->key)) != 0)
+		log_msg(&srv->log, LOG_WARN, "cannot lock the key in memory (%s); continuing",
+		    strerror(errno));
+	if (created)
+		log_msg(&srv->log, LOG_INFO, "created a new random key in %s", srv->key_file);
+	st = store_open(&store_memory_ops, &mem, &srv->temporary);
+	if (st != STORE_OK) {
+		log_msg(&srv->log, LOG_ERROR, "memory store: %s", store_status_str(st));
+		return false;
+	}
+	st = store_open(&store_sqlcipher_ops, &db, &srv->persistent);
+	if (st != STORE_OK) {
+		log_msg(&srv->log, LOG_ERROR, "database %s: %s", srv->db_path, store_hint(st));
+		return false;
+	}
+	return true;
+}
+
+static bool
+setup_tls(struct server *srv)
+{
+	const struct server_config *cfg = srv->cfg;
+	int rv;
+
+	if (cfg->tls_cert == NULL || cfg->tls_key == NULL) {
+		log_msg(&srv->log, LOG_ERROR, "tls+tcp:// needs --tls-cert and --tls-key");
+		return false;
+	}
+	rv = nng_tls_config_alloc(&srv->tls, NNG_TLS_MODE_SERVER);
+	if (rv == 0)
+		rv = nng_tls_config_cert_key_file(srv->tls, cfg->tls_cert, cfg->tls_key);
+	if (rv == 0 && cfg->tls_ca != NULL) {
+		rv = nng_tls_config_ca_file(srv->tls, cfg->tls_ca);
+		if (rv == 0)
+			rv = nng_tls_config_auth_mode(srv->tls, NNG_TLS_AUTH_MODE_REQUIRED);
+	} else if (rv == 0) {
+		rv = nng_tls_config_auth_mode(srv->tls, NNG_TLS_AUTH_MODE_NONE);
+	}
+	if (rv != 0) {
+		log_msg(&srv->log, LOG_ERROR, "TLS configuration (%s, %s): %s", cfg->tls_cert,
+		    cfg->tls_key, nng_strerror(rv));
+		return false;
+	}
+	return true;
+}
+
+static bool
+listen_one(struct server *srv, const char *url)
+{
+	const struct server_config *cfg = srv->cfg;
+	nng_listener l;
+	size_t hard_max;
+	int rv;
+
+	if (strncmp(url, "ipc://", 6) == 0) {
+		char dir[4096];
+		char *slash;
+
+		(void)snprintf(dir, sizeof(dir), "%s", url + 6);
+		slash = strrchr(dir, '/');
+		if (slash != NULL && slash != dir) {
+			*slash = '\0';
+			if (mkdir_p(dir, 0700) != 0) {
+				log_msg(&srv->log, LOG_ERROR, "cannot create socket directory %s: %s",
+				    dir, strerror(errno));
+				return false;
+			}
+			if (!dir_is_private(srv, dir, "socket directory"))
+				return false;
+		}
+	} else if (strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tls+tcp://", 10) == 0) {
+		bool tls = url[1] == 'l';
+
+		if (auth_count(srv->auth) == 0) {
+			log_msg(&srv->log, LOG_ERROR,
+			    "refusing to listen on %s: network listeners need tokens "
+			    "(--tokens-file with at least one token)",
+			    url);
+			return false;
+		}
+		if (!tls && !cfg->insecure) {
+			log_msg(&srv->log, LOG_ERROR,
+			    "refusing to listen on %s without TLS: use tls+tcp:// with "
+			    "--tls-cert/--tls-key, or pass --insecure",
+			    url);
+			return false;
+		}
+		if (tls && srv->tls == NULL && !setup_tls(srv))
+			return false;
+	} else {
+		log_msg(&srv->log, LOG_ERROR,
+		    "unsupported listen URL %s (use ipc://, tcp:// or tls+tcp://)", url);
+		return false;
+	}
+	rv = nng_listener_create(&l, srv->sock, url);
+	if (rv != 0)
+		goto fail;
+	/* nng drops (and closes the connection on) a frame over RECVMAXSZ without a word, so
+	 * the transport's cap sits well above the configured limit: frames between the two
+	 * get a clear RESOURCE_EXHAUSTED from the service. */
+	hard_max = cfg->limits.max_frame * 4 > 1048576 ? cfg->limits.max_frame * 4 : 1048576;
+	rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, hard_max);
+	if (rv == 0 && strncmp(url, "ipc://", 6) == 0)
+		rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS,
+		    cfg->socket_group != NULL ? 0660 : 0600);
+	if (rv == 0 && srv->tls != NULL && url[1] == 'l')
+		rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, srv->tls);
+	if (rv == 0)
+		rv = nng_listener_start(l, 0);
+	if (rv != 0)
+		goto fail;
+	if (cfg->socket_group != NULL && strncmp(url, "ipc://", 6) == 0) {
+		struct group *g = getgrnam(cfg->socket_group);
+
+		if (g == NULL || chown(url + 6, (uid_t)-1, g->gr_gid) != 0) {
+			log_msg(&srv->log, LOG_ERROR, "cannot give %s to group %s", url + 6,
+			    cfg->socket_group);
+			return false;
+		}
+	}
+	log_msg(&srv->log, LOG_INFO, "listening on %s", url);
+	return true;
+fail:
+	log_msg(&srv->log, LOG_ERROR, "cannot listen on %s: %s", url, nng_strerror(rv));
+	return false;
+}
+
+/* Fill a caller from the pipe a message came on. */
+static void
+caller_from_pipe(struct server *srv, nng_msg *msg, struct caller *c)
+{
+	nng_pipe p = nng_msg_get_pipe(msg);
+	uint64_t uid;
+	nng_sockaddr sa;
+
+	memset(c, 0, sizeof(*c));
+	c->transport_role = ROLE_NONE;
+	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) == 0) {
+		(void)snprintf(c->peer, sizeof(c->peer), "uid:%llu", (unsigned long long)uid);
+		/* Our own uid could read the key file anyway: it is admin without a token. */
+		if (uid == (uint64_t)srv->uid)
+			c->transport_role = ROLE_ADMIN;
+		return;
+	}
+	if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET) {
+		const uint8_t *a = (const uint8_t *)&sa.s_in.sa_addr;
+
+		(void)snprintf(c->peer, sizeof(c->peer), "tcp:%u.%u.%u.%u:%u", a[0], a[1], a[2],
+		    a[3], (unsigned)ntohs(sa.s_in.sa_port));
+		return;
+	}
+	if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET6) {
+		(void)snprintf(c->peer, sizeof(c->peer), "tcp6:port %u",
+		    (unsigned)ntohs(sa.s_in6.sa_port));
+		return;
+	}
+	(void)snprintf(c->peer, sizeof(c->peer), "unknown");
+}
+
+struct reply_slot {
+	nng_msg *msg;
+};
+
+static uint8_t *
+alloc_reply(void *arg, size_t len)
+{
+	struct reply_slot *slot = arg;
+
+	if (slot->msg != NULL || nng_msg_alloc(&slot->msg, len) != 0) {
+		slot->msg = NULL;
+		return NULL;
+	}
+	return nng_msg_body(slot->msg);
+}
+
+static void
+wipe_free(nng_msg *msg)
+{
+	explicit_bzero(nng_msg_body(msg), nng_msg_len(msg));
+	nng_msg_free(msg);
+}
+
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Handle one received request and send its reply. Takes msg. */
+static void
+serve(struct worker *w, nng_msg *msg)
+{
+	struct server *srv = w->srv;
+	struct reply_slot slot = {NULL};
+	struct caller caller;
+	struct call_info info;
+	uint64_t t0 = now_us();
+	int rv;
+
+	caller_from_pipe(srv, msg, &caller);
+	(void)service_handle(&srv->svc, &caller, nng_msg_body(msg), nng_msg_len(msg), &w->arena,
+	    alloc_reply, &slot, &info);
+	wipe_free(msg);
+	if (slot.msg != NULL) {
+		nng_aio_set_msg(w->aio, slot.msg);
+		nng_aio_set_timeout(w->aio, SEND_TIMEOUT_MS);
+		nng_ctx_send(w->ctx, w->aio);
+		nng_aio_wait(w->aio);
+		rv = nng_aio_result(w->aio);
+		nng_aio_set_timeout(w->aio, NNG_DURATION_INFINITE);
+		/* After a failed send the message is still ours. */
+		if (rv != 0) {
+			wipe_free(slot.msg);
+			log_msg(&srv->log, LOG_DEBUG, "reply to %s not sent: %s", caller.peer,
+			    nng_strerror(rv));
+		}
+	} else {
+		log_msg(&srv->log, LOG_ERROR, "out of memory building a reply for %s", caller.peer);
+	}
+	log_msg(&srv->log,
+	    info.outcome.status == ST_OK || info.outcome.status == ST_NOT_FOUND ? LOG_DEBUG
+										: LOG_INFO,
+	    "method=%s%s status=%s reason=%s name=%s storage=%s peer=%s role=%s latency_us=%llu",
+	    info.method[0] != '\0' ? info.method : "-", info.text ? " frame=text" : "",
+	    status_str(info.outcome.status),
+	    info.outcome.reason[0] != '\0' ? info.outcome.reason : "-",
+	    info.name[0] != '\0' ? info.name : "-", info.storage[0] != '\0' ? info.storage : "-",
+	    caller.peer, role_str(caller.role), (unsigned long long)(now_us() - t0));
+	if (info.mutating || info.outcome.status == ST_UNAUTHENTICATED ||
+	    info.outcome.status == ST_PERMISSION_DENIED) {
+		struct audit_record rec = {
+		    .peer = caller.peer,
+		    .token_id = caller.token_id,
+		    .role = role_str(caller.role),
+		    .method = info.method,
+		    .name = info.name,
+		    .storage = info.storage,
+		    .status = status_str(info.outcome.status),
+		};
+
+		(void)log_audit(&srv->log, &rec);
+	}
+	arena_reset(&w->arena);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	for (;;) {
+		int rv;
+
+		(void)pthread_mutex_lock(&w->lock);
+		if (w->stop) {
+			(void)pthread_mutex_unlock(&w->lock);
+			break;
+		}
+		w->receiving = true;
+		nng_ctx_recv(w->ctx, w->aio);
+		(void)pthread_mutex_unlock(&w->lock);
+		nng_aio_wait(w->aio);
+		(void)pthread_mutex_lock(&w->lock);
+		w->receiving = false;
+		(void)pthread_mutex_unlock(&w->lock);
+		rv = nng_aio_result(w->aio);
+		if (rv == NNG_ECLOSED)
+			break;
+		if (rv != 0)
+			continue; /* cancelled (stop is checked above) or a transient error */
+		serve(w, nng_aio_get_msg(w->aio));
+	}
+	return NULL;
+}
+
+static bool
+start_workers(struct server *srv)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t n = srv->cfg->workers > 0 ? (size_t)srv->cfg->workers
+					 : (size_t)(ncpu > 0 ? ncpu : 1) * 4;
+
+	srv->workers = calloc(n, sizeof(*srv->workers));
+	if (srv->workers == NULL)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		struct worker *w = &srv->workers[i];
+		int rv;
+
+		w->srv = srv;
+		arena_init(&w->arena, 16384);
+		if (pthread_mutex_init(&w->lock, NULL) != 0)
+			return false;
+		srv->n_workers = i + 1;
+		rv = nng_aio_alloc(&w->aio, NULL, NULL);
+		if (rv == 0)
+			rv = nng_ctx_open(&w->ctx, srv->sock);
+		if (rv != 0) {
+			log_msg(&srv->log, LOG_ERROR, "cannot create worker %zu: %s", i,
+			    nng_strerror(rv));
+			return false;
+		}
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			log_msg(&srv->log, LOG_ERROR, "cannot start worker thread %zu", i);
+			return false;
+		}
+		w->started = true;
+	}
+	return true;
+}
+
+/* Tell every worker to stop, cancel idle receives, and wait for in-flight requests. */
+static void
+stop_workers(struct server *srv)
+{
+	for (size_t i = 0; i < srv->n_workers; i++) {
+		struct worker *w = &srv->workers[i];
+
+		(void)pthread_mutex_lock(&w->lock);
+		w->stop = true;
+		if (w->receiving)
+			nng_aio_cancel(w->aio);
+		(void)pthread_mutex_unlock(&w->lock);
+	}
+	for (size_t i = 0; i < srv->n_workers; i++)
+		if (srv->workers[i].started)
+			(void)pthread_join(srv->workers[i].thread, NULL);
+}
+
+static void
+free_workers(struct server *srv)
+{
+	for (size_t i = 0; i < srv->n_workers; i++) {
+		struct worker *w = &srv->workers[i];
+
+		if (w->aio != NULL) {
+			nng_aio_stop(w->aio);
+			nng_aio_free(w->aio);
+		}
+		arena_fini(&w->arena);
+		(void)pthread_mutex_destroy(&w->lock);
+	}
+	free(srv->workers);
+	srv->workers = NULL;
+	srv->n_workers = 0;
+}
+
+/* Harden the process: no core dumps (they would hold secrets), private new files. */
+static void
+harden_process(struct server *srv)
+{
+	struct rlimit rl = {0, 0};
+
+	(void)umask(077);
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		log_msg(&srv->log, LOG_WARN, "cannot disable core dumps: %s", strerror(errno));
+	(void)setrlimit(RLIMIT_CORE, &rl);
+}
+
+/* Wait for signals: SIGHUP reloads tokens, SIGTERM/SIGINT return. */
+static void
+wait_for_stop(struct server *srv, const sigset_t *set)
+{
+	for (;;) {
+		int sig = 0;
+		char err[256];
+
+		if (sigwait(set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			if (auth_reload(srv->auth, err, sizeof(err)) == ST_OK)
+				log_msg(&srv->log, LOG_INFO, "tokens reloaded: %zu token(s)",
+				    auth_count(srv->auth));
+			else
+				log_msg(&srv->log, LOG_ERROR, "tokens not reloaded: %s", err);
+			continue;
+		}
+		log_msg(&srv->log, LOG_INFO, "%s: draining in-flight requests",
+		    sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		return;
+	}
+}
+
+int
+server_run(const struct server_config *cfg)
+{
+	struct server *srv = NULL;
+	sigset_t set;
+	char err[512];
+	int rc = 1;
+	int rv;
+
+	srv = calloc(1, sizeof(*srv));
+	if (srv == NULL) {
+		(void)fprintf(stderr, "secretd: out of memory\n");
+		return 1;
+	}
+	srv->cfg = cfg;
+	srv->uid = getuid();
+	if (log_open(&srv->log, STDERR_FILENO, cfg->log_level, cfg->audit_file) != 0) {
+		(void)fprintf(stderr, "secretd: cannot open audit file %s: %s\n",
+		    cfg->audit_file != NULL ? cfg->audit_file : "-", strerror(errno));
+		free(srv);
+		return 1;
+	}
+	harden_process(srv);
+	text_init();
+	/* Signals are taken by sigwait in this thread only; every thread started from here
+	 * (workers, nng's own) inherits the mask. SIGPIPE must never kill the server. */
+	(void)sigemptyset(&set);
+	(void)sigaddset(&set, SIGTERM);
+	(void)sigaddset(&set, SIGINT);
+	(void)sigaddset(&set, SIGHUP);
+	(void)pthread_sigmask(SIG_BLOCK, &set, NULL);
+	(void)signal(SIGPIPE, SIG_IGN);
+
+	if (!resolve_paths(srv))
+		goto done;
+	if (auth_open(cfg->tokens_file, &srv->auth, err, sizeof(err)) != ST_OK) {
+		log_msg(&srv->log, LOG_ERROR, "%s", err);
+		goto done;
+	}
+	if (!open_stores(srv))
+		goto done;
+	srv->svc.temporary = srv->temporary;
+	srv->svc.persistent = srv->persistent;
+	srv->svc.auth = srv->auth;
+	srv->svc.limits = cfg->limits;
+
+	rv = nng_rep0_open(&srv->sock);
+	if (rv != 0) {
+		log_msg(&srv->log, LOG_ERROR, "cannot open the socket: %s", nng_strerror(rv));
+		goto done;
+	}
+	srv->sock_open = true;
+	if (cfg->n_listen == 0) {
+		if (!listen_one(srv, srv->default_url))
+			goto done;
+	}
+	for (size_t i = 0; i < cfg->n_listen; i++)
+		if (!listen_one(srv, cfg->listen[i]))
+			goto done;
+	if (!start_workers(srv))
+		goto done;
+	log_msg(&srv->log, LOG_INFO,
+	    "secretd ready: %zu workers, data in %s, key file %s, %zu persistent secret(s)",
+	    srv->n_workers, srv->data_dir, srv->key_file, store_count(srv->persistent));
+	wait_for_stop(srv, &set);
+	rc = 0;
+done:
+	stop_workers(srv);
+	if (srv->sock_open)
+		(void)nng_close(srv->sock);
+	free_workers(srv);
+	if (srv->tls != NULL)
+		nng_tls_config_free(srv->tls);
+	store_close(srv->persistent);
+	store_close(srv->temporary);
+	auth_free(srv->auth);
+	explicit_bzero(srv->key, sizeof(srv->key));
+	if (rc == 0)
+		log_msg(&srv->log, LOG_INFO, "secretd stopped cleanly");
+	log_close(&srv->log);
+	free(srv);
+	return rc;
+}

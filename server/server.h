@@ -1,0 +1,52 @@
+/*
+ * server.h: secretd's process: configuration, sockets, workers, signals.
+ *
+ * server_run turns a configuration into a running server: it resolves the defaults,
+ * opens the key and both stores, listens on every URL, runs N worker threads (each with its
+ * own nng context, so a slow persistent write never blocks a fast read), and returns when
+ * SIGTERM or SIGINT has drained every in-flight request and closed the database.
+ *
+ * What it does not do: no flag parsing (main.c), no semantics (handlers.c).
+ *
+ * Thread safety: server_run is called once, from the main thread.
+ */
+#ifndef SECRETD_SERVER_SERVER_H
+#define SECRETD_SERVER_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "log.h"
+#include "service.h"
+
+#define SERVER_MAX_LISTEN 16
+
+struct server_config {
+	const char *listen[SERVER_MAX_LISTEN]; /* URLs; none: the default ipc socket */
+	size_t n_listen;
+	const char *data_dir;     /* NULL: $XDG_DATA_HOME/secretd or ~/.local/share/secretd */
+	const char *key_file;     /* NULL: <data_dir>/secretd.key */
+	const char *tokens_file;  /* NULL: no tokens (only same-uid ipc peers may call) */
+	const char *tls_cert;     /* PEM certificate for tls+tcp:// */
+	const char *tls_key;      /* its PEM key */
+	const char *tls_ca;       /* optional: require client certificates signed by this CA */
+	const char *audit_file;   /* NULL: no audit trail */
+	const char *socket_group; /* NULL: ipc socket 0600; else 0660 with this group */
+	int workers;              /* 0: 4 per core */
+	enum log_level log_level;
+	bool insecure;            /* allow plain tcp:// (still needs tokens) */
+	struct limits limits;
+};
+
+/* Fill cfg with the defaults (nothing resolved yet; server_run resolves paths). */
+void server_config_default(struct server_config *cfg);
+
+/* Write the default ipc URL into buf: ipc://$XDG_RUNTIME_DIR/secretd.sock, else
+ * ipc:///tmp/secretd-$UID/secretd.sock. Returns false when it does not fit. */
+bool server_default_url(char *buf, size_t len);
+
+/* Run the server until SIGTERM/SIGINT. Returns the process exit status (0 on a clean
+ * shutdown, 1 on a start-up error, which it has logged). */
+int server_run(const struct server_config *cfg);
+
+#endif

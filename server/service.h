@@ -1,0 +1,97 @@
+/*
+ * service.h: the transport-free heart of secretd. A service owns the two stores, the
+ * limits and the token table, and turns one request frame (bytes) into one reply frame
+ * (bytes) for a given caller. server.c feeds it frames from nng; the tests and fuzzers feed
+ * it frames directly.
+ *
+ * What it does not do: no sockets, no threads, no signals, no logging of values.
+ *
+ * Thread safety: service_handle may run on many threads at once, each with its own arena.
+ * The stores serialise their own writes.
+ */
+#ifndef SECRETD_SERVER_SERVICE_H
+#define SECRETD_SERVER_SERVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "status.h"
+
+struct store;
+struct auth;
+struct dedup;
+
+/* Limits of SPEC section 7; every one configurable. */
+struct limits {
+	size_t max_frame;       /* bytes of one request frame (64 KiB) */
+	size_t max_name;        /* bytes of a secret name (255) */
+	size_t max_value;       /* bytes of one field value (16 KiB) */
+	size_t max_fields;      /* fields per secret (16) */
+	size_t max_scope;       /* scope entries per secret (16) */
+	size_t max_secrets;     /* secrets per storage (1,000,000) */
+};
+
+/* The defaults of SPEC section 7. */
+void limits_default(struct limits *l);
+
+/* Who is calling. */
+enum role {
+	ROLE_NONE = 0,   /* no valid credentials */
+	ROLE_READER = 1, /* list redacted, get, resolve */
+	ROLE_ADMIN = 2,  /* everything */
+};
+
+/* "none", "reader", "admin". */
+const char *role_str(enum role r);
+
+struct caller {
+	/* Role granted by the transport alone (an ipc peer with our uid is admin); ROLE_NONE
+	 * when the request's token must decide. */
+	enum role transport_role;
+	/* Printable peer: "uid:1000" or "tcp:127.0.0.1:5555". */
+	char peer[80];
+	/* Filled by the service once the token is checked. */
+	enum role role;
+	char token_id[64];
+};
+
+struct service {
+	struct store *temporary;  /* memory backend; borrowed */
+	struct store *persistent; /* sqlcipher backend; borrowed */
+	struct auth *auth;        /* token table; borrowed, may be NULL (no tokens) */
+	struct dedup *dedup;      /* recent mutating replies; borrowed, may be NULL */
+	struct limits limits;
+};
+
+/* What one call did, for the log and the audit trail (no values). Strings point into the
+ * call's arena or are static. */
+struct call_info {
+	const char *method;  /* "Create", ..., "Execute", "text", or "" when undecodable */
+	const char *name;    /* the secret name involved, or "" */
+	const char *storage; /* "memory", "sqlcipher" or "" */
+	bool mutating;       /* the call changed (or tried to change) state */
+	bool text;           /* a text frame */
+	struct outcome outcome;
+};
+
+/* Allocates the reply frame: returns a buffer of len bytes that the service fills, or
+ * NULL when out of memory. arg is the caller's. */
+typedef uint8_t *(*reply_alloc_fn)(void *arg, size_t len);
+
+/*
+ * Handle one request frame from caller and produce exactly one reply frame through alloc.
+ * frame is borrowed. Every allocation for the request comes from arena a (the caller
+ * resets it afterwards, which wipes it). info (may be NULL) is filled for logging.
+ * Returns ST_OK when a reply frame was produced (whatever status it carries), or
+ * ST_RESOURCE_EXHAUSTED when alloc failed (no reply).
+ */
+enum status service_handle(struct service *svc, struct caller *caller, const uint8_t *frame,
+    size_t len, struct arena *a, reply_alloc_fn alloc, void *alloc_arg, struct call_info *info);
+
+/* Set caller->role from the transport role and the presented token (may be NULL or "");
+ * a wrong token gives ROLE_NONE. Used by the binary and text paths alike. */
+void service_authenticate(struct service *svc, struct caller *caller, const char *token);
+
+#endif
