@@ -118,7 +118,23 @@ arena_fini(struct arena *a)
 void *
 arena_pb_alloc(void *arena, size_t size)
 {
-	return arena_alloc(arena, size);
+	/* A size header (one alignment unit, so the block stays aligned) lets the service
+	 * see how many bytes protobuf-c asked for each string: see arena_pb_size. */
+	size_t *p;
+
+	if (size > SIZE_MAX - arena_align)
+		return NULL;
+	p = arena_alloc(arena, size + arena_align);
+	if (p == NULL)
+		return NULL;
+	*p = size;
+	return (char *)p + arena_align;
+}
+
+size_t
+arena_pb_size(const void *ptr)
+{
+	return *(const size_t *)(const void *)((const char *)ptr - arena_align);
 }
 
 void

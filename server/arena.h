@@ -39,9 +39,12 @@ void arena_reset(struct arena *a);
 /* Wipe and free everything. */
 void arena_fini(struct arena *a);
 
-/* A ProtobufCAllocator-compatible pair that allocates from an arena (free is a no-op);
- * declared in arena.c's users as needed through arena_pb_alloc/arena_pb_free. */
+/* A ProtobufCAllocator pair that allocates from an arena (free is a no-op: the arena's
+ * reset frees and wipes). Each block records its requested size for arena_pb_size. */
 void *arena_pb_alloc(void *arena, size_t size);
 void arena_pb_free(void *arena, void *ptr);
+
+/* The size requested for a block from arena_pb_alloc. */
+size_t arena_pb_size(const void *ptr);
 
 #endif

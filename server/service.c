@@ -116,6 +116,46 @@ write_reply(const struct outcome *oc, uint64_t request_id, const ProtobufCMessag
 	return ST_OK;
 }
 
+/*
+ * Whether every string in an unpacked message (nested ones too) is free of NUL bytes.
+ * protobuf-c copies a string's bytes and adds a NUL, so a string holding a NUL would be
+ * silently cut short at it ("a\0junk" read as "a"): compare each string's length with the
+ * size protobuf-c allocated for it. Driven by the descriptor, so it covers every message.
+ */
+static bool
+strings_clean(const ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		const char *base = (const char *)m + f->offset;
+		size_t n = 1;
+		void *const *items = (void *const *)(const void *)base;
+
+		if (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			n = *(const size_t *)(const void *)((const char *)m + f->quantifier_offset);
+			items = *(void *const *const *)(const void *)base;
+		}
+		for (size_t k = 0; k < n; k++) {
+			const void *item = items[k];
+
+			if (item == NULL)
+				continue;
+			if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+				if (!strings_clean(item))
+					return false;
+			} else if (item != protobuf_c_empty_string &&
+				   strlen(item) + 1 != arena_pb_size(item)) {
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
 void
 service_authenticate(struct service *svc, struct caller *caller, const char *token)
 {
@@ -171,6 +211,11 @@ handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, 
 		goto reply;
 	}
 	request_id = env->request_id;
+	if (!strings_clean(&env->base)) {
+		outcome_set(oc, ST_INVALID_ARGUMENT, "BAD_FRAME",
+		    "a string in the request envelope holds a NUL byte");
+		goto reply;
+	}
 	method = protobuf_c_service_descriptor_get_method_by_name(sd, env->method);
 	if (method == NULL) {
 		outcome_set(oc, ST_UNIMPLEMENTED, "UNKNOWN_METHOD", "unknown method '%.64s'",
@@ -197,6 +242,11 @@ handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, 
 	if (in == NULL) {
 		outcome_set(oc, ST_INVALID_ARGUMENT, "BAD_BODY",
 		    "the body is not a valid %s message", method->input->name);
+		goto reply;
+	}
+	if (!strings_clean(in)) {
+		outcome_set(oc, ST_INVALID_ARGUMENT, "BAD_BODY",
+		    "a string in the %s message holds a NUL byte", method->input->name);
 		goto reply;
 	}
 	out = arena_alloc(a, method->output->sizeof_message);
