@@ -89,7 +89,7 @@ void
 log_msg(struct logger *lg, enum log_level level, const char *fmt, ...)
 {
 	char line[1024];
-	char ts[32];
+	char ts[64];
 	va_list ap;
 	int n;
 	size_t len;
@@ -116,7 +116,7 @@ log_msg(struct logger *lg, enum log_level level, const char *fmt, ...)
 bool
 log_audit(struct logger *lg, const struct audit_record *rec)
 {
-	char ts[32];
+	char ts[64];
 	char line[2048];
 	json_t *obj;
 	size_t n = 0;

@@ -164,6 +164,15 @@ store_status store_remove(struct store *st, const char *name);
 store_status store_list(struct store *st, const char *type, store_visit_fn visit, void *arg);
 
 /*
+ * Added with the implementation (named by store_secret_array_free above): copy out the
+ * secrets store_list would visit, in the same order, so a caller can work on them without
+ * holding the store's read lock. STORE_OK with *itemsp (caller frees with
+ * store_secret_array_free(*itemsp, *np); NULL when *np is 0), or STORE_NO_MEMORY.
+ */
+store_status store_list_copy(struct store *st, const char *type, struct store_secret ***itemsp,
+    size_t *np);
+
+/*
  * Among secrets of type, find the one whose longest scope entry is a byte prefix of
  * path; on equal lengths the smaller name wins. STORE_OK with *outp (caller frees with
  * store_secret_free) and *match_lenp set to that scope's length, or STORE_NOT_FOUND.

@@ -1,0 +1,67 @@
+/*
+ * client.h: libsecretd's internal interface between its three parts: the nng transport
+ * behind the protoc-c service stubs (transport.c), the public calls (calls.c), and the
+ * one-allocation results with their wiping free functions (results.c). Never installed;
+ * nothing here is exported (libsecretd.map lists the public symbols).
+ *
+ * Not here: argument parsing or printing (secretctl does that), and any knowledge of a
+ * particular rpc in the transport: it works from the service descriptor alone.
+ *
+ * Thread safety: a struct client_call belongs to one call on one thread; the transport
+ * makes a shared secretd_client safe for many threads at once.
+ */
+#ifndef SECRETD_CLIENT_CLIENT_H
+#define SECRETD_CLIENT_CLIENT_H
+
+#include <stddef.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "secretd.h"
+#include "secretd.pb-c.h"
+
+/* Library default for a timeout of 0 (SECRETD_TIMEOUT_DEFAULT). */
+#define CLIENT_TIMEOUT_DEFAULT_MS 10000
+
+/*
+ * The state of one call, passed as closure_data to the generated stubs. The transport
+ * fills err; the call's closure turns the unpacked reply into a result and may replace
+ * err with its own failure. Lives on the caller's stack.
+ */
+struct client_call {
+	int timeout_ms;    /* as given by the caller: 0 default, < 0 forever */
+	secretd_error err; /* the call's outcome */
+	void *target;      /* borrowed: where the closure stores what it built */
+};
+
+/* Prepare call for one exchange with the given timeout; target is borrowed. */
+void client_call_init(struct client_call *call, int timeout_ms, void *target);
+
+/* Record a status and a printf-style message in err (NULL-safe); returns st. The message
+ * must never contain a secret value. */
+secretd_status client_fail(secretd_error *err, secretd_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The ProtobufCService of client, to pass to the secretd__v1__secrets__* stubs. */
+ProtobufCService *client_service(secretd_client *client);
+
+/* Map the wire Storage enum to secretd_storage and back. Values outside either enum map
+ * to ANY / STORAGE_UNSPECIFIED. */
+secretd_storage client_storage_from_pb(Secretd__V1__Storage storage);
+Secretd__V1__Storage client_storage_to_pb(secretd_storage storage);
+
+/*
+ * Build the one-allocation public results from unpacked replies (borrowed; nothing of
+ * them is kept). Each returns SECRETD_OK and hands out the result in *outp, which the
+ * caller frees with the matching secretd_*_free, or SECRETD_RESOURCE_EXHAUSTED when
+ * memory runs out, or SECRETD_INTERNAL for a reply that breaks the wire contract.
+ */
+secretd_status client_secret_build(const Secretd__V1__Secret *in, secretd_secret **outp);
+secretd_status client_rows_build(
+    size_t n_rows, Secretd__V1__SecretRow *const *rows, secretd_rows **outp);
+secretd_status client_result_build(const Secretd__V1__StatementReply *in, secretd_result **outp);
+
+/* Copy a NUL-terminated string into a fixed buffer of size dst_size, truncating. */
+void client_copy_str(char *dst, size_t dst_size, const char *src);
+
+#endif
