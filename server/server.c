@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "dedup.h"
 #include "store.h"
 #include "text.h"
 
@@ -58,6 +59,7 @@ struct server {
 	struct store *temporary;
 	struct store *persistent;
 	struct auth *auth;
+	struct dedup *dedup;
 	nng_socket sock;
 	bool sock_open;
 	nng_tls_config *tls;
@@ -653,6 +655,13 @@ server_run(const struct server_config *cfg)
 	srv->svc.temporary = srv->temporary;
 	srv->svc.persistent = srv->persistent;
 	srv->svc.auth = srv->auth;
+	/* Resends come within nng's resend time (60 s by default): remember replies for
+	 * twice that. */
+	if (dedup_open(4096, 120000, &srv->dedup) != ST_OK) {
+		log_msg(&srv->log, LOG_ERROR, "out of memory");
+		goto done;
+	}
+	srv->svc.dedup = srv->dedup;
 	srv->svc.limits = cfg->limits;
 
 	rv = nng_rep0_open(&srv->sock);
@@ -685,6 +694,7 @@ done:
 	store_close(srv->persistent);
 	store_close(srv->temporary);
 	auth_free(srv->auth);
+	dedup_free(srv->dedup);
 	explicit_bzero(srv->key, sizeof(srv->key));
 	if (rc == 0)
 		log_msg(&srv->log, LOG_INFO, "secretd stopped cleanly");

@@ -13,9 +13,11 @@
 #include "service.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
+#include "dedup.h"
 #include "handlers.h"
 #include "pb.h"
 #include "text.h"
@@ -24,18 +26,40 @@
 static const uint8_t frame_magic[3] = {0x00, 'S', 'D'};
 enum { FRAME_VERSION = 1, FRAME_HEADER = 4 };
 
-/* The handler of each method of service Secrets, found by the descriptor's method name. */
-static const struct {
+/* The handler of each method of service Secrets, found by the descriptor's method name,
+ * and whether a call may change state (and so is remembered for resends: dedup.h). */
+struct method_entry {
 	const char *name;
 	handler_fn fn;
-} method_handlers[] = {
-	{"Create", handle_create},
-	{"Drop", handle_drop},
-	{"List", handle_list},
-	{"Get", handle_get},
-	{"Resolve", handle_resolve},
-	{"Execute", handle_execute},
+	bool may_mutate;
 };
+
+static const struct method_entry method_handlers[] = {
+	{"Create", handle_create, true},
+	{"Drop", handle_drop, true},
+	{"List", handle_list, false},
+	{"Get", handle_get, false},
+	{"Resolve", handle_resolve, false},
+	{"Execute", handle_execute, true},
+};
+
+/* Wraps the caller's reply allocator to see the reply frame, for dedup_finish. */
+struct reply_capture {
+	reply_alloc_fn alloc;
+	void *arg;
+	uint8_t *buf;
+	size_t len;
+};
+
+static uint8_t *
+capture_alloc(void *arg, size_t len)
+{
+	struct reply_capture *rc = arg;
+
+	rc->buf = rc->alloc(rc->arg, len);
+	rc->len = len;
+	return rc->buf;
+}
 
 void
 limits_default(struct limits *l)
@@ -48,12 +72,12 @@ limits_default(struct limits *l)
 	l->max_secrets = 1000000;
 }
 
-static handler_fn
-handler_for(const char *name)
+static const struct method_entry *
+method_entry_for(const char *name)
 {
 	for (size_t i = 0; i < sizeof(method_handlers) / sizeof(method_handlers[0]); i++)
 		if (strcmp(method_handlers[i].name, name) == 0)
-			return method_handlers[i].fn;
+			return &method_handlers[i];
 	return NULL;
 }
 
@@ -183,9 +207,13 @@ handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, 
 	ProtobufCMessage *in = NULL;
 	ProtobufCMessage *out = NULL;
 	struct request rq = {svc, caller, a, info};
-	handler_fn fn;
+	const struct method_entry *entry;
+	struct reply_capture capture = {alloc, alloc_arg, NULL, 0};
+	enum dedup_result dd = DEDUP_OFF;
+	uint64_t fp = 0;
 	uint64_t request_id = 0;
 	unsigned idx;
+	enum status st;
 
 	if (len < FRAME_HEADER || memcmp(frame, frame_magic, sizeof(frame_magic)) != 0) {
 		outcome_set(oc, ST_INVALID_ARGUMENT, "BAD_HEADER",
@@ -224,8 +252,8 @@ handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, 
 	}
 	/* protobuf-c only asserts the index and never checks the handler: check both. */
 	idx = (unsigned)(method - sd->methods);
-	fn = idx < sd->n_methods ? handler_for(method->name) : NULL;
-	if (fn == NULL) {
+	entry = idx < sd->n_methods ? method_entry_for(method->name) : NULL;
+	if (entry == NULL || entry->fn == NULL) {
 		outcome_set(oc, ST_UNIMPLEMENTED, "UNKNOWN_METHOD", "method '%s' has no handler",
 		    method->name);
 		goto reply;
@@ -237,6 +265,27 @@ handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, 
 		    env->token[0] != '\0' ? "the token is not valid"
 					  : "this connection needs a token");
 		goto reply;
+	}
+	if (entry->may_mutate && svc->dedup != NULL) {
+		uint8_t *stored = NULL;
+		size_t stored_len = 0;
+
+		/* The caller's token and role are part of the fingerprint, so nobody gets
+		 * another caller's answer by reusing its id. (Not the peer address: a resend
+		 * comes on a new connection with a new port.) */
+		fp = dedup_fingerprint(method->name, env->body.data, env->body.len) ^
+		     (dedup_fingerprint(caller->token_id, NULL, 0) * 31u + (uint64_t)caller->role);
+		dd = dedup_begin(svc->dedup, request_id, fp, &stored, &stored_len);
+		if (dd == DEDUP_REPLAY) {
+			uint8_t *buf = alloc(alloc_arg, stored_len);
+
+			outcome_set(oc, ST_OK, "DUPLICATE", "a resent request: the first reply");
+			if (buf != NULL)
+				memcpy(buf, stored, stored_len);
+			explicit_bzero(stored, stored_len);
+			free(stored);
+			return buf != NULL ? ST_OK : ST_RESOURCE_EXHAUSTED;
+		}
 	}
 	in = protobuf_c_message_unpack(method->input, &pa, env->body.len, env->body.data);
 	if (in == NULL) {
@@ -255,10 +304,15 @@ handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, 
 		goto reply;
 	}
 	protobuf_c_message_init(method->output, out);
-	if (fn(&rq, in, out) != ST_OK)
+	if (entry->fn(&rq, in, out) != ST_OK)
 		out = NULL;
 reply:
-	return write_reply(oc, request_id, oc->status == ST_OK ? out : NULL, alloc, alloc_arg);
+	st = write_reply(oc, request_id, oc->status == ST_OK ? out : NULL, capture_alloc,
+	    &capture);
+	if (dd == DEDUP_NEW)
+		dedup_finish(svc->dedup, request_id, fp,
+		    st == ST_OK && info->mutating ? capture.buf : NULL, capture.len);
+	return st;
 }
 
 enum status
