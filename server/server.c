@@ -243,19 +243,55 @@ open_stores(struct server *srv)
 	return true;
 }
 
+/* Read a whole PEM file into a NUL-terminated malloc'd buffer (caller wipes and frees). */
+static char *
+pem_read(const char *path, size_t *lenp)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	long n;
+
+	if (f == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || n > 1048576 ||
+	    fseek(f, 0, SEEK_SET) != 0)
+		goto done;
+	buf = calloc(1, (size_t)n + 1);
+	if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	*lenp = (size_t)n;
+done:
+	(void)fclose(f);
+	return buf;
+}
+
 static bool
 setup_tls(struct server *srv)
 {
 	const struct server_config *cfg = srv->cfg;
+	char *cert = NULL;
+	char *key = NULL;
+	size_t cert_len = 0;
+	size_t key_len = 0;
 	int rv;
 
 	if (cfg->tls_cert == NULL || cfg->tls_key == NULL) {
 		log_msg(&srv->log, LOG_ERROR, "tls+tcp:// needs --tls-cert and --tls-key");
 		return false;
 	}
+	cert = pem_read(cfg->tls_cert, &cert_len);
+	key = pem_read(cfg->tls_key, &key_len);
+	if (cert == NULL || key == NULL) {
+		log_msg(&srv->log, LOG_ERROR, "cannot read %s", cert == NULL ? cfg->tls_cert
+									: cfg->tls_key);
+		rv = -1;
+		goto done;
+	}
 	rv = nng_tls_config_alloc(&srv->tls, NNG_TLS_MODE_SERVER);
 	if (rv == 0)
-		rv = nng_tls_config_cert_key_file(srv->tls, cfg->tls_cert, cfg->tls_key);
+		rv = nng_tls_config_own_cert(srv->tls, cert, key, NULL);
 	if (rv == 0 && cfg->tls_ca != NULL) {
 		rv = nng_tls_config_ca_file(srv->tls, cfg->tls_ca);
 		if (rv == 0)
@@ -263,12 +299,16 @@ setup_tls(struct server *srv)
 	} else if (rv == 0) {
 		rv = nng_tls_config_auth_mode(srv->tls, NNG_TLS_AUTH_MODE_NONE);
 	}
-	if (rv != 0) {
+	if (rv != 0)
 		log_msg(&srv->log, LOG_ERROR, "TLS configuration (%s, %s): %s", cfg->tls_cert,
 		    cfg->tls_key, nng_strerror(rv));
-		return false;
+done:
+	free(cert);
+	if (key != NULL) {
+		explicit_bzero(key, key_len);
+		free(key);
 	}
-	return true;
+	return rv == 0;
 }
 
 static bool
