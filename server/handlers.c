@@ -132,6 +132,21 @@ require_role(struct request *rq, enum role need, const char *what)
 	return ST_OK;
 }
 
+/* Record the attempt in the audit trail before changing state; a trail that cannot be
+ * written refuses the call (fail closed). */
+static enum status
+audit_attempt(struct request *rq)
+{
+	const struct service *svc = rq->svc;
+
+	if (svc->audit_attempt == NULL ||
+	    svc->audit_attempt(svc->audit_arg, rq->caller, rq->info->method, rq->info->name,
+		rq->info->storage))
+		return ST_OK;
+	return outcome_set(&rq->info->outcome, ST_UNAVAILABLE, "AUDIT",
+	    "the audit trail cannot be written; nothing was changed");
+}
+
 /* Translate a store status for an operation on storage (named in the message). */
 static enum status
 store_failure(struct request *rq, store_status sst, const char *storage)
@@ -353,6 +368,8 @@ handle_create(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *
 	if (validate_scope(rq, req, td, &scope, &n_scope) != ST_OK)
 		return rq->info->outcome.status;
 
+	if (audit_attempt(rq) != ST_OK)
+		return rq->info->outcome.status;
 	sst = store_secret_new(name, td->type, scope, n_scope, fields, req->n_fields, &s);
 	if (sst != STORE_OK)
 		return store_failure(rq, sst, storage);
@@ -443,6 +460,8 @@ handle_drop(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *ou
 	st = locate(rq, name, req->storage, &persistent);
 	if (st == ST_OK) {
 		rq->info->storage = storage_name(persistent);
+		if (audit_attempt(rq) != ST_OK)
+			return rq->info->outcome.status;
 		sst = store_remove(store_for(rq, persistent), name);
 		if (sst == STORE_OK) {
 			rep->name = name;

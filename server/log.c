@@ -125,7 +125,8 @@ log_audit(struct logger *lg, const struct audit_record *rec)
 	if (lg->audit_fd < 0)
 		return true;
 	timestamp(ts, sizeof(ts));
-	obj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "time", ts, "peer", rec->peer,
+	obj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "time", ts, "event",
+	    rec->event, "peer", rec->peer,
 	    "token_id", rec->token_id, "role", rec->role, "method", rec->method, "name",
 	    rec->name, "storage", rec->storage, "status", rec->status);
 	/* Into a stack buffer: jansson's blocks come from the wiping allocator of text.c and

@@ -2,7 +2,9 @@
  * log.h: the server's log lines and audit trail.
  *
  * Log lines go to stderr as `time level key=value ...`. The audit trail is one JSON object
- * per line (time, peer, token id, role, method, name, storage, status) in --audit-file.
+ * per line (time, event, peer, token id, role, method, name, storage, status) in
+ * --audit-file: an "attempt" line before each state change (if it cannot be written the
+ * change is refused) and a "result" line after each state-changing or denied call.
  * Callers pass names, statuses and peers only: nothing here is ever handed a secret value
  * or a token.
  *
@@ -48,6 +50,7 @@ void log_msg(struct logger *lg, enum log_level level, const char *fmt, ...)
 
 /* One audit record; strings borrowed, none of them a value or a token. */
 struct audit_record {
+	const char *event; /* "attempt" (before a state change) or "result" */
 	const char *peer;
 	const char *token_id;
 	const char *role;

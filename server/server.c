@@ -456,6 +456,26 @@ now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* service.audit_attempt: the "attempt" line written before a state change. */
+static bool
+audit_attempt(void *arg, const struct caller *caller, const char *method, const char *name,
+    const char *storage)
+{
+	struct server *srv = arg;
+	struct audit_record rec = {
+	    .event = "attempt",
+	    .peer = caller->peer,
+	    .token_id = caller->token_id,
+	    .role = role_str(caller->role),
+	    .method = method,
+	    .name = name,
+	    .storage = storage,
+	    .status = "",
+	};
+
+	return log_audit(&srv->log, &rec);
+}
+
 /* Handle one received request and send its reply. Takes msg. */
 static void
 serve(struct worker *w, nng_msg *msg)
@@ -499,6 +519,7 @@ serve(struct worker *w, nng_msg *msg)
 	if (info.mutating || info.outcome.status == ST_UNAUTHENTICATED ||
 	    info.outcome.status == ST_PERMISSION_DENIED) {
 		struct audit_record rec = {
+		    .event = "result",
 		    .peer = caller.peer,
 		    .token_id = caller.token_id,
 		    .role = role_str(caller.role),
@@ -702,6 +723,10 @@ server_run(const struct server_config *cfg)
 		goto done;
 	}
 	srv->svc.dedup = srv->dedup;
+	if (cfg->audit_file != NULL) {
+		srv->svc.audit_attempt = audit_attempt;
+		srv->svc.audit_arg = srv;
+	}
 	srv->svc.limits = cfg->limits;
 
 	rv = nng_rep0_open(&srv->sock);

@@ -63,6 +63,11 @@ struct service {
 	struct auth *auth;        /* token table; borrowed, may be NULL (no tokens) */
 	struct dedup *dedup;      /* recent mutating replies; borrowed, may be NULL */
 	struct limits limits;
+	/* Called by a handler just before it changes state, to write the audit trail's
+	 * "attempt" line; false refuses the call (fail closed). NULL: no audit trail. */
+	bool (*audit_attempt)(void *arg, const struct caller *caller, const char *method,
+	    const char *name, const char *storage);
+	void *audit_arg;
 };
 
 /* What one call did, for the log and the audit trail (no values). Strings point into the

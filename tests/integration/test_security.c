@@ -401,6 +401,8 @@ test_audit(void)
 	if (a == NULL)
 		return;
 	CHECK(strstr(a, "\"method\":\"Create\"") != NULL);
+	CHECK(strstr(a, "\"event\":\"attempt\"") != NULL);
+	CHECK(strstr(a, "\"event\":\"result\"") != NULL);
 	CHECK(strstr(a, "\"method\":\"Drop\"") != NULL);
 	CHECK(strstr(a, "\"status\":\"PERMISSION_DENIED\"") != NULL);
 	CHECK(strstr(a, "\"status\":\"UNAUTHENTICATED\"") != NULL);
@@ -409,6 +411,35 @@ test_audit(void)
 	CHECK(strstr(a, "LEAK") == NULL);
 	free(a);
 	CHECK(!file_contains(srv.log_path, "LEAK", 4));
+}
+
+/* An audit trail that cannot be written refuses state changes and changes nothing. */
+static void
+test_audit_fail_closed(void)
+{
+	struct server_proc p;
+	secretd_client *c = NULL;
+	secretd_field f = {"api_key", "x", 1};
+	secretd_create_args ca = {.name = "blocked", .type = "openai", .fields = &f, .n_fields = 1};
+	secretd_error e;
+	secretd_rows *rows = NULL;
+
+	CHECK(harness_init(&p));
+	p.extra[0] = "--audit-file";
+	p.extra[1] = "/dev/full";
+	CHECK(harness_start(&p, NULL));
+	CHECK(secretd_client_open(p.url, NULL, &c, NULL) == SECRETD_OK);
+	CHECK_STATUS(secretd_create(c, &ca, 5000, NULL, &e), SECRETD_UNAVAILABLE);
+	CHECK_STR(e.reason, "AUDIT");
+	ca.persistent = true;
+	CHECK_STATUS(secretd_create(c, &ca, 5000, NULL, &e), SECRETD_UNAVAILABLE);
+	CHECK_STATUS(secretd_list(c, NULL, 5000, &rows, NULL), SECRETD_OK);
+	CHECK(rows != NULL && rows->n_rows == 0);
+	secretd_rows_free(rows);
+	secretd_client_close(c);
+	CHECK_STATUS(harness_stop(&p), 0);
+	CHECK(file_contains(p.log_path, "audit: cannot write", 19));
+	harness_cleanup(&p);
 }
 
 static void
@@ -510,6 +541,7 @@ main(int argc, char **argv)
 	test_non_owner();
 	test_refused_listeners();
 	test_not_dumpable();
+	test_audit_fail_closed();
 	CHECK_STATUS(harness_stop(&srv), 0);
 	test_audit();
 	harness_cleanup(&srv);
