@@ -69,8 +69,8 @@ list_closure(const ProtobufCMessage *msg, void *data)
 		return;
 	st = client_rows_build(reply->n_rows, reply->rows, call->target);
 	if (st != SECRETD_OK)
-		(void)client_fail(&call->err, st, "cannot build the listing (%s)",
-		    secretd_status_str(st));
+		(void)client_fail(
+		    &call->err, st, "cannot build the listing (%s)", secretd_status_str(st));
 }
 
 static void
@@ -88,8 +88,8 @@ get_closure(const ProtobufCMessage *msg, void *data)
 	}
 	st = client_secret_build(reply->secret, call->target);
 	if (st != SECRETD_OK)
-		(void)client_fail(&call->err, st, "cannot build the secret (%s)",
-		    secretd_status_str(st));
+		(void)client_fail(
+		    &call->err, st, "cannot build the secret (%s)", secretd_status_str(st));
 }
 
 static void
@@ -102,14 +102,14 @@ resolve_closure(const ProtobufCMessage *msg, void *data)
 	if (reply == NULL || !reply->found)
 		return; /* found == false: success with no secret */
 	if (reply->secret == NULL) {
-		(void)client_fail(&call->err, SECRETD_INTERNAL,
-		    "bad reply to Resolve: found without a secret");
+		(void)client_fail(
+		    &call->err, SECRETD_INTERNAL, "bad reply to Resolve: found without a secret");
 		return;
 	}
 	st = client_secret_build(reply->secret, call->target);
 	if (st != SECRETD_OK)
-		(void)client_fail(&call->err, st, "cannot build the secret (%s)",
-		    secretd_status_str(st));
+		(void)client_fail(
+		    &call->err, st, "cannot build the secret (%s)", secretd_status_str(st));
 }
 
 static void
@@ -134,7 +134,7 @@ static bool
 storage_valid(secretd_storage storage)
 {
 	return storage == SECRETD_STORAGE_ANY || storage == SECRETD_STORAGE_MEMORY ||
-	    storage == SECRETD_STORAGE_SQLCIPHER;
+	       storage == SECRETD_STORAGE_SQLCIPHER;
 }
 
 secretd_status
@@ -151,8 +151,8 @@ secretd_create(secretd_client *client, const secretd_create_args *args, int time
 	if (result != NULL)
 		memset(result, 0, sizeof(*result));
 	if (client == NULL || args == NULL || args->type == NULL)
-		return client_fail(err, SECRETD_INVALID_ARGUMENT,
-		    "secretd_create needs a client and a type");
+		return client_fail(
+		    err, SECRETD_INVALID_ARGUMENT, "secretd_create needs a client and a type");
 	if ((args->n_fields > 0 && args->fields == NULL) ||
 	    (args->n_scope > 0 && args->scope == NULL))
 		return client_fail(err, SECRETD_INVALID_ARGUMENT,
@@ -164,8 +164,8 @@ secretd_create(secretd_client *client, const secretd_create_args *args, int time
 		    "secretd_create: unknown on_conflict %d", (int)args->on_conflict);
 	for (i = 0; i < args->n_scope; i++) {
 		if (args->scope[i] == NULL)
-			return client_fail(err, SECRETD_INVALID_ARGUMENT,
-			    "secretd_create: scope %zu is NULL", i);
+			return client_fail(
+			    err, SECRETD_INVALID_ARGUMENT, "secretd_create: scope %zu is NULL", i);
 	}
 	if (args->n_fields > SIZE_MAX / sizeof(*field_ptrs))
 		return client_fail(err, SECRETD_INVALID_ARGUMENT, "too many fields");
@@ -223,11 +223,11 @@ secretd_drop(secretd_client *client, const char *name, secretd_storage storage, 
 	if (result != NULL)
 		memset(result, 0, sizeof(*result));
 	if (client == NULL || name == NULL)
-		return client_fail(err, SECRETD_INVALID_ARGUMENT,
-		    "secretd_drop needs a client and a name");
+		return client_fail(
+		    err, SECRETD_INVALID_ARGUMENT, "secretd_drop needs a client and a name");
 	if (!storage_valid(storage))
-		return client_fail(err, SECRETD_INVALID_ARGUMENT, "unknown storage %d",
-		    (int)storage);
+		return client_fail(
+		    err, SECRETD_INVALID_ARGUMENT, "unknown storage %d", (int)storage);
 	req.name = (char *)name;
 	req.storage = client_storage_to_pb(storage);
 	req.if_exists = if_exists;
@@ -248,8 +248,8 @@ secretd_list(secretd_client *client, const secretd_list_args *args, int timeout_
 	if (rowsp != NULL)
 		*rowsp = NULL;
 	if (client == NULL || rowsp == NULL)
-		return client_fail(err, SECRETD_INVALID_ARGUMENT,
-		    "secretd_list needs a client and rowsp");
+		return client_fail(
+		    err, SECRETD_INVALID_ARGUMENT, "secretd_list needs a client and rowsp");
 	if (args != NULL) {
 		if (!storage_valid(args->storage))
 			return client_fail(err, SECRETD_INVALID_ARGUMENT, "unknown storage %d",
@@ -283,13 +283,13 @@ secretd_get(secretd_client *client, const char *name, secretd_storage storage, i
 		return client_fail(err, SECRETD_INVALID_ARGUMENT,
 		    "secretd_get needs a client, a name and secretp");
 	if (!storage_valid(storage))
-		return client_fail(err, SECRETD_INVALID_ARGUMENT, "unknown storage %d",
-		    (int)storage);
+		return client_fail(
+		    err, SECRETD_INVALID_ARGUMENT, "unknown storage %d", (int)storage);
 	req.name = (char *)name;
 	req.storage = client_storage_to_pb(storage);
 	client_call_init(&call, timeout_ms, secretp);
-	secretd__v1__secrets__get(client_service(client), &req,
-	    (Secretd__V1__SecretGetReply_Closure)get_closure, &call);
+	secretd__v1__secrets__get(
+	    client_service(client), &req, (Secretd__V1__SecretGetReply_Closure)get_closure, &call);
 	st = call_finish(&call, err);
 	if (st != SECRETD_OK) {
 		secretd_secret_free(*secretp);

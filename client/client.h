@@ -1,8 +1,8 @@
 /*
- * client.h: libsecretd's internal interface between its three parts: the nng transport
- * behind the protoc-c service stubs (transport.c), the public calls (calls.c), and the
- * one-allocation results with their wiping free functions (results.c). Never installed;
- * nothing here is exported (libsecretd.map lists the public symbols).
+ * client.h: libsecretd's internal interface between its parts: the handle (client.c),
+ * the nng transport behind the protoc-c service stubs (transport.c), the public calls
+ * (calls.c), and the one-allocation results with their wiping free functions (results.c). Never
+ * installed; nothing here is exported (libsecretd.map lists the public symbols).
  *
  * Not here: argument parsing or printing (secretctl does that), and any knowledge of a
  * particular rpc in the transport: it works from the service descriptor alone.
@@ -13,8 +13,13 @@
 #ifndef SECRETD_CLIENT_CLIENT_H
 #define SECRETD_CLIENT_CLIENT_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
+#include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
 #include <protobuf-c/protobuf-c.h>
 
 #include "secretd.h"
@@ -22,6 +27,38 @@
 
 /* Library default for a timeout of 0 (SECRETD_TIMEOUT_DEFAULT). */
 #define CLIENT_TIMEOUT_DEFAULT_MS 10000
+
+/* Listings can be large; a reply past this is a broken or hostile server's. */
+#define CLIENT_RECV_MAX ((size_t)16 * 1024 * 1024)
+
+/* The handle (client.c opens and closes it; transport.c makes the calls). */
+struct secretd_client {
+	ProtobufCService service; /* first: client_invoke casts the service back */
+	nng_socket sock;
+	nng_dialer dialer;
+	bool sock_open;
+	nng_tls_config *tls;
+	char *url;
+	const char *ipc_path; /* inside url for ipc:// URLs, else NULL */
+	char *token;          /* wiped when the client closes */
+	atomic_int pipes;     /* connected pipes: tells "no server" from "slow server" */
+	pthread_mutex_t mu;   /* guards active and closing */
+	pthread_cond_t idle;
+	unsigned active;
+	bool closing;
+};
+
+/*
+ * The ProtobufCService invoke of every client (transport.c): one synchronous exchange.
+ * closure_data must be a struct client_call; the closure gets the unpacked output
+ * message on success and NULL on failure (call->err says why), and the message is wiped
+ * and freed when the closure returns. The method index is checked here.
+ */
+void client_invoke(ProtobufCService *service, unsigned method_index, const ProtobufCMessage *input,
+    ProtobufCClosure closure, void *closure_data);
+
+/* Translate an nng error into err, naming the URL and what failed; returns the status. */
+secretd_status client_nng_fail(secretd_error *err, int rv, const char *url, const char *what);
 
 /*
  * The state of one call, passed as closure_data to the generated stubs. The transport

@@ -183,22 +183,22 @@ blob_secret(struct blob *b, const Secretd__V1__Secret *in)
 		const char *value = blob_strn(b, f->value.data, f->value.len);
 
 		if (fields != NULL)
-			fields[i] = (secretd_field){
-				.key = key, .value = value, .value_len = f->value.len};
+			fields[i] =
+			    (secretd_field){.key = key, .value = value, .value_len = f->value.len};
 	}
 	if (out == NULL)
 		return NULL;
 	if (in->n_fields > 1)
 		qsort(fields, in->n_fields, sizeof(*fields), field_cmp);
 	*out = (secretd_secret){
-		.name = name,
-		.type = type,
-		.provider = provider,
-		.storage = client_storage_from_pb(in->storage),
-		.scope = scope,
-		.n_scope = in->n_scope,
-		.fields = fields,
-		.n_fields = in->n_fields,
+	    .name = name,
+	    .type = type,
+	    .provider = provider,
+	    .storage = client_storage_from_pb(in->storage),
+	    .scope = scope,
+	    .n_scope = in->n_scope,
+	    .fields = fields,
+	    .n_fields = in->n_fields,
 	};
 	return out;
 }
@@ -219,14 +219,14 @@ blob_rows(struct blob *b, const struct rows_in *in)
 	for (i = 0; i < in->n_rows; i++) {
 		const Secretd__V1__SecretRow *r = in->rows[i];
 		secretd_row row = {
-			.name = blob_str(b, r->name),
-			.type = blob_str(b, r->type),
-			.provider = blob_str(b, r->provider),
-			.persistent = r->persistent,
-			.storage = blob_str(b, r->storage),
-			.scope = NULL,
-			.n_scope = r->n_scope,
-			.secret_string = blob_str(b, r->secret_string),
+		    .name = blob_str(b, r->name),
+		    .type = blob_str(b, r->type),
+		    .provider = blob_str(b, r->provider),
+		    .persistent = r->persistent,
+		    .storage = blob_str(b, r->storage),
+		    .scope = NULL,
+		    .n_scope = r->n_scope,
+		    .secret_string = blob_str(b, r->secret_string),
 		};
 
 		row.scope = blob_strings(b, r->n_scope, r->scope);
@@ -265,8 +265,7 @@ fill_result(struct blob *b, const void *arg)
 	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_CREATED:
 		r.kind = SECRETD_RESULT_CREATED;
 		if (in->created != NULL) {
-			client_copy_str(r.created.name, sizeof(r.created.name),
-			    in->created->name);
+			client_copy_str(r.created.name, sizeof(r.created.name), in->created->name);
 			r.created.storage = client_storage_from_pb(in->created->storage);
 			r.created.created = in->created->created;
 		}
@@ -274,8 +273,7 @@ fill_result(struct blob *b, const void *arg)
 	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_DROPPED:
 		r.kind = SECRETD_RESULT_DROPPED;
 		if (in->dropped != NULL) {
-			client_copy_str(r.dropped.name, sizeof(r.dropped.name),
-			    in->dropped->name);
+			client_copy_str(r.dropped.name, sizeof(r.dropped.name), in->dropped->name);
 			r.dropped.storage = client_storage_from_pb(in->dropped->storage);
 			r.dropped.dropped = in->dropped->dropped;
 		}
@@ -286,14 +284,14 @@ fill_result(struct blob *b, const void *arg)
 		break;
 	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_RESOLVED:
 		r.kind = SECRETD_RESULT_RESOLVED;
-		resolved = blob_array(b, in->n_resolved, sizeof(*resolved),
-		    alignof(secretd_resolved_row));
+		resolved =
+		    blob_array(b, in->n_resolved, sizeof(*resolved), alignof(secretd_resolved_row));
 		for (i = 0; i < in->n_resolved; i++) {
 			const Secretd__V1__ResolveRow *row = in->resolved[i];
 			secretd_resolved_row x = {
-				.name = blob_str(b, row->name),
-				.persistent = blob_str(b, row->persistent),
-				.storage = blob_str(b, row->storage),
+			    .name = blob_str(b, row->name),
+			    .persistent = blob_str(b, row->persistent),
+			    .storage = blob_str(b, row->storage),
 			};
 
 			if (resolved != NULL)

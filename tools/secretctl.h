@@ -1,5 +1,6 @@
 /*
- * secretctl.h: what secretctl's parts share: the one options struct, exit codes, and the
+ * secretctl.h: what secretctl's parts share: the one options struct, exit codes, the
+ * input and option helpers (secretctl.c), the command table (secretctl_cmd.c), and the
  * output functions (secretctl_output.c) that print results as aligned tables or as the
  * JSON objects of SPEC §4.
  *
@@ -10,8 +11,10 @@
 #ifndef SECRETD_TOOLS_SECRETCTL_H
 #define SECRETD_TOOLS_SECRETCTL_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include <secretd.h>
 
@@ -33,6 +36,46 @@ struct ctl {
 	bool json;
 	secretd_client *client;
 };
+
+/* One command: its name, its entry point (argv[0] is the command) and its help text. */
+struct ctl_command {
+	const char *name;
+	int (*run)(struct ctl *ctl, int argc, char **argv);
+	const char *usage;
+};
+
+/* The command called name, or NULL (secretctl_cmd.c). */
+const struct ctl_command *ctl_find_command(const char *name);
+
+/* Helpers of secretctl.c. */
+
+/* Print help text to stdout; returns CTL_EXIT_OK. */
+int ctl_print_help(const char *text);
+
+/* Wipe len bytes at p and free it (NULL-safe). */
+void ctl_wipe_free(void *p, size_t len);
+
+/* Read f to EOF into a new NUL-terminated buffer; the caller wipes and frees it with
+ * ctl_wipe_free(buf, *lenp + 1). Returns 0 or an errno value. */
+int ctl_read_all(FILE *f, char **bufp, size_t *lenp);
+
+/* The same for a file, or stdin when path is "-". */
+int ctl_read_path(const char *path, char **bufp, size_t *lenp);
+
+/* Drop one trailing "\n" or "\r\n" in place. */
+void ctl_chomp(char *buf, size_t *lenp);
+
+/* Parse memory|temporary|temp, sqlcipher|persistent or any; false when unknown. */
+bool ctl_parse_storage(const char *s, secretd_storage *storagep);
+
+/* Open ctl->client from the global options (does not wait for the server). Returns
+ * CTL_EXIT_OK, or an exit code after printing the error. */
+int ctl_connect(struct ctl *ctl);
+
+/* Start parsing a command's own options, then call ctl_sub_getopt until it returns -1;
+ * it returns '?' after printing a usage error. */
+void ctl_sub_reset(void);
+int ctl_sub_getopt(int argc, char **argv, const char *optstring, const struct option *longopts);
 
 /* Print a failed call: JSON error object on stdout with --json, and the message on
  * stderr always. Returns CTL_EXIT_STATUS. */

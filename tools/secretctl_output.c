@@ -173,7 +173,7 @@ ctl_out_error(const struct ctl *ctl, const secretd_error *err)
 		ok = ok && jset_str(obj, "message", err->message);
 		(void)json_finish(obj, ok);
 	}
-	if (err->reason[0] != '\0')
+	if (err->reason[0] != '\0' && strcmp(err->reason, name) != 0)
 		(void)fprintf(stderr, "secretctl: %s (%s): %s\n", name, err->reason, err->message);
 	else
 		(void)fprintf(stderr, "secretctl: %s: %s\n", name, err->message);
@@ -198,8 +198,8 @@ ctl_out_created(const struct ctl *ctl, const secretd_create_result *res)
 	if (ctl->json)
 		return json_name_storage(res->name, res->storage);
 	if (res->created)
-		(void)printf("created secret %s in %s\n", res->name,
-		    secretd_storage_str(res->storage));
+		(void)printf(
+		    "created secret %s in %s\n", res->name, secretd_storage_str(res->storage));
 	else
 		(void)printf("secret %s already exists in %s; left unchanged\n", res->name,
 		    secretd_storage_str(res->storage));
@@ -212,8 +212,8 @@ ctl_out_dropped(const struct ctl *ctl, const secretd_drop_result *res)
 	if (ctl->json)
 		return json_name_storage(res->name, res->storage);
 	if (res->dropped)
-		(void)printf("dropped secret %s from %s\n", res->name,
-		    secretd_storage_str(res->storage));
+		(void)printf(
+		    "dropped secret %s from %s\n", res->name, secretd_storage_str(res->storage));
 	else
 		(void)printf("no such secret; nothing dropped\n");
 	return CTL_EXIT_OK;
@@ -243,7 +243,7 @@ join(const char *const *v, size_t n, const char *sep)
 
 /*
  * Print a table of ncol columns: header names, then nrow rows of cells (row-major).
- * Columns are padded to their widest cell; the last one is not padded.
+ * Columns are padded to their widest cell, two blanks apart; no line ends in blanks.
  */
 static void
 print_table(const char *const *header, size_t ncol, const char *const *cells, size_t nrow)
@@ -251,33 +251,38 @@ print_table(const char *const *header, size_t ncol, const char *const *cells, si
 	size_t width[16] = {0};
 	size_t r, c;
 
-	for (c = 0; c < ncol && c < 16; c++)
+	ncol = ncol < 16 ? ncol : 16;
+	for (c = 0; c < ncol; c++)
 		width[c] = strlen(header[c]);
 	for (r = 0; r < nrow; r++) {
-		for (c = 0; c < ncol && c < 16; c++) {
+		for (c = 0; c < ncol; c++) {
 			size_t w = strlen(cells[r * ncol + c]);
 
-			if (w > width[c])
-				width[c] = w;
+			width[c] = w > width[c] ? w : width[c];
 		}
 	}
 	for (r = 0; r <= nrow; r++) {
 		const char *const *row = r == 0 ? header : &cells[(r - 1) * ncol];
+		size_t pad = 0; /* blanks owed before the next non-empty cell */
 
-		for (c = 0; c < ncol && c < 16; c++) {
-			if (c + 1 < ncol)
-				(void)printf("%-*s  ", (int)width[c], row[c]);
-			else
-				(void)printf("%s\n", row[c]);
+		for (c = 0; c < ncol; c++) {
+			size_t len = strlen(row[c]);
+
+			if (len > 0) {
+				(void)printf("%*s%s", (int)pad, "", row[c]);
+				pad = 0;
+			}
+			pad += width[c] - len + 2;
 		}
+		(void)putchar('\n');
 	}
 }
 
 int
 ctl_out_rows(const struct ctl *ctl, const secretd_rows *rows)
 {
-	static const char *const header[] = {"name", "type", "provider", "persistent", "storage",
-	    "scope", "secret_string"};
+	static const char *const header[] = {
+	    "name", "type", "provider", "persistent", "storage", "scope", "secret_string"};
 	enum { NCOL = sizeof(header) / sizeof(header[0]) };
 	const char **cells = NULL;
 	char **scopes = NULL;

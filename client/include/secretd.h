@@ -64,7 +64,7 @@ typedef enum secretd_storage {
 	SECRETD_STORAGE_SQLCIPHER = 2, /* persistent */
 } secretd_storage;
 
-/* "memory", "sqlcipher", or "any". */
+/* "memory", "sqlcipher", or "any"; "unknown" for a value outside the enum. Never NULL. */
 const char *secretd_storage_str(secretd_storage storage);
 
 /* What create does when the name exists in the target storage. */
@@ -86,22 +86,27 @@ typedef struct secretd_options {
 } secretd_options;
 
 /*
- * Write the default server URL (ipc://$XDG_RUNTIME_DIR/secretd.sock, else
- * ipc:///tmp/secretd-$UID/secretd.sock) into buf. Returns SECRETD_OK, or
- * SECRETD_OUT_OF_RANGE when it does not fit.
+ * Write the default server URL (ipc://$XDG_RUNTIME_DIR/secretd.sock when that variable
+ * holds an absolute path, else ipc:///tmp/secretd-$UID/secretd.sock) into buf. Returns
+ * SECRETD_OK, SECRETD_OUT_OF_RANGE when it does not fit (buf is then ""), or
+ * SECRETD_INVALID_ARGUMENT when buf is NULL.
  */
 secretd_status secretd_default_url(char *buf, size_t len);
 
 /*
  * Open a client for the server at url (NULL: secretd_default_url). Does not wait for the
- * connection; the first call does. Caller closes *clientp with secretd_client_close.
+ * connection; the first call does, within its own timeout (for ipc:// it gives a missing
+ * socket file up to 1 s to appear, then fails SECRETD_UNAVAILABLE). A call that times out
+ * without ever connecting fails SECRETD_UNAVAILABLE, one that connected but got no answer
+ * SECRETD_DEADLINE_EXCEEDED. tls+tcp:// needs tls_ca_file; TLS options with any other
+ * scheme are an error. Caller closes *clientp with secretd_client_close.
  * SECRETD_INVALID_ARGUMENT for a bad URL or options, SECRETD_INTERNAL otherwise.
  */
 secretd_status secretd_client_open(const char *url, const secretd_options *options,
     secretd_client **clientp, secretd_error *err);
 
-/* Close a client. Calls still running on other threads fail with SECRETD_CANCELLED.
- * NULL-safe. */
+/* Close a client. Calls still running on other threads fail with SECRETD_CANCELLED, and
+ * close waits for them to return before it frees the handle. NULL-safe. */
 void secretd_client_close(secretd_client *client);
 
 /* A timeout of 0 means the library default (10 s); negative means wait forever. */
@@ -232,7 +237,8 @@ typedef struct secretd_result {
 	secretd_secret *secret;         /* SECRETD_RESULT_SECRET */
 } secretd_result;
 
-/* Wipe and free a result. NULL-safe. */
+/* Wipe and free a result. NULL-safe. result->rows, ->resolved and ->secret point into the
+ * result's own allocation: never free them on their own. */
 void secretd_result_free(secretd_result *result);
 
 /* Execute one statement of the SQL dialect. Caller frees *resultp with

@@ -55,8 +55,8 @@ test_status_str(void)
 {
 	static const char *const want[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
 	    "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
-	    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-	    "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+	    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+	    "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
 	int i;
 
 	for (i = 0; i <= 16; i++)
@@ -86,8 +86,8 @@ test_default_url(void)
 	CHECK_STATUS(secretd_default_url(buf, sizeof(buf)), SECRETD_OK);
 	CHECK_STR(buf, "ipc:///run/user/4242/secretd.sock");
 
-	(void)snprintf(want, sizeof(want), "ipc:///tmp/secretd-%lu/secretd.sock",
-	    (unsigned long)getuid());
+	(void)snprintf(
+	    want, sizeof(want), "ipc:///tmp/secretd-%lu/secretd.sock", (unsigned long)getuid());
 	CHECK(setenv("XDG_RUNTIME_DIR", "relative/dir", 1) == 0); /* ignored, as XDG says */
 	CHECK_STATUS(secretd_default_url(buf, sizeof(buf)), SECRETD_OK);
 	CHECK_STR(buf, want);
@@ -114,8 +114,8 @@ test_bad_open(void)
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		memset(&err, 0, sizeof(err));
-		CHECK_STATUS(secretd_client_open(bad[i], NULL, &client, &err),
-		    SECRETD_INVALID_ARGUMENT);
+		CHECK_STATUS(
+		    secretd_client_open(bad[i], NULL, &client, &err), SECRETD_INVALID_ARGUMENT);
 		CHECK(client == NULL);
 		CHECK_STATUS(err.status, SECRETD_INVALID_ARGUMENT);
 		CHECK(err.message[0] != '\0');
@@ -130,8 +130,8 @@ test_bad_open(void)
 	CHECK(strstr(err.message, "/nonexistent/ca.pem") != NULL);
 	CHECK_STATUS(secretd_client_open("tls+tcp://localhost:1", &half, &client, &err),
 	    SECRETD_INVALID_ARGUMENT);
-	CHECK_STATUS(secretd_client_open("ipc:///tmp/x.sock", NULL, NULL, &err),
-	    SECRETD_INVALID_ARGUMENT);
+	CHECK_STATUS(
+	    secretd_client_open("ipc:///tmp/x.sock", NULL, NULL, &err), SECRETD_INVALID_ARGUMENT);
 	CHECK_STATUS(secretd_client_open("", NULL, &client, NULL), SECRETD_INVALID_ARGUMENT);
 }
 
@@ -160,8 +160,8 @@ test_null_safety(void)
 	CHECK_STATUS(secretd_create(NULL, &args, 0, NULL, &err), SECRETD_INVALID_ARGUMENT);
 	CHECK_STATUS(secretd_drop(NULL, "x", SECRETD_STORAGE_ANY, false, 0, NULL, &err),
 	    SECRETD_INVALID_ARGUMENT);
-	CHECK_STATUS(secretd_resolve(NULL, "p", "openai", 0, &secret, &err),
-	    SECRETD_INVALID_ARGUMENT);
+	CHECK_STATUS(
+	    secretd_resolve(NULL, "p", "openai", 0, &secret, &err), SECRETD_INVALID_ARGUMENT);
 }
 
 /* A URL where nothing listens: the call fails within its timeout. */
@@ -183,6 +183,11 @@ test_no_server(const char *dir)
 	CHECK(now_ms() - start < 3000);
 	CHECK(strstr(err.message, url) != NULL);
 	CHECK(secret == NULL);
+	/* No socket file: UNAVAILABLE after a short grace, not after the whole timeout. */
+	start = now_ms();
+	CHECK_STATUS(secretd_get(client, "x", SECRETD_STORAGE_ANY, 20000, &secret, &err),
+	    SECRETD_UNAVAILABLE);
+	CHECK(now_ms() - start < 5000);
 	secretd_client_close(client);
 
 	CHECK_STATUS(secretd_client_open("tcp://127.0.0.1:1", NULL, &client, &err), SECRETD_OK);
@@ -207,7 +212,8 @@ static void
 fake_send(struct fake *f, const Secretd__V1__Reply *reply, const void *raw, size_t raw_len)
 {
 	nng_msg *msg = NULL;
-	size_t len = raw != NULL ? raw_len : sizeof(header) + secretd__v1__reply__get_packed_size(reply);
+	size_t len =
+	    raw != NULL ? raw_len : sizeof(header) + secretd__v1__reply__get_packed_size(reply);
 
 	if (nng_msg_alloc(&msg, len) != 0)
 		return;
@@ -215,7 +221,8 @@ fake_send(struct fake *f, const Secretd__V1__Reply *reply, const void *raw, size
 		memcpy(nng_msg_body(msg), raw, raw_len);
 	} else {
 		memcpy(nng_msg_body(msg), header, sizeof(header));
-		(void)secretd__v1__reply__pack(reply, (uint8_t *)nng_msg_body(msg) + sizeof(header));
+		(void)secretd__v1__reply__pack(
+		    reply, (uint8_t *)nng_msg_body(msg) + sizeof(header));
 	}
 	if (nng_sendmsg(f->sock, msg, 0) != 0)
 		nng_msg_free(msg);
@@ -251,8 +258,8 @@ fake_status(struct fake *f, const Secretd__V1__Request *req, uint32_t status, co
 
 /* The secret every good Get/Resolve answers with; fields deliberately unsorted. */
 static void
-fake_secret(Secretd__V1__Secret *s, Secretd__V1__Field *f, Secretd__V1__Field **fp,
-    char **scope, const char *name)
+fake_secret(Secretd__V1__Secret *s, Secretd__V1__Field *f, Secretd__V1__Field **fp, char **scope,
+    const char *name)
 {
 	secretd__v1__secret__init(s);
 	secretd__v1__field__init(&f[0]);
@@ -319,8 +326,9 @@ fake_get(struct fake *f, const Secretd__V1__Request *req, const Secretd__V1__Sec
 	} else if (strcmp(in->name, "silent") == 0) {
 		/* no reply */
 	} else if (strcmp(in->name, "check") == 0 &&
-	    (strcmp(req->token, "tok") != 0 || req->timeout_ms != 1234 || req->request_id == 0 ||
-		in->storage != SECRETD__V1__STORAGE__STORAGE_MEMORY)) {
+	           (strcmp(req->token, "tok") != 0 || req->timeout_ms != 1234 ||
+	               req->request_id == 0 ||
+	               in->storage != SECRETD__V1__STORAGE__STORAGE_MEMORY)) {
 		/* The envelope carries the token, the call's timeout and a request id. */
 		fake_status(f, req, SECRETD_INVALID_ARGUMENT, "", "envelope mismatch");
 	} else {
@@ -368,7 +376,7 @@ fake_execute(struct fake *f, const Secretd__V1__Request *req, const Secretd__V1_
 		row.n_scope = 1;
 		row.scope = row_scope;
 		row.secret_string = "name=r1;type=ollama;provider=config;serializable=true;"
-				    "scope=ollama://;api_url=redacted";
+		                    "scope=ollama://;api_url=redacted";
 		out.n_rows = 1;
 		out.rows = rows;
 	} else if (strcmp(in->text, "resolved") == 0) {
@@ -397,9 +405,8 @@ fake_execute(struct fake *f, const Secretd__V1__Request *req, const Secretd__V1_
 static void
 fake_handle(struct fake *f, const Secretd__V1__Request *req)
 {
-	const ProtobufCMethodDescriptor *m =
-	    protobuf_c_service_descriptor_get_method_by_name(&secretd__v1__secrets__descriptor,
-		req->method);
+	const ProtobufCMethodDescriptor *m = protobuf_c_service_descriptor_get_method_by_name(
+	    &secretd__v1__secrets__descriptor, req->method);
 	ProtobufCMessage *in;
 
 	if (m == NULL) {
@@ -421,18 +428,19 @@ fake_handle(struct fake *f, const Secretd__V1__Request *req)
 		const Secretd__V1__SecretCreate *c = (const void *)in;
 		Secretd__V1__SecretCreateReply out = SECRETD__V1__SECRET_CREATE_REPLY__INIT;
 		int ok = strcmp(c->type, "openai") == 0 && c->n_fields == 2 &&
-		    strcmp(c->fields[0]->key, "api_key") == 0 && c->fields[0]->value.len == 4 &&
-		    memcmp(c->fields[0]->value.data, "sk-2", 4) == 0 &&
-		    c->fields[1]->value.len == 3 && c->n_scope == 1 &&
-		    strcmp(c->scope[0], "openai://") == 0 &&
-		    c->on_conflict == SECRETD__V1__ON_CONFLICT__ON_CONFLICT_REPLACE;
+		         strcmp(c->fields[0]->key, "api_key") == 0 &&
+		         c->fields[0]->value.len == 4 &&
+		         memcmp(c->fields[0]->value.data, "sk-2", 4) == 0 &&
+		         c->fields[1]->value.len == 3 && c->n_scope == 1 &&
+		         strcmp(c->scope[0], "openai://") == 0 &&
+		         c->on_conflict == SECRETD__V1__ON_CONFLICT__ON_CONFLICT_REPLACE;
 
 		if (!ok) {
 			fake_status(f, req, SECRETD_INVALID_ARGUMENT, "", "create mismatch");
 		} else {
 			out.name = c->name[0] != '\0' ? c->name : "__default_openai";
 			out.storage = c->persistent ? SECRETD__V1__STORAGE__STORAGE_SQLCIPHER
-						    : SECRETD__V1__STORAGE__STORAGE_MEMORY;
+			                            : SECRETD__V1__STORAGE__STORAGE_MEMORY;
 			out.created = 1;
 			fake_ok(f, req, &out.base, req->request_id);
 		}
@@ -447,8 +455,8 @@ fake_handle(struct fake *f, const Secretd__V1__Request *req)
 	} else if (strcmp(req->method, "List") == 0) {
 		const Secretd__V1__SecretList *l = (const void *)in;
 		Secretd__V1__SecretListReply out = SECRETD__V1__SECRET_LIST_REPLY__INIT;
-		Secretd__V1__SecretRow r[2] = {SECRETD__V1__SECRET_ROW__INIT,
-		    SECRETD__V1__SECRET_ROW__INIT};
+		Secretd__V1__SecretRow r[2] = {
+		    SECRETD__V1__SECRET_ROW__INIT, SECRETD__V1__SECRET_ROW__INIT};
 		Secretd__V1__SecretRow *rp[2] = {&r[0], &r[1]};
 		char *sc[2] = {"a://", "b://"};
 
@@ -496,13 +504,14 @@ fake_run(void *arg)
 			break;
 		atomic_fetch_add(&f->requests, 1);
 		body = nng_msg_body(msg);
-		if (nng_msg_len(msg) < sizeof(header) || memcmp(body, header, sizeof(header)) != 0) {
+		if (nng_msg_len(msg) < sizeof(header) ||
+		    memcmp(body, header, sizeof(header)) != 0) {
 			atomic_fetch_add(&f->bad_requests, 1);
 			nng_msg_free(msg);
 			continue;
 		}
-		req = secretd__v1__request__unpack(NULL, nng_msg_len(msg) - sizeof(header),
-		    body + sizeof(header));
+		req = secretd__v1__request__unpack(
+		    NULL, nng_msg_len(msg) - sizeof(header), body + sizeof(header));
 		nng_msg_free(msg);
 		if (req == NULL) {
 			atomic_fetch_add(&f->bad_requests, 1);
@@ -570,15 +579,15 @@ test_get(secretd_client *client)
 static void
 test_failures(secretd_client *client)
 {
-	static const char *const internal[] = {"badversion", "textframe", "empty", "badenvelope",
-	    "badbody", "nosecret", "wrongid"};
+	static const char *const internal[] = {
+	    "badversion", "textframe", "empty", "badenvelope", "badbody", "nosecret", "wrongid"};
 	secretd_secret *s = NULL;
 	secretd_error err;
 	size_t i;
 	long start;
 
-	CHECK_STATUS(secretd_get(client, "missing", SECRETD_STORAGE_ANY, 2000, &s, &err),
-	    SECRETD_NOT_FOUND);
+	CHECK_STATUS(
+	    secretd_get(client, "missing", SECRETD_STORAGE_ANY, 2000, &s, &err), SECRETD_NOT_FOUND);
 	CHECK(s == NULL);
 	CHECK_STATUS(err.status, SECRETD_NOT_FOUND);
 	CHECK_STR(err.reason, "");
@@ -588,8 +597,8 @@ test_failures(secretd_client *client)
 	    SECRETD_FAILED_PRECONDITION);
 	CHECK_STR(err.reason, "AMBIGUOUS");
 
-	CHECK_STATUS(secretd_get(client, "bigstatus", SECRETD_STORAGE_ANY, 2000, &s, NULL),
-	    SECRETD_UNKNOWN);
+	CHECK_STATUS(
+	    secretd_get(client, "bigstatus", SECRETD_STORAGE_ANY, 2000, &s, NULL), SECRETD_UNKNOWN);
 
 	for (i = 0; i < sizeof(internal) / sizeof(internal[0]); i++) {
 		memset(&err, 0, sizeof(err));
@@ -607,8 +616,8 @@ test_failures(secretd_client *client)
 	CHECK(now_ms() - start >= 250 && now_ms() - start < 3000);
 	CHECK(strstr(err.message, "ipc://") != NULL);
 
-	CHECK_STATUS(secretd_get(client, "x", (secretd_storage)7, 0, &s, &err),
-	    SECRETD_INVALID_ARGUMENT);
+	CHECK_STATUS(
+	    secretd_get(client, "x", (secretd_storage)7, 0, &s, &err), SECRETD_INVALID_ARGUMENT);
 }
 
 static void
@@ -620,8 +629,8 @@ test_envelope(const char *url)
 	secretd_error err;
 
 	CHECK_STATUS(secretd_client_open(url, &opts, &client, &err), SECRETD_OK);
-	CHECK_STATUS(secretd_get(client, "check", SECRETD_STORAGE_MEMORY, 1234, &s, &err),
-	    SECRETD_OK);
+	CHECK_STATUS(
+	    secretd_get(client, "check", SECRETD_STORAGE_MEMORY, 1234, &s, &err), SECRETD_OK);
 	secretd_secret_free(s);
 	secretd_client_close(client);
 	/* Without a token the envelope's token is "" and the fake says so. */
@@ -636,12 +645,16 @@ static void
 test_create_drop_list_resolve(secretd_client *client)
 {
 	const secretd_field fields[] = {
-		{.key = "api_key", .value = "sk-2"},                  /* value_len 0: strlen */
-		{.key = "base_url", .value = "h\0x", .value_len = 3}, /* explicit length */
+	    {.key = "api_key", .value = "sk-2"},                  /* value_len 0: strlen */
+	    {.key = "base_url", .value = "h\0x", .value_len = 3}, /* explicit length */
 	};
 	const char *const scope[] = {"openai://"};
-	secretd_create_args args = {.type = "openai", .fields = fields, .n_fields = 2,
-	    .scope = scope, .n_scope = 1, .persistent = true,
+	secretd_create_args args = {.type = "openai",
+	    .fields = fields,
+	    .n_fields = 2,
+	    .scope = scope,
+	    .n_scope = 1,
+	    .persistent = true,
 	    .on_conflict = SECRETD_CONFLICT_REPLACE};
 	secretd_list_args largs = {.unredacted = true, .type = "ollama"};
 	secretd_create_result cres;
@@ -659,13 +672,13 @@ test_create_drop_list_resolve(secretd_client *client)
 	args.on_conflict = (secretd_conflict)5;
 	CHECK_STATUS(secretd_create(client, &args, 0, &cres, &err), SECRETD_INVALID_ARGUMENT);
 
-	CHECK_STATUS(secretd_drop(client, "d", SECRETD_STORAGE_MEMORY, false, 0, &dres, &err),
-	    SECRETD_OK);
+	CHECK_STATUS(
+	    secretd_drop(client, "d", SECRETD_STORAGE_MEMORY, false, 0, &dres, &err), SECRETD_OK);
 	CHECK_STR(dres.name, "d");
 	CHECK_STATUS(dres.storage, SECRETD_STORAGE_MEMORY);
 	CHECK(dres.dropped);
-	CHECK_STATUS(secretd_drop(client, "d", SECRETD_STORAGE_ANY, true, 0, &dres, &err),
-	    SECRETD_OK);
+	CHECK_STATUS(
+	    secretd_drop(client, "d", SECRETD_STORAGE_ANY, true, 0, &dres, &err), SECRETD_OK);
 	CHECK(!dres.dropped);
 
 	CHECK_STATUS(secretd_list(client, &largs, 0, &rows, &err), SECRETD_OK);
@@ -686,7 +699,7 @@ test_create_drop_list_resolve(secretd_client *client)
 	secretd_rows_free(rows);
 	CHECK_STATUS(secretd_list(client, NULL, 0, &rows, &err), SECRETD_OK);
 	CHECK(rows != NULL && rows->n_rows == 2 &&
-	    strcmp(rows->rows[0].secret_string, "api_key=redacted") == 0);
+	      strcmp(rows->rows[0].secret_string, "api_key=redacted") == 0);
 	secretd_rows_free(rows);
 
 	CHECK_STATUS(secretd_resolve(client, "openai://x", "openai", 0, &s, &err), SECRETD_OK);
@@ -705,34 +718,33 @@ test_execute(secretd_client *client)
 
 	CHECK_STATUS(secretd_execute(client, "created", 0, &r, &err), SECRETD_OK);
 	CHECK(r != NULL && r->kind == SECRETD_RESULT_CREATED &&
-	    strcmp(r->created.name, "c1") == 0 && r->created.storage == SECRETD_STORAGE_MEMORY &&
-	    r->created.created);
+	      strcmp(r->created.name, "c1") == 0 && r->created.storage == SECRETD_STORAGE_MEMORY &&
+	      r->created.created);
 	secretd_result_free(r);
 
 	CHECK_STATUS(secretd_execute(client, "dropped", 0, &r, &err), SECRETD_OK);
 	CHECK(r != NULL && r->kind == SECRETD_RESULT_DROPPED &&
-	    strcmp(r->dropped.name, "d1") == 0 &&
-	    r->dropped.storage == SECRETD_STORAGE_SQLCIPHER && r->dropped.dropped);
+	      strcmp(r->dropped.name, "d1") == 0 &&
+	      r->dropped.storage == SECRETD_STORAGE_SQLCIPHER && r->dropped.dropped);
 	secretd_result_free(r);
 
 	CHECK_STATUS(secretd_execute(client, "rows", 0, &r, &err), SECRETD_OK);
 	CHECK(r != NULL && r->kind == SECRETD_RESULT_ROWS && r->rows != NULL &&
-	    r->rows->n_rows == 1 && strcmp(r->rows->rows[0].name, "r1") == 0 &&
-	    r->rows->rows[0].n_scope == 1 &&
-	    strcmp(r->rows->rows[0].scope[0], "ollama://") == 0);
+	      r->rows->n_rows == 1 && strcmp(r->rows->rows[0].name, "r1") == 0 &&
+	      r->rows->rows[0].n_scope == 1 && strcmp(r->rows->rows[0].scope[0], "ollama://") == 0);
 	secretd_result_free(r);
 
 	CHECK_STATUS(secretd_execute(client, "resolved", 0, &r, &err), SECRETD_OK);
 	CHECK(r != NULL && r->kind == SECRETD_RESULT_RESOLVED && r->n_resolved == 1 &&
-	    strcmp(r->resolved[0].name, "w1") == 0 &&
-	    strcmp(r->resolved[0].persistent, "PERSISTENT") == 0 &&
-	    strcmp(r->resolved[0].storage, "sqlcipher") == 0);
+	      strcmp(r->resolved[0].name, "w1") == 0 &&
+	      strcmp(r->resolved[0].persistent, "PERSISTENT") == 0 &&
+	      strcmp(r->resolved[0].storage, "sqlcipher") == 0);
 	secretd_result_free(r);
 
 	CHECK_STATUS(secretd_execute(client, "secret", 0, &r, &err), SECRETD_OK);
 	CHECK(r != NULL && r->kind == SECRETD_RESULT_SECRET && r->secret != NULL &&
-	    strcmp(r->secret->name, "sec") == 0 && r->secret->n_fields == 2 &&
-	    strcmp(r->secret->fields[0].key, "api_key") == 0);
+	      strcmp(r->secret->name, "sec") == 0 && r->secret->n_fields == 2 &&
+	      strcmp(r->secret->fields[0].key, "api_key") == 0);
 	secretd_result_free(r);
 
 	CHECK_STATUS(secretd_execute(client, "secretless", 0, &r, &err), SECRETD_INTERNAL);
@@ -760,7 +772,7 @@ worker_run(void *arg)
 		secretd_error err;
 
 		if (secretd_get(w->client, "s1", SECRETD_STORAGE_ANY, 5000, &s, &err) !=
-			SECRETD_OK ||
+		        SECRETD_OK ||
 		    s->n_fields != 2 || strcmp(s->fields[0].value, "sk-1") != 0)
 			atomic_fetch_add(w->failures, 1);
 		secretd_secret_free(s);

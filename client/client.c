@@ -1,0 +1,507 @@
+/*
+ * client.c: the secretd_client handle (open with its socket, dialer and TLS
+ * configuration; close, which cancels and waits for calls in flight), the default URL,
+ * the names of statuses and storages, and the error helpers the other parts share.
+ *
+ * Not here: the exchange itself (transport.c), the calls (calls.c) or results
+ * (results.c). The token and PEM buffers it reads are wiped before they are freed.
+ *
+ * Thread safety: secretd_client_open and the name functions are safe anywhere;
+ * secretd_client_close may run while other threads are inside calls on the handle (they
+ * end SECRETD_CANCELLED), but not concurrently with itself.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
+
+#include "client.h"
+
+const char *
+secretd_status_str(secretd_status st)
+{
+	switch (st) {
+	case SECRETD_OK:
+		return "OK";
+	case SECRETD_CANCELLED:
+		return "CANCELLED";
+	case SECRETD_UNKNOWN:
+		return "UNKNOWN";
+	case SECRETD_INVALID_ARGUMENT:
+		return "INVALID_ARGUMENT";
+	case SECRETD_DEADLINE_EXCEEDED:
+		return "DEADLINE_EXCEEDED";
+	case SECRETD_NOT_FOUND:
+		return "NOT_FOUND";
+	case SECRETD_ALREADY_EXISTS:
+		return "ALREADY_EXISTS";
+	case SECRETD_PERMISSION_DENIED:
+		return "PERMISSION_DENIED";
+	case SECRETD_RESOURCE_EXHAUSTED:
+		return "RESOURCE_EXHAUSTED";
+	case SECRETD_FAILED_PRECONDITION:
+		return "FAILED_PRECONDITION";
+	case SECRETD_ABORTED:
+		return "ABORTED";
+	case SECRETD_OUT_OF_RANGE:
+		return "OUT_OF_RANGE";
+	case SECRETD_UNIMPLEMENTED:
+		return "UNIMPLEMENTED";
+	case SECRETD_INTERNAL:
+		return "INTERNAL";
+	case SECRETD_UNAVAILABLE:
+		return "UNAVAILABLE";
+	case SECRETD_DATA_LOSS:
+		return "DATA_LOSS";
+	case SECRETD_UNAUTHENTICATED:
+		return "UNAUTHENTICATED";
+	}
+	return "UNKNOWN_STATUS";
+}
+
+const char *
+secretd_storage_str(secretd_storage storage)
+{
+	switch (storage) {
+	case SECRETD_STORAGE_ANY:
+		return "any";
+	case SECRETD_STORAGE_MEMORY:
+		return "memory";
+	case SECRETD_STORAGE_SQLCIPHER:
+		return "sqlcipher";
+	}
+	return "unknown";
+}
+
+void
+client_copy_str(char *dst, size_t dst_size, const char *src)
+{
+	size_t n;
+
+	if (dst_size == 0)
+		return;
+	n = src != NULL ? strnlen(src, dst_size - 1) : 0;
+	if (n > 0)
+		memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+secretd_status
+client_fail(secretd_error *err, secretd_status st, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return st;
+	err->status = st;
+	err->reason[0] = '\0';
+	va_start(ap, fmt);
+	(void)vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	return st;
+}
+
+void
+client_call_init(struct client_call *call, int timeout_ms, void *target)
+{
+	memset(call, 0, sizeof(*call));
+	call->timeout_ms = timeout_ms;
+	call->target = target;
+	/* Replaced by the transport; left only if a stub never reached it. (No printf:
+	 * this runs on every call.) */
+	call->err.status = SECRETD_INTERNAL;
+	memcpy(call->err.message, "the call was not made", sizeof("the call was not made"));
+}
+
+secretd_storage
+client_storage_from_pb(Secretd__V1__Storage storage)
+{
+	switch (storage) {
+	case SECRETD__V1__STORAGE__STORAGE_MEMORY:
+		return SECRETD_STORAGE_MEMORY;
+	case SECRETD__V1__STORAGE__STORAGE_SQLCIPHER:
+		return SECRETD_STORAGE_SQLCIPHER;
+	default:
+		return SECRETD_STORAGE_ANY;
+	}
+}
+
+Secretd__V1__Storage
+client_storage_to_pb(secretd_storage storage)
+{
+	switch (storage) {
+	case SECRETD_STORAGE_MEMORY:
+		return SECRETD__V1__STORAGE__STORAGE_MEMORY;
+	case SECRETD_STORAGE_SQLCIPHER:
+		return SECRETD__V1__STORAGE__STORAGE_SQLCIPHER;
+	default:
+		return SECRETD__V1__STORAGE__STORAGE_UNSPECIFIED;
+	}
+}
+
+secretd_status
+client_nng_fail(secretd_error *err, int rv, const char *url, const char *what)
+{
+	secretd_status st;
+
+	switch (rv) {
+	case NNG_ETIMEDOUT:
+		st = SECRETD_DEADLINE_EXCEEDED;
+		break;
+	case NNG_ECONNREFUSED:
+	case NNG_ENOENT:
+	case NNG_ECONNRESET:
+	case NNG_ECONNSHUT:
+	case NNG_EUNREACHABLE:
+		st = SECRETD_UNAVAILABLE;
+		break;
+	case NNG_ECLOSED:
+	case NNG_ECANCELED:
+		/* Our own socket closed under the call: secretd_client_close. */
+		st = SECRETD_CANCELLED;
+		break;
+	case NNG_EINVAL:
+	case NNG_EADDRINVAL:
+	case NNG_ENOTSUP:
+		st = SECRETD_INVALID_ARGUMENT;
+		break;
+	default:
+		st = SECRETD_INTERNAL;
+		break;
+	}
+	return client_fail(err, st, "%s %s: %s", what, url, nng_strerror(rv));
+}
+
+/* Track connected pipes; runs on nng's threads. */
+static void
+client_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	secretd_client *client = arg;
+
+	(void)pipe;
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		(void)atomic_fetch_add(&client->pipes, 1);
+	else if (ev == NNG_PIPE_EV_REM_POST)
+		(void)atomic_fetch_sub(&client->pipes, 1);
+}
+
+/* protobuf_c_service_destroy on the embedded service closes the client. */
+static void
+client_service_destroy(ProtobufCService *service)
+{
+	secretd_client_close((secretd_client *)service);
+}
+
+secretd_status
+secretd_default_url(char *buf, size_t len)
+{
+	const char *dir = getenv("XDG_RUNTIME_DIR");
+	size_t dir_len;
+	int n;
+
+	if (buf == NULL)
+		return SECRETD_INVALID_ARGUMENT;
+	/* The XDG spec says to ignore a relative path. */
+	if (dir != NULL && dir[0] == '/') {
+		dir_len = strlen(dir);
+		while (dir_len > 1 && dir[dir_len - 1] == '/')
+			dir_len--;
+		if (dir_len == 1)
+			dir_len = 0; /* "/" */
+		if (dir_len > INT32_MAX)
+			return SECRETD_OUT_OF_RANGE;
+		n = snprintf(buf, len, "ipc://%.*s/secretd.sock", (int)dir_len, dir);
+	} else {
+		n = snprintf(
+		    buf, len, "ipc:///tmp/secretd-%lu/secretd.sock", (unsigned long)getuid());
+	}
+	if (n < 0 || (size_t)n >= len) {
+		if (len > 0)
+			buf[0] = '\0';
+		return SECRETD_OUT_OF_RANGE;
+	}
+	return SECRETD_OK;
+}
+
+/* Read a PEM file whole, NUL-terminated, into *bufp (caller wipes and frees with
+ * client_pem_free). Returns 0 or an errno value. */
+static int
+client_pem_read(const char *path, char **bufp, size_t *lenp)
+{
+	FILE *f = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	size_t cap = 64 * 1024; /* PEM certificates and keys are far smaller */
+	int rv = 0;
+
+	f = fopen(path, "re");
+	if (f == NULL)
+		return errno;
+	buf = malloc(cap + 1);
+	if (buf == NULL) {
+		rv = ENOMEM;
+		goto done;
+	}
+	len = fread(buf, 1, cap + 1, f);
+	if (ferror(f)) {
+		rv = EIO;
+		goto done;
+	}
+	if (len > cap) {
+		rv = EFBIG;
+		goto done;
+	}
+	buf[len] = '\0';
+	*bufp = buf;
+	*lenp = len;
+	buf = NULL;
+done:
+	if (buf != NULL) {
+		explicit_bzero(buf, cap + 1);
+		free(buf);
+	}
+	(void)fclose(f);
+	return rv;
+}
+
+static void
+client_pem_free(char *buf, size_t len)
+{
+	if (buf == NULL)
+		return;
+	explicit_bzero(buf, len);
+	free(buf);
+}
+
+/* Load the client certificate and its key (possibly the same PEM file). */
+static secretd_status
+client_tls_own_cert(secretd_client *client, const secretd_options *options, secretd_error *err)
+{
+	char *cert = NULL;
+	char *key = NULL;
+	size_t cert_len = 0;
+	size_t key_len = 0;
+	secretd_status st;
+	int rv;
+
+	if ((rv = client_pem_read(options->tls_cert_file, &cert, &cert_len)) != 0) {
+		st = client_fail(err, SECRETD_INVALID_ARGUMENT, "cannot read %s: %s",
+		    options->tls_cert_file, strerror(rv));
+		goto done;
+	}
+	if ((rv = client_pem_read(options->tls_key_file, &key, &key_len)) != 0) {
+		st = client_fail(err, SECRETD_INVALID_ARGUMENT, "cannot read %s: %s",
+		    options->tls_key_file, strerror(rv));
+		goto done;
+	}
+	if ((rv = nng_tls_config_own_cert(client->tls, cert, key, NULL)) != 0) {
+		st = client_fail(err, SECRETD_INVALID_ARGUMENT,
+		    "cannot use client certificate %s with key %s: %s", options->tls_cert_file,
+		    options->tls_key_file, nng_strerror(rv));
+		goto done;
+	}
+	st = SECRETD_OK;
+done:
+	client_pem_free(key, key_len);
+	client_pem_free(cert, cert_len);
+	return st;
+}
+
+/* Build the TLS configuration for a tls+tcp:// dialer. */
+static secretd_status
+client_tls_setup(secretd_client *client, const secretd_options *options, secretd_error *err)
+{
+	nng_url *url = NULL;
+	const char *server_name;
+	secretd_status st;
+	int rv;
+
+	if (options == NULL || options->tls_ca_file == NULL || options->tls_ca_file[0] == '\0') {
+		st = client_fail(err, SECRETD_INVALID_ARGUMENT,
+		    "%s needs a CA file (tls_ca_file) to verify the server", client->url);
+		goto fail;
+	}
+	if ((options->tls_cert_file == NULL) != (options->tls_key_file == NULL)) {
+		st = client_fail(err, SECRETD_INVALID_ARGUMENT,
+		    "a client certificate needs both tls_cert_file and tls_key_file");
+		goto fail;
+	}
+	if ((rv = nng_url_parse(&url, client->url)) != 0) {
+		st = client_nng_fail(err, rv, client->url, "bad URL");
+		goto fail;
+	}
+	server_name = options->tls_server_name != NULL ? options->tls_server_name : url->u_hostname;
+	if (server_name == NULL || server_name[0] == '\0') {
+		st = client_fail(err, SECRETD_INVALID_ARGUMENT,
+		    "%s has no host name to verify; set tls_server_name", client->url);
+		goto fail;
+	}
+	if ((rv = nng_tls_config_alloc(&client->tls, NNG_TLS_MODE_CLIENT)) != 0) {
+		st = client_nng_fail(err, rv, client->url, "cannot set up TLS for");
+		goto fail;
+	}
+	if ((rv = nng_tls_config_auth_mode(client->tls, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
+	    (rv = nng_tls_config_server_name(client->tls, server_name)) != 0) {
+		st = client_nng_fail(err, rv, client->url, "cannot set up TLS for");
+		goto fail;
+	}
+	if ((rv = nng_tls_config_ca_file(client->tls, options->tls_ca_file)) != 0) {
+		st = client_fail(err, SECRETD_INVALID_ARGUMENT, "cannot load CA file %s: %s",
+		    options->tls_ca_file, nng_strerror(rv));
+		goto fail;
+	}
+	if (options->tls_cert_file != NULL &&
+	    (st = client_tls_own_cert(client, options, err)) != SECRETD_OK)
+		goto fail;
+	if ((rv = nng_dialer_set_ptr(client->dialer, NNG_OPT_TLS_CONFIG, client->tls)) != 0) {
+		st = client_nng_fail(err, rv, client->url, "cannot set up TLS for");
+		goto fail;
+	}
+	nng_url_free(url);
+	return SECRETD_OK;
+
+fail:
+	if (url != NULL)
+		nng_url_free(url);
+	return st;
+}
+
+/* Free everything of a client whose calls have all ended. */
+static void
+client_destroy(secretd_client *client)
+{
+	if (client->sock_open)
+		(void)nng_close(client->sock);
+	if (client->tls != NULL)
+		nng_tls_config_free(client->tls);
+	if (client->token != NULL) {
+		explicit_bzero(client->token, strlen(client->token));
+		free(client->token);
+	}
+	free(client->url);
+	(void)pthread_cond_destroy(&client->idle);
+	(void)pthread_mutex_destroy(&client->mu);
+	free(client);
+}
+
+secretd_status
+secretd_client_open(
+    const char *url, const secretd_options *options, secretd_client **clientp, secretd_error *err)
+{
+	secretd_client *client = NULL;
+	char default_url[512];
+	bool tls_url;
+	bool tls_options;
+	secretd_status st;
+	int rv;
+
+	if (clientp == NULL)
+		return client_fail(err, SECRETD_INVALID_ARGUMENT, "clientp is NULL");
+	*clientp = NULL;
+	if (url == NULL) {
+		if (secretd_default_url(default_url, sizeof(default_url)) != SECRETD_OK)
+			return client_fail(err, SECRETD_INVALID_ARGUMENT,
+			    "the default URL is too long ($XDG_RUNTIME_DIR)");
+		url = default_url;
+	}
+	if (url[0] == '\0')
+		return client_fail(err, SECRETD_INVALID_ARGUMENT, "empty URL");
+	tls_url = strncmp(url, "tls+", 4) == 0;
+	tls_options =
+	    options != NULL && (options->tls_ca_file != NULL || options->tls_server_name != NULL ||
+	                           options->tls_cert_file != NULL || options->tls_key_file != NULL);
+	if (tls_options && !tls_url)
+		return client_fail(err, SECRETD_INVALID_ARGUMENT,
+		    "TLS options given for %s, which is not a tls+tcp:// URL", url);
+
+	client = calloc(1, sizeof(*client));
+	if (client == NULL)
+		return client_fail(err, SECRETD_INTERNAL, "out of memory");
+	if (pthread_mutex_init(&client->mu, NULL) != 0) {
+		free(client);
+		return client_fail(err, SECRETD_INTERNAL, "cannot create a mutex");
+	}
+	if (pthread_cond_init(&client->idle, NULL) != 0) {
+		(void)pthread_mutex_destroy(&client->mu);
+		free(client);
+		return client_fail(err, SECRETD_INTERNAL, "cannot create a condition variable");
+	}
+	client->service.descriptor = &secretd__v1__secrets__descriptor;
+	client->service.invoke = client_invoke;
+	client->service.destroy = client_service_destroy;
+	atomic_init(&client->pipes, 0);
+	client->url = strdup(url);
+	if (client->url != NULL && strncmp(client->url, "ipc://", 6) == 0)
+		client->ipc_path = client->url + 6;
+	if (client->url == NULL || (options != NULL && options->token != NULL &&
+	                               (client->token = strdup(options->token)) == NULL)) {
+		st = client_fail(err, SECRETD_INTERNAL, "out of memory");
+		goto fail;
+	}
+
+	if ((rv = nng_req0_open(&client->sock)) != 0) {
+		st = client_fail(err, SECRETD_INTERNAL, "cannot open a socket for %s: %s", url,
+		    nng_strerror(rv));
+		goto fail;
+	}
+	client->sock_open = true;
+	if ((rv = nng_socket_set_size(client->sock, NNG_OPT_RECVMAXSZ, CLIENT_RECV_MAX)) != 0 ||
+	    (rv = nng_pipe_notify(client->sock, NNG_PIPE_EV_ADD_POST, client_pipe_event, client)) !=
+	        0 ||
+	    (rv = nng_pipe_notify(client->sock, NNG_PIPE_EV_REM_POST, client_pipe_event, client)) !=
+	        0) {
+		st = client_nng_fail(err, rv, url, "cannot set up the socket for");
+		goto fail;
+	}
+	if ((rv = nng_dialer_create(&client->dialer, client->sock, url)) != 0) {
+		/* Whatever nng finds wrong with the URL (syntax, scheme) is the caller's. */
+		st =
+		    client_fail(err, rv == NNG_ENOMEM ? SECRETD_INTERNAL : SECRETD_INVALID_ARGUMENT,
+		        "bad URL %s: %s", url, nng_strerror(rv));
+		goto fail;
+	}
+	if (tls_url && (st = client_tls_setup(client, options, err)) != SECRETD_OK)
+		goto fail;
+	/* Non-blocking: the dialer keeps retrying in the background, and the first call
+	 * waits for the connection within its own timeout. */
+	if ((rv = nng_dialer_start(client->dialer, NNG_FLAG_NONBLOCK)) != 0) {
+		st = client_nng_fail(err, rv, url, "cannot dial");
+		goto fail;
+	}
+	*clientp = client;
+	return SECRETD_OK;
+
+fail:
+	client_destroy(client);
+	return st;
+}
+
+void
+secretd_client_close(secretd_client *client)
+{
+	if (client == NULL)
+		return;
+	(void)pthread_mutex_lock(&client->mu);
+	client->closing = true;
+	(void)pthread_mutex_unlock(&client->mu);
+	/* Aborts every call in flight with NNG_ECLOSED (SECRETD_CANCELLED). */
+	if (client->sock_open) {
+		(void)nng_close(client->sock);
+		client->sock_open = false;
+	}
+	(void)pthread_mutex_lock(&client->mu);
+	while (client->active > 0)
+		(void)pthread_cond_wait(&client->idle, &client->mu);
+	(void)pthread_mutex_unlock(&client->mu);
+	client_destroy(client);
+}
