@@ -843,3 +843,25 @@ handle_execute(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage 
 	}
 	return st;
 }
+
+enum status
+handle_rekey(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out)
+{
+	Secretd__V1__RekeyReply *rep = (Secretd__V1__RekeyReply *)out;
+	const char *key_file = NULL;
+
+	(void)in;
+	rq->info->mutating = true;
+	rq->info->storage = storage_sqlcipher;
+	if (require_role(rq, ROLE_ADMIN, "rotating the database key") != ST_OK)
+		return rq->info->outcome.status;
+	if (rq->svc->rekey == NULL)
+		return outcome_set(&rq->info->outcome, ST_UNIMPLEMENTED, "NO_REKEY",
+		    "this server cannot rotate its key");
+	if (audit_attempt(rq) != ST_OK)
+		return rq->info->outcome.status;
+	if (rq->svc->rekey(rq->svc->rekey_arg, &key_file, &rq->info->outcome) != ST_OK)
+		return rq->info->outcome.status;
+	rep->key_file = arena_strdup(rq->arena, key_file);
+	return rep->key_file == NULL ? no_memory(rq) : ok(rq);
+}

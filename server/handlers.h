@@ -36,5 +36,6 @@ enum status handle_list(struct request *rq, const ProtobufCMessage *in, Protobuf
 enum status handle_get(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out);
 enum status handle_resolve(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out);
 enum status handle_execute(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out);
+enum status handle_rekey(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out);
 
 #endif

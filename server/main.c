@@ -12,6 +12,7 @@
 
 static const char usage_text[] =
     "Usage: secretd [OPTION]...\n"
+    "       secretd rekey [--data-dir DIR] [--key-file FILE]\n"
     "Serve LLM-provider secrets over nng: temporary secrets in memory, persistent ones in\n"
     "an SQLCipher database.\n"
     "\n"
@@ -44,6 +45,11 @@ static const char usage_text[] =
     "  --max-secrets N     most secrets per storage (default 1000000) (SECRETD_MAX_SECRETS)\n"
     "  -h, --help          show this help and exit\n"
     "  --version           show the version and exit\n"
+    "\n"
+    "secretd rekey rotates the database key offline (the server must be stopped): a new\n"
+    "random key is written to FILE.new, the database is re-encrypted under it, and FILE.new\n"
+    "replaces FILE. A crash at any step is finished or undone at the next start. While the\n"
+    "server runs, use `secretctl rekey` instead.\n"
     "\n"
     "Signals: SIGTERM/SIGINT drain in-flight requests and close the database; SIGHUP\n"
     "reloads the tokens file.\n"
@@ -267,13 +273,17 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind < argc) {
+	if (optind < argc && !(strcmp(argv[optind], "rekey") == 0 && optind + 1 == argc)) {
 		(void)fprintf(stderr, "secretd: unexpected argument '%s'\nTry 'secretd --help'.\n",
 		    argv[optind]);
 		free(cli.listen_env);
 		return 2;
 	}
-	rc = server_run(&cli.cfg);
+	cli.cfg.test_rekey_crash = getenv("SECRETD_TEST_REKEY_CRASH");
+	if (optind < argc && strcmp(argv[optind], "rekey") == 0)
+		rc = server_rekey_offline(&cli.cfg);
+	else
+		rc = server_run(&cli.cfg);
 	free(cli.listen_env);
 	return rc;
 }

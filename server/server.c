@@ -31,6 +31,7 @@
 
 #include "auth.h"
 #include "dedup.h"
+#include "keys.h"
 #include "store.h"
 #include "text.h"
 
@@ -71,6 +72,7 @@ struct server {
 	char db_path[4096];
 	char default_url[4200];
 	uint8_t key[STORE_KEY_LEN];
+	pthread_mutex_t rekey_lock; /* one rotation at a time */
 };
 
 void
@@ -190,6 +192,8 @@ store_hint(store_status st)
 		       "owned by this user";
 	case STORE_CORRUPT:
 		return "the database is corrupt or from a newer secretd";
+	case STORE_NOT_FOUND:
+		return "the key file does not exist";
 	default:
 		return store_status_str(st);
 	}
@@ -201,11 +205,9 @@ open_stores(struct server *srv)
 	struct store_config mem = {.max_secrets = srv->cfg->limits.max_secrets};
 	struct store_config db = {
 	    .path = srv->db_path,
-	    .key = srv->key,
-	    .key_len = sizeof(srv->key),
 	    .max_secrets = srv->cfg->limits.max_secrets,
 	};
-	bool created = false;
+	const char *note = NULL;
 	store_status st;
 
 	if (mkdir_p(srv->data_dir, 0700) != 0) {
@@ -215,31 +217,25 @@ open_stores(struct server *srv)
 	}
 	if (!dir_is_private(srv, srv->data_dir, "data directory"))
 		return false;
-	st = store_keyfile_load(srv->key_file, true, srv->key, &created);
-	if (st != STORE_OK) {
-		log_msg(&srv->log, LOG_ERROR, "key file %s: %s", srv->key_file,
-		    st == STORE_PERMISSION ? "must be readable only by its owner (chmod 600)"
-		    : st == STORE_INVALID  ? "is not 64 hex digits"
-					   : store_status_str(st));
-		return false;
-	}
-	/* Keep the key out of swap where the OS lets us; without CAP_IPC_LOCK or a memlock
-	 * allowance this fails, which is worth a warning but not a refusal. */
-	if (mlock(srv->key, sizeof(srv->key)) != 0)
-		log_msg(&srv->log, LOG_WARN, "cannot lock the key in memory (%s); continuing",
-		    strerror(errno));
-	if (created)
-		log_msg(&srv->log, LOG_INFO, "created a new random key in %s", srv->key_file);
 	st = store_open(&store_memory_ops, &mem, &srv->temporary);
 	if (st != STORE_OK) {
 		log_msg(&srv->log, LOG_ERROR, "memory store: %s", store_status_str(st));
 		return false;
 	}
-	st = store_open(&store_sqlcipher_ops, &db, &srv->persistent);
+	st = keys_open_store(srv->key_file, &db, srv->key, &srv->persistent, &note);
 	if (st != STORE_OK) {
-		log_msg(&srv->log, LOG_ERROR, "database %s: %s", srv->db_path, store_hint(st));
+		log_msg(&srv->log, LOG_ERROR, "database %s with key file %s: %s", srv->db_path,
+		    srv->key_file,
+		    st == STORE_INVALID ? "the key file is not 64 hex digits" : store_hint(st));
 		return false;
 	}
+	if (note != NULL)
+		log_msg(&srv->log, LOG_INFO, "%s: %s", srv->key_file, note);
+	/* Keep the key out of swap where the OS lets us; without CAP_IPC_LOCK or a memlock
+	 * allowance this fails, which is worth a warning but not a refusal. */
+	if (mlock(srv->key, sizeof(srv->key)) != 0)
+		log_msg(&srv->log, LOG_WARN, "cannot lock the key in memory (%s); continuing",
+		    strerror(errno));
 	return true;
 }
 
@@ -476,6 +472,28 @@ audit_attempt(void *arg, const struct caller *caller, const char *method, const 
 	return log_audit(&srv->log, &rec);
 }
 
+/* service.rekey: rotate the database key online. */
+static enum status
+rekey_online(void *arg, const char **key_filep, struct outcome *out)
+{
+	struct server *srv = arg;
+	store_status st;
+
+	(void)pthread_mutex_lock(&srv->rekey_lock);
+	st = keys_rotate(srv->persistent, srv->key_file, srv->key, srv->cfg->test_rekey_crash);
+	(void)pthread_mutex_unlock(&srv->rekey_lock);
+	if (st != STORE_OK) {
+		log_msg(&srv->log, LOG_ERROR, "key rotation failed: %s", store_status_str(st));
+		return outcome_set(out, ST_UNAVAILABLE, "REKEY",
+		    "key rotation failed (%s); every secret is intact under the key file in "
+		    "use",
+		    store_status_str(st));
+	}
+	log_msg(&srv->log, LOG_INFO, "database key rotated; new key in %s", srv->key_file);
+	*key_filep = srv->key_file;
+	return ST_OK;
+}
+
 /* Handle one received request and send its reply. Takes msg. */
 static void
 serve(struct worker *w, nng_msg *msg)
@@ -688,6 +706,7 @@ server_run(const struct server_config *cfg)
 	}
 	srv->cfg = cfg;
 	srv->uid = getuid();
+	(void)pthread_mutex_init(&srv->rekey_lock, NULL);
 	if (log_open(&srv->log, STDERR_FILENO, cfg->log_level, cfg->audit_file) != 0) {
 		(void)fprintf(stderr, "secretd: cannot open audit file %s: %s\n",
 		    cfg->audit_file != NULL ? cfg->audit_file : "-", strerror(errno));
@@ -723,6 +742,8 @@ server_run(const struct server_config *cfg)
 		goto done;
 	}
 	srv->svc.dedup = srv->dedup;
+	srv->svc.rekey = rekey_online;
+	srv->svc.rekey_arg = srv;
 	if (cfg->audit_file != NULL) {
 		srv->svc.audit_attempt = audit_attempt;
 		srv->svc.audit_arg = srv;
@@ -763,6 +784,55 @@ done:
 	explicit_bzero(srv->key, sizeof(srv->key));
 	if (rc == 0)
 		log_msg(&srv->log, LOG_INFO, "secretd stopped cleanly");
+	log_close(&srv->log);
+	(void)pthread_mutex_destroy(&srv->rekey_lock);
+	free(srv);
+	return rc;
+}
+
+int
+server_rekey_offline(const struct server_config *cfg)
+{
+	struct server *srv = calloc(1, sizeof(*srv));
+	struct store_config db = {.max_secrets = cfg->limits.max_secrets};
+	const char *note = NULL;
+	store_status st;
+	int rc = 1;
+
+	if (srv == NULL)
+		return 1;
+	srv->cfg = cfg;
+	srv->uid = getuid();
+	if (log_open(&srv->log, STDERR_FILENO, cfg->log_level, NULL) != 0) {
+		free(srv);
+		return 1;
+	}
+	harden_process(srv);
+	if (!resolve_paths(srv))
+		goto done;
+	db.path = srv->db_path;
+	if (access(srv->db_path, F_OK) != 0) {
+		log_msg(&srv->log, LOG_ERROR, "no database at %s", srv->db_path);
+		goto done;
+	}
+	st = keys_open_store(srv->key_file, &db, srv->key, &srv->persistent, &note);
+	if (st != STORE_OK) {
+		log_msg(&srv->log, LOG_ERROR, "database %s with key file %s: %s", srv->db_path,
+		    srv->key_file, store_hint(st));
+		goto done;
+	}
+	st = keys_rotate(srv->persistent, srv->key_file, srv->key, cfg->test_rekey_crash);
+	if (st != STORE_OK) {
+		log_msg(&srv->log, LOG_ERROR, "key rotation failed: %s", store_status_str(st));
+		goto done;
+	}
+	log_msg(&srv->log, LOG_INFO,
+	    "database key rotated: %zu persistent secret(s), new key in %s",
+	    store_count(srv->persistent), srv->key_file);
+	rc = 0;
+done:
+	store_close(srv->persistent);
+	explicit_bzero(srv->key, sizeof(srv->key));
 	log_close(&srv->log);
 	free(srv);
 	return rc;

@@ -35,6 +35,7 @@ struct server_config {
 	int workers;              /* 0: 4 per core */
 	enum log_level log_level;
 	bool insecure;            /* allow plain tcp:// (still needs tokens) */
+	const char *test_rekey_crash; /* test hook: see keys_rotate (SECRETD_TEST_REKEY_CRASH) */
 	struct limits limits;
 };
 
@@ -44,6 +45,10 @@ void server_config_default(struct server_config *cfg);
 /* Write the default ipc URL into buf: ipc://$XDG_RUNTIME_DIR/secretd.sock, else
  * ipc:///tmp/secretd-$UID/secretd.sock. Returns false when it does not fit. */
 bool server_default_url(char *buf, size_t len);
+
+/* Rotate the database key offline (secretd rekey): the server must not be running.
+ * Prints what it did; returns the process exit status. */
+int server_rekey_offline(const struct server_config *cfg);
 
 /* Run the server until SIGTERM/SIGINT. Returns the process exit status (0 on a clean
  * shutdown, 1 on a start-up error, which it has logged). */

@@ -41,6 +41,7 @@ static const struct method_entry method_handlers[] = {
 	{"Get", handle_get, false},
 	{"Resolve", handle_resolve, false},
 	{"Execute", handle_execute, true},
+	{"Rekey", handle_rekey, false},
 };
 
 /* Wraps the caller's reply allocator to see the reply frame, for dedup_finish. */

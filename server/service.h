@@ -68,6 +68,10 @@ struct service {
 	bool (*audit_attempt)(void *arg, const struct caller *caller, const char *method,
 	    const char *name, const char *storage);
 	void *audit_arg;
+	/* Rotates the database key (the Rekey rpc); fills out on failure. NULL: the rpc
+	 * answers UNIMPLEMENTED. */
+	enum status (*rekey)(void *arg, const char **key_filep, struct outcome *out);
+	void *rekey_arg;
 };
 
 /* What one call did, for the log and the audit trail (no values). Strings point into the

@@ -228,9 +228,14 @@ open_temp(const char *path, char **tmpp, int *fdp)
 	return rc;
 }
 
-/* Create path with a new random key. STORE_EXISTS when another process created it first. */
+/*
+ * Write key to path through a temporary file (0600, written, fsynced): linked into place
+ * when replace is false (STORE_EXISTS if another process created path first, so a racing
+ * creator's key is never overwritten), renamed over path when replace is true. The
+ * directory is fsynced so the new name survives a crash.
+ */
 static store_status
-keyfile_create(const char *path, uint8_t *key)
+keyfile_put(const char *path, const uint8_t *key, bool replace)
 {
 	static const char hex[] = "0123456789abcdef";
 	char buf[KEYFILE_LEN];
@@ -238,9 +243,6 @@ keyfile_create(const char *path, uint8_t *key)
 	store_status rc;
 	int fd = -1;
 
-	rc = random_bytes(key, STORE_KEY_LEN);
-	if (rc != STORE_OK)
-		goto fail;
 	for (size_t i = 0; i < STORE_KEY_LEN; i++) {
 		buf[2 * i] = hex[key[i] >> 4];
 		buf[2 * i + 1] = hex[key[i] & 0xf];
@@ -265,13 +267,14 @@ keyfile_create(const char *path, uint8_t *key)
 	fd = -1;
 	if (rc != STORE_OK)
 		goto fail;
-	if (link(tmp, path) == 0) {
+	if (!replace && link(tmp, path) == 0) {
 		/* tmp is unlinked below; path now names the file. */
-	} else if (errno == EEXIST) {
+	} else if (!replace && errno == EEXIST) {
 		rc = STORE_EXISTS;
 		goto fail;
-	} else if (errno == EPERM || errno == EOPNOTSUPP || errno == EMLINK) {
-		/* No hard links here: rename, which would replace a racing creator's file. */
+	} else if (replace || errno == EPERM || errno == EOPNOTSUPP || errno == EMLINK) {
+		/* Replacing, or no hard links here: rename (which would replace a racing
+		 * creator's file in the second case). */
 		if (rename(tmp, path) != 0) {
 			rc = errno_status(errno);
 			goto fail;
@@ -285,14 +288,39 @@ keyfile_create(const char *path, uint8_t *key)
 	rc = sync_dir(path);
 fail:
 	explicit_bzero(buf, sizeof(buf));
-	if (rc != STORE_OK)
-		explicit_bzero(key, STORE_KEY_LEN);
 	if (fd >= 0)
 		(void)close(fd);
 	if (tmp != NULL)
 		(void)unlink(tmp);
 	free(tmp);
 	return rc;
+}
+
+/* Create path with a new random key. STORE_EXISTS when another process created it first. */
+static store_status
+keyfile_create(const char *path, uint8_t *key)
+{
+	store_status rc = random_bytes(key, STORE_KEY_LEN);
+
+	if (rc == STORE_OK)
+		rc = keyfile_put(path, key, false);
+	if (rc != STORE_OK)
+		explicit_bzero(key, STORE_KEY_LEN);
+	return rc;
+}
+
+store_status
+store_keyfile_write(const char *path, const uint8_t *key)
+{
+	return keyfile_put(path, key, true);
+}
+
+store_status
+store_keyfile_rename(const char *from, const char *to)
+{
+	if (rename(from, to) != 0)
+		return errno_status(errno);
+	return sync_dir(to);
 }
 
 store_status

@@ -24,8 +24,8 @@ struct store_memory_prep;
  * max_secrets are not checked here: the caller decides. STORE_OK with *prepp, or
  * STORE_NO_MEMORY / STORE_INVALID with nothing changed.
  */
-store_status store_memory_prepare(void *impl, struct store_secret *s,
-    struct store_memory_prep **prepp);
+store_status store_memory_prepare(
+    void *impl, struct store_secret *s, struct store_memory_prep **prepp);
 
 /* Make the prepared secret visible, replacing (and wiping) any secret of the same name.
  * Takes ownership of the secret given to prepare, and frees prep. Cannot fail. */

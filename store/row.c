@@ -105,8 +105,8 @@ get_u32(struct reader *r, size_t *vp)
 {
 	if (r->left < 4)
 		return false;
-	*vp = (size_t)r->p[0] | (size_t)r->p[1] << 8 | (size_t)r->p[2] << 16 |
-	    (size_t)r->p[3] << 24;
+	*vp =
+	    (size_t)r->p[0] | (size_t)r->p[1] << 8 | (size_t)r->p[2] << 16 | (size_t)r->p[3] << 24;
 	r->p += 4;
 	r->left -= 4;
 	return true;
@@ -142,10 +142,10 @@ get_string(struct reader *r, const char **strp)
 }
 
 store_status
-store_row_decode(const uint8_t *body, size_t len, const char *name, const char *type,
-    struct store_secret **outp)
+store_row_decode(
+    const uint8_t *body, size_t len, const char *name, const char *type, struct store_secret **outp)
 {
-	struct reader r = { .p = body, .left = len };
+	struct reader r = {.p = body, .left = len};
 	const char **scope = NULL;
 	struct store_field *fields = NULL;
 	size_t n_scope;

@@ -37,8 +37,8 @@ store_status store_row_encode(const struct store_secret *s, uint8_t **bodyp, siz
  * store_secret_free), STORE_CORRUPT for any malformed input (also a NULL name or type),
  * or STORE_NO_MEMORY.
  */
-store_status store_row_decode(const uint8_t *body, size_t len, const char *name,
-    const char *type, struct store_secret **outp);
+store_status store_row_decode(const uint8_t *body, size_t len, const char *name, const char *type,
+    struct store_secret **outp);
 
 /* Wipe and free a body from store_row_encode. NULL-safe. */
 void store_row_free(uint8_t *body, size_t len);

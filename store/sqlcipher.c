@@ -47,11 +47,12 @@
 #define KEY_STRING_LEN (3 + 2 * STORE_KEY_LEN)
 #define CIPHER_PAGE_SIZE_PRAGMA "PRAGMA cipher_page_size = 4096"
 #define BUSY_TIMEOUT_MS 5000
+#define SQLCIPHER_DEFAULT_MAX 1000000
 
 /* migrations[v] takes an empty or version-v schema to version v + 1. */
 static const char *const migrations[] = {
-	"CREATE TABLE secrets (name TEXT PRIMARY KEY NOT NULL, type TEXT NOT NULL, "
-	"body BLOB NOT NULL)",
+    "CREATE TABLE secrets (name TEXT PRIMARY KEY NOT NULL, type TEXT NOT NULL, "
+    "body BLOB NOT NULL)",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -301,6 +302,44 @@ fail:
 	return st;
 }
 
+/*
+ * The -wal and -shm files SQLite keeps beside path. It creates them with the database
+ * file's mode, so a read-only open (file 0400) leaves them 0400, and a later read-write
+ * open, once the file is 0600 again, could not write them. When the database is
+ * writable, give a leftover sibling of ours the database's mode 0600; refuse one that is
+ * not a regular file of ours.
+ */
+static store_status
+check_sibling(const char *path, const char *suffix, bool read_only)
+{
+	size_t len = strlen(path);
+	size_t slen = strlen(suffix);
+	char *name;
+	struct stat sb;
+	store_status rc = STORE_OK;
+	int fd;
+
+	if (len > SIZE_MAX - slen - 1)
+		return STORE_INVALID;
+	name = malloc(len + slen + 1);
+	if (name == NULL)
+		return STORE_NO_MEMORY;
+	memcpy(name, path, len);
+	memcpy(name + len, suffix, slen + 1);
+	fd = open(name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	free(name);
+	if (fd < 0)
+		return errno == ENOENT ? STORE_OK : STORE_PERMISSION;
+	if (fstat(fd, &sb) != 0)
+		rc = STORE_IO;
+	else if (!S_ISREG(sb.st_mode) || sb.st_uid != geteuid())
+		rc = STORE_PERMISSION;
+	else if (!read_only && (sb.st_mode & 0777) != 0600 && fchmod(fd, 0600) != 0)
+		rc = STORE_PERMISSION;
+	(void)close(fd);
+	return rc;
+}
+
 static store_status
 prepare_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **stmtp)
 {
@@ -364,10 +403,10 @@ static store_status
 configure(struct store_sqlcipher *sc)
 {
 	static const char *const pragmas[] = {
-		"PRAGMA secure_delete = ON",
-		"PRAGMA temp_store = MEMORY",
-		"PRAGMA journal_mode = WAL",
-		"PRAGMA synchronous = FULL",
+	    "PRAGMA secure_delete = ON",
+	    "PRAGMA temp_store = MEMORY",
+	    "PRAGMA journal_mode = WAL",
+	    "PRAGMA synchronous = FULL",
 	};
 	size_t n = sc->read_only ? 2 : sizeof(pragmas) / sizeof(pragmas[0]);
 	int rc;
@@ -393,7 +432,7 @@ sqlcipher_open(const struct store_config *cfg, void **implp)
 	sc = calloc(1, sizeof(*sc));
 	if (sc == NULL)
 		goto fail;
-	sc->max_secrets = cfg->max_secrets == 0 ? 1000000 : cfg->max_secrets;
+	sc->max_secrets = cfg->max_secrets == 0 ? SQLCIPHER_DEFAULT_MAX : cfg->max_secrets;
 	if (pthread_mutex_init(&sc->write_lock, NULL) != 0)
 		goto fail;
 	mutex_ok = true;
@@ -401,6 +440,10 @@ sqlcipher_open(const struct store_config *cfg, void **implp)
 	if (rc != STORE_OK)
 		goto fail;
 	rc = check_file(cfg->path, &sc->read_only);
+	if (rc == STORE_OK)
+		rc = check_sibling(cfg->path, "-wal", sc->read_only);
+	if (rc == STORE_OK)
+		rc = check_sibling(cfg->path, "-shm", sc->read_only);
 	if (rc != STORE_OK)
 		goto fail;
 	rc = open_keyed(sc, cfg, &n_objects);
@@ -627,15 +670,15 @@ fail:
 }
 
 const struct store_ops store_sqlcipher_ops = {
-	.name = "sqlcipher",
-	.open = sqlcipher_open,
-	.close = sqlcipher_close,
-	.put = sqlcipher_put,
-	.get = sqlcipher_get,
-	.contains = sqlcipher_contains,
-	.remove = sqlcipher_remove,
-	.list = sqlcipher_list,
-	.resolve = sqlcipher_resolve,
-	.count = sqlcipher_count,
-	.rekey = sqlcipher_rekey,
+    .name = "sqlcipher",
+    .open = sqlcipher_open,
+    .close = sqlcipher_close,
+    .put = sqlcipher_put,
+    .get = sqlcipher_get,
+    .contains = sqlcipher_contains,
+    .remove = sqlcipher_remove,
+    .list = sqlcipher_list,
+    .resolve = sqlcipher_resolve,
+    .count = sqlcipher_count,
+    .rekey = sqlcipher_rekey,
 };

@@ -77,9 +77,19 @@ field_cmp(const void *a, const void *b)
 {
 	const struct store_field *fa = a;
 	const struct store_field *fb = b;
+	size_t n = fa->value_len < fb->value_len ? fa->value_len : fb->value_len;
+	int c;
 
 	/* strcmp compares as unsigned char: byte order, as store.h promises. */
-	return strcmp(fa->key, fb->key);
+	c = strcmp(fa->key, fb->key);
+	if (c != 0)
+		return c;
+	/* The store does not refuse a key given twice; ordering such fields by value too
+	 * makes the order a total one, so it does not depend on qsort's stability. */
+	c = n > 0 ? memcmp(fa->value, fb->value, n) : 0;
+	if (c != 0)
+		return c;
+	return (fa->value_len > fb->value_len) - (fa->value_len < fb->value_len);
 }
 
 /*
@@ -128,8 +138,7 @@ store_secret_new(const char *name, const char *type, const char *const *scope, s
 			goto fail;
 	}
 	for (size_t i = 0; i < n_fields; i++) {
-		if (fields[i].key == NULL ||
-		    (fields[i].value == NULL && fields[i].value_len > 0)) {
+		if (fields[i].key == NULL || (fields[i].value == NULL && fields[i].value_len > 0)) {
 			rc = STORE_INVALID;
 			goto fail;
 		}
@@ -368,7 +377,7 @@ list_copy_visit(const struct store_secret *s, void *arg)
 store_status
 store_list_copy(struct store *st, const char *type, struct store_secret ***itemsp, size_t *np)
 {
-	struct list_copy lc = { .rc = STORE_OK };
+	struct list_copy lc = {.rc = STORE_OK};
 	store_status rc;
 
 	*itemsp = NULL;
@@ -397,8 +406,7 @@ store_resolve(struct store *st, const char *type, const char *path, size_t path_
 	*outp = NULL;
 	if (type == NULL || (path == NULL && path_len > 0))
 		return STORE_INVALID;
-	rc = st->ops->resolve(st->impl, type, path == NULL ? "" : path, path_len, outp,
-	    &match_len);
+	rc = st->ops->resolve(st->impl, type, path == NULL ? "" : path, path_len, outp, &match_len);
 	if (match_lenp != NULL)
 		*match_lenp = match_len;
 	return rc;

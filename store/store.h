@@ -93,7 +93,8 @@ struct store_config {
 	/* sqlcipher: path of the database file. Its directory must exist and be 0700
 	 * (STORE_PERMISSION otherwise); the file is created 0600. */
 	const char *path;
-	/* sqlcipher: the 32-byte raw key (borrowed; the backend keeps its own wiped copy). */
+	/* sqlcipher: the 32-byte raw key (borrowed; the backend keeps no copy of its own:
+	 * SQLCipher holds the key it derives for the open database). */
 	const uint8_t *key;
 	size_t key_len;
 	/* Most secrets the store will hold; 0 means 1,000,000. */
@@ -198,5 +199,14 @@ store_status store_rekey(struct store *st, const uint8_t *key, size_t key_len);
  * *createdp (may be NULL) tells whether the file was created.
  */
 store_status store_keyfile_load(const char *path, bool create, uint8_t *key, bool *createdp);
+
+/* Write key (STORE_KEY_LEN bytes) to path, replacing any file there, atomically: a
+ * temporary file (0600) is written, fsynced and renamed over path, and the directory is
+ * fsynced. */
+store_status store_keyfile_write(const char *path, const uint8_t *key);
+
+/* Rename a key file over another and fsync the directory, so the new name survives a
+ * crash (the last step of a key rotation). */
+store_status store_keyfile_rename(const char *from, const char *to);
 
 #endif

@@ -29,7 +29,7 @@
 static const char VALUE_A[] = "sk-test-value-a";
 static const char VALUE_B[] = "sk-test-value-b";
 static const char CANARY[] = "canary-7f3a9c1e-d0d6-4b55-plaintext";
-static const uint8_t VALUE_BINARY[] = { 'a', 0x00, 'b', 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xff, 0x01 };
+static const uint8_t VALUE_BINARY[] = {'a', 0x00, 'b', 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xff, 0x01};
 
 struct fixture {
 	const struct store_ops *ops;
@@ -86,10 +86,10 @@ static store_status
 fx_open_key(struct fixture *fx, const uint8_t *key, size_t max, struct store **stp)
 {
 	struct store_config cfg = {
-		.path = fx->path,
-		.key = key,
-		.key_len = STORE_KEY_LEN,
-		.max_secrets = max,
+	    .path = fx->path,
+	    .key = key,
+	    .key_len = STORE_KEY_LEN,
+	    .max_secrets = max,
 	};
 
 	return store_open(fx->ops, &cfg, stp);
@@ -107,13 +107,13 @@ fx_open(struct fixture *fx, size_t max)
 /* A secret with the given scopes and one field api_key = value; NULL on failure. No
  * CHECK inside: the worker threads call it, and check.h's counters are not thread-safe. */
 static struct store_secret *
-mk_quiet(const char *name, const char *type, const char *const *scope, size_t n_scope,
-    const char *value)
+mk_quiet(
+    const char *name, const char *type, const char *const *scope, size_t n_scope, const char *value)
 {
 	struct store_field f = {
-		.key = "api_key",
-		.value = (const uint8_t *)value,
-		.value_len = strlen(value),
+	    .key = "api_key",
+	    .value = (const uint8_t *)value,
+	    .value_len = strlen(value),
 	};
 	struct store_secret *s = NULL;
 
@@ -122,8 +122,7 @@ mk_quiet(const char *name, const char *type, const char *const *scope, size_t n_
 }
 
 static struct store_secret *
-mk(const char *name, const char *type, const char *const *scope, size_t n_scope,
-    const char *value)
+mk(const char *name, const char *type, const char *const *scope, size_t n_scope, const char *value)
 {
 	struct store_secret *s = mk_quiet(name, type, scope, n_scope, value);
 
@@ -133,8 +132,8 @@ mk(const char *name, const char *type, const char *const *scope, size_t n_scope,
 
 /* Put a secret with at most one scope (NULL: none). */
 static store_status
-put1(struct store *st, const char *name, const char *type, const char *scope,
-    const char *value, enum store_conflict mode, bool *createdp)
+put1(struct store *st, const char *name, const char *type, const char *scope, const char *value,
+    enum store_conflict mode, bool *createdp)
 {
 	struct store_secret *s = mk_quiet(name, type, &scope, scope != NULL ? 1 : 0, value);
 
@@ -159,13 +158,13 @@ value_eq(const struct store_secret *s, const char *key, const void *want, size_t
 	const struct store_field *f = s != NULL ? field_of(s, key) : NULL;
 
 	return f != NULL && f->value_len == want_len && memcmp(f->value, want, want_len) == 0 &&
-	    f->value[want_len] == 0;
+	       f->value[want_len] == 0;
 }
 
 /* The name resolve picks, "" when none; match length in *lenp. */
 static const char *
-resolve_name(struct store *st, const char *type, const char *path, size_t path_len,
-    size_t *lenp, char *buf, size_t bufsz)
+resolve_name(struct store *st, const char *type, const char *path, size_t path_len, size_t *lenp,
+    char *buf, size_t bufsz)
 {
 	struct store_secret *s = NULL;
 	size_t len = 0;
@@ -182,7 +181,7 @@ resolve_name(struct store *st, const char *type, const char *path, size_t path_l
 	return buf;
 }
 
-#define RESOLVE(st, type, path, lenp) \
+#define RESOLVE(st, type, path, lenp)                                                              \
 	resolve_name((st), (type), (path), strlen(path), (lenp), namebuf, sizeof(namebuf))
 
 /* --- the contract, for both backends ------------------------------------------------- */
@@ -201,8 +200,8 @@ test_put_get_remove(struct fixture *fx)
 	CHECK(!store_contains(st, "alpha"));
 	CHECK_STATUS(store_get(st, "alpha", &s), STORE_NOT_FOUND);
 	CHECK(s == NULL);
-	CHECK_STATUS(put1(st, "alpha", "openai", "openai://", VALUE_A, STORE_CONFLICT_ERROR,
-			 &created),
+	CHECK_STATUS(
+	    put1(st, "alpha", "openai", "openai://", VALUE_A, STORE_CONFLICT_ERROR, &created),
 	    STORE_OK);
 	CHECK(created);
 	CHECK(store_contains(st, "alpha"));
@@ -224,8 +223,8 @@ test_put_get_remove(struct fixture *fx)
 	CHECK_STATUS(store_remove(st, "alpha"), STORE_NOT_FOUND);
 	CHECK_STATUS(store_count(st), 0);
 	/* A name can come back after removal. */
-	CHECK_STATUS(put1(st, "alpha", "ollama", NULL, VALUE_B, STORE_CONFLICT_ERROR, NULL),
-	    STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "alpha", "ollama", NULL, VALUE_B, STORE_CONFLICT_ERROR, NULL), STORE_OK);
 	CHECK_STATUS(store_count(st), 1);
 	CHECK_STATUS(store_rekey(st, fx->key, STORE_KEY_LEN), STORE_OK);
 	CHECK_STATUS(store_rekey(st, fx->key, 5), STORE_INVALID);
@@ -242,15 +241,15 @@ test_conflict_modes(struct fixture *fx)
 
 	if (st == NULL)
 		return;
-	CHECK_STATUS(put1(st, "dup", "openai", "openai://", VALUE_A, STORE_CONFLICT_ERROR,
-			 &created),
+	CHECK_STATUS(
+	    put1(st, "dup", "openai", "openai://", VALUE_A, STORE_CONFLICT_ERROR, &created),
 	    STORE_OK);
 	CHECK(created);
 	CHECK_STATUS(put1(st, "dup", "openai", "x://", VALUE_B, STORE_CONFLICT_ERROR, &created),
 	    STORE_EXISTS);
 	CHECK(!created);
-	CHECK_STATUS(put1(st, "dup", "openai", "x://", VALUE_B, STORE_CONFLICT_IGNORE, &created),
-	    STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "dup", "openai", "x://", VALUE_B, STORE_CONFLICT_IGNORE, &created), STORE_OK);
 	CHECK(!created);
 	CHECK_STATUS(store_get(st, "dup", &s), STORE_OK);
 	CHECK(value_eq(s, "api_key", VALUE_A, strlen(VALUE_A)));
@@ -258,8 +257,8 @@ test_conflict_modes(struct fixture *fx)
 	store_secret_free(s);
 	s = NULL;
 	/* Replace whole, with a change of type. */
-	CHECK_STATUS(put1(st, "dup", "ollama", "ollama://", VALUE_B, STORE_CONFLICT_REPLACE,
-			 &created),
+	CHECK_STATUS(
+	    put1(st, "dup", "ollama", "ollama://", VALUE_B, STORE_CONFLICT_REPLACE, &created),
 	    STORE_OK);
 	CHECK(created);
 	CHECK_STATUS(store_count(st), 1);
@@ -269,8 +268,8 @@ test_conflict_modes(struct fixture *fx)
 	store_secret_free(s);
 	s = NULL;
 	/* REPLACE of a new name creates it. */
-	CHECK_STATUS(put1(st, "fresh", "openai", NULL, VALUE_A, STORE_CONFLICT_REPLACE, &created),
-	    STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "fresh", "openai", NULL, VALUE_A, STORE_CONFLICT_REPLACE, &created), STORE_OK);
 	CHECK(created);
 	CHECK_STATUS(store_count(st), 2);
 	/* The old type's index entry is gone: resolve no longer finds it under openai. */
@@ -298,10 +297,10 @@ visit_record(const struct store_secret *s, void *arg)
 static void
 test_list(struct fixture *fx)
 {
-	static const char *const names[] = { "m", "b", "z", "a", "\xc3\xa9t\xc3\xa9", "B", "aa" };
-	static const char *const sorted[] = { "B", "a", "aa", "b", "m", "z", "\xc3\xa9t\xc3\xa9" };
+	static const char *const names[] = {"m", "b", "z", "a", "\xc3\xa9t\xc3\xa9", "B", "aa"};
+	static const char *const sorted[] = {"B", "a", "aa", "b", "m", "z", "\xc3\xa9t\xc3\xa9"};
 	struct store *st = fx_open(fx, 0);
-	struct visit_log log = { .n = 0 };
+	struct visit_log log = {.n = 0};
 	struct store_secret **items = NULL;
 	size_t n = 0;
 
@@ -312,7 +311,7 @@ test_list(struct fixture *fx)
 	for (size_t i = 0; i < 7; i++) {
 		/* Every third one is ollama, for the type filter. */
 		CHECK_STATUS(put1(st, names[i], i % 3 == 0 ? "ollama" : "openai", NULL, VALUE_A,
-				 STORE_CONFLICT_ERROR, NULL),
+		                 STORE_CONFLICT_ERROR, NULL),
 		    STORE_OK);
 	}
 	CHECK_STATUS(store_list(st, NULL, visit_record, &log), STORE_OK);
@@ -367,16 +366,16 @@ test_resolve(struct fixture *fx)
 	if (st == NULL)
 		return;
 	CHECK_STR(RESOLVE(st, "openai", "openai://x", &len), "");
-	CHECK_STATUS(put1(st, "s1", "openai", "openai://", VALUE_A, STORE_CONFLICT_ERROR, NULL),
+	CHECK_STATUS(
+	    put1(st, "s1", "openai", "openai://", VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "s3", "openai", "openai://team/", VALUE_A, STORE_CONFLICT_ERROR, NULL),
 	    STORE_OK);
-	CHECK_STATUS(put1(st, "s3", "openai", "openai://team/", VALUE_A, STORE_CONFLICT_ERROR,
-			 NULL),
+	CHECK_STATUS(
+	    put1(st, "s2", "openai", "openai://team/", VALUE_A, STORE_CONFLICT_ERROR, NULL),
 	    STORE_OK);
-	CHECK_STATUS(put1(st, "s2", "openai", "openai://team/", VALUE_A, STORE_CONFLICT_ERROR,
-			 NULL),
-	    STORE_OK);
-	CHECK_STATUS(put1(st, "s0", "ollama", "openai://team/x", VALUE_A, STORE_CONFLICT_ERROR,
-			 NULL),
+	CHECK_STATUS(
+	    put1(st, "s0", "ollama", "openai://team/x", VALUE_A, STORE_CONFLICT_ERROR, NULL),
 	    STORE_OK);
 	/* Longest prefix wins; on a tie the smaller name. */
 	CHECK_STR(RESOLVE(st, "openai", "openai://team/x/y", &len), "s2");
@@ -394,9 +393,8 @@ test_resolve(struct fixture *fx)
 	CHECK_STR(RESOLVE(st, "ollama", "openai://team/", &len), "");
 	CHECK_STR(RESOLVE(st, "azure_llm", "openai://team/x/y", &len), "");
 	/* path_len bounds the path; bytes after it do not count. */
-	CHECK_STR(resolve_name(st, "openai", "openai://team/x", 9, &len, namebuf,
-			sizeof(namebuf)),
-	    "s1");
+	CHECK_STR(
+	    resolve_name(st, "openai", "openai://team/x", 9, &len, namebuf, sizeof(namebuf)), "s1");
 	CHECK_STATUS(len, 9);
 	/* Case-sensitive bytes. */
 	CHECK_STR(RESOLVE(st, "openai", "OPENAI://team/", &len), "");
@@ -408,8 +406,8 @@ test_resolve(struct fixture *fx)
 static void
 test_resolve_empty_and_multi(struct fixture *fx)
 {
-	static const char *const multi[] = { "a://", "a://deep/path/" };
-	static const char *const twice[] = { "q://", "q://" };
+	static const char *const multi[] = {"a://", "a://deep/path/"};
+	static const char *const twice[] = {"q://", "q://"};
 	struct store *st = fx_open(fx, 0);
 	char namebuf[64];
 	size_t len = 99;
@@ -427,11 +425,11 @@ test_resolve_empty_and_multi(struct fixture *fx)
 	CHECK_STATUS(len, 1);
 	CHECK_STR(RESOLVE(st, "openai", "abc", &len), "e");
 	/* A secret with several scopes matches by its longest matching entry. */
-	CHECK_STATUS(store_put(st, mk("m", "ollama", multi, 2, VALUE_A), STORE_CONFLICT_ERROR,
-			 NULL),
+	CHECK_STATUS(
+	    store_put(st, mk("m", "ollama", multi, 2, VALUE_A), STORE_CONFLICT_ERROR, NULL),
 	    STORE_OK);
-	CHECK_STATUS(put1(st, "n", "ollama", "a://deep/", VALUE_A, STORE_CONFLICT_ERROR, NULL),
-	    STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "n", "ollama", "a://deep/", VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_OK);
 	CHECK_STR(RESOLVE(st, "ollama", "a://deep/path/z", &len), "m");
 	CHECK_STATUS(len, strlen("a://deep/path/"));
 	CHECK_STR(RESOLVE(st, "ollama", "a://deep/other", &len), "n");
@@ -439,8 +437,8 @@ test_resolve_empty_and_multi(struct fixture *fx)
 	CHECK_STR(RESOLVE(st, "ollama", "a://x", &len), "m");
 	CHECK_STATUS(len, strlen("a://"));
 	/* The same scope twice in one secret, then removed. */
-	CHECK_STATUS(store_put(st, mk("t", "ollama", twice, 2, VALUE_A), STORE_CONFLICT_ERROR,
-			 NULL),
+	CHECK_STATUS(
+	    store_put(st, mk("t", "ollama", twice, 2, VALUE_A), STORE_CONFLICT_ERROR, NULL),
 	    STORE_OK);
 	CHECK_STR(RESOLVE(st, "ollama", "q://1", &len), "t");
 	CHECK_STATUS(store_remove(st, "t"), STORE_OK);
@@ -454,7 +452,7 @@ test_resolve_empty_and_multi(struct fixture *fx)
 static void
 test_resolve_follows_changes(struct fixture *fx)
 {
-	static const char *const members[] = { "k5", "k3", "k9", "k1" };
+	static const char *const members[] = {"k5", "k3", "k9", "k1"};
 	struct store *st = fx_open(fx, 0);
 	char namebuf[64];
 	size_t len;
@@ -462,29 +460,28 @@ test_resolve_follows_changes(struct fixture *fx)
 	if (st == NULL)
 		return;
 	for (size_t i = 0; i < 4; i++) {
-		CHECK_STATUS(put1(st, members[i], "openai", "p://", VALUE_A, STORE_CONFLICT_ERROR,
-				 NULL),
+		CHECK_STATUS(
+		    put1(st, members[i], "openai", "p://", VALUE_A, STORE_CONFLICT_ERROR, NULL),
 		    STORE_OK);
 	}
-	CHECK_STATUS(put1(st, "root", "openai", "", VALUE_A, STORE_CONFLICT_ERROR, NULL),
-	    STORE_OK);
+	CHECK_STATUS(put1(st, "root", "openai", "", VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_OK);
 	CHECK_STR(RESOLVE(st, "openai", "p://a", &len), "k1");
 	CHECK_STATUS(store_remove(st, "k1"), STORE_OK); /* the bucket's min */
 	CHECK_STR(RESOLVE(st, "openai", "p://a", &len), "k3");
 	CHECK_STATUS(store_remove(st, "k9"), STORE_OK); /* not the min */
 	CHECK_STR(RESOLVE(st, "openai", "p://a", &len), "k3");
 	/* Replacing the min with the same scope keeps it the min. */
-	CHECK_STATUS(put1(st, "k3", "openai", "p://", VALUE_B, STORE_CONFLICT_REPLACE, NULL),
-	    STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "k3", "openai", "p://", VALUE_B, STORE_CONFLICT_REPLACE, NULL), STORE_OK);
 	CHECK_STR(RESOLVE(st, "openai", "p://a", &len), "k3");
 	/* Replacing it with another scope moves it. */
-	CHECK_STATUS(put1(st, "k3", "openai", "p://a/b", VALUE_B, STORE_CONFLICT_REPLACE, NULL),
-	    STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "k3", "openai", "p://a/b", VALUE_B, STORE_CONFLICT_REPLACE, NULL), STORE_OK);
 	CHECK_STR(RESOLVE(st, "openai", "p://a", &len), "k5");
 	CHECK_STR(RESOLVE(st, "openai", "p://a/b/c", &len), "k3");
 	/* Replacing with another type takes it out of this type's index. */
-	CHECK_STATUS(put1(st, "k3", "ollama", "p://a/b", VALUE_B, STORE_CONFLICT_REPLACE, NULL),
-	    STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "k3", "ollama", "p://a/b", VALUE_B, STORE_CONFLICT_REPLACE, NULL), STORE_OK);
 	CHECK_STR(RESOLVE(st, "openai", "p://a/b/c", &len), "k5");
 	CHECK_STR(RESOLVE(st, "ollama", "p://a/b/c", &len), "k3");
 	CHECK_STATUS(store_remove(st, "k5"), STORE_OK);
@@ -493,8 +490,8 @@ test_resolve_follows_changes(struct fixture *fx)
 	CHECK_STATUS(store_remove(st, "root"), STORE_OK);
 	CHECK_STR(RESOLVE(st, "openai", "p://a/b/c", &len), "");
 	/* The type's index was emptied and freed; it comes back. */
-	CHECK_STATUS(put1(st, "k7", "openai", "p://", VALUE_A, STORE_CONFLICT_ERROR, NULL),
-	    STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "k7", "openai", "p://", VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_OK);
 	CHECK_STR(RESOLVE(st, "openai", "p://a/b/c", &len), "k7");
 	store_close(st);
 }
@@ -510,20 +507,20 @@ test_max_secrets(struct fixture *fx)
 	CHECK_STATUS(put1(st, "a", "openai", NULL, VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_OK);
 	CHECK_STATUS(put1(st, "b", "openai", NULL, VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_OK);
 	CHECK_STATUS(put1(st, "c", "openai", NULL, VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_OK);
-	CHECK_STATUS(put1(st, "d", "openai", NULL, VALUE_A, STORE_CONFLICT_ERROR, NULL),
-	    STORE_FULL);
-	CHECK_STATUS(put1(st, "d", "openai", NULL, VALUE_A, STORE_CONFLICT_REPLACE, NULL),
-	    STORE_FULL);
+	CHECK_STATUS(
+	    put1(st, "d", "openai", NULL, VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_FULL);
+	CHECK_STATUS(
+	    put1(st, "d", "openai", NULL, VALUE_A, STORE_CONFLICT_REPLACE, NULL), STORE_FULL);
 	CHECK(!store_contains(st, "d"));
 	/* Replacing or ignoring an existing name is fine at the limit. */
-	CHECK_STATUS(put1(st, "b", "ollama", "x", VALUE_B, STORE_CONFLICT_REPLACE, &created),
-	    STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "b", "ollama", "x", VALUE_B, STORE_CONFLICT_REPLACE, &created), STORE_OK);
 	CHECK(created);
-	CHECK_STATUS(put1(st, "c", "openai", NULL, VALUE_B, STORE_CONFLICT_IGNORE, &created),
-	    STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "c", "openai", NULL, VALUE_B, STORE_CONFLICT_IGNORE, &created), STORE_OK);
 	CHECK(!created);
-	CHECK_STATUS(put1(st, "c", "openai", NULL, VALUE_B, STORE_CONFLICT_ERROR, NULL),
-	    STORE_EXISTS);
+	CHECK_STATUS(
+	    put1(st, "c", "openai", NULL, VALUE_B, STORE_CONFLICT_ERROR, NULL), STORE_EXISTS);
 	CHECK_STATUS(store_count(st), 3);
 	CHECK_STATUS(store_remove(st, "a"), STORE_OK);
 	CHECK_STATUS(put1(st, "d", "openai", NULL, VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_OK);
@@ -535,12 +532,12 @@ static void
 test_values_byte_for_byte(struct fixture *fx)
 {
 	struct store_field fields[] = {
-		{ .key = "z_last", .value = (const uint8_t *)VALUE_A, .value_len = 3 },
-		{ .key = "api_key", .value = VALUE_BINARY, .value_len = sizeof(VALUE_BINARY) },
-		{ .key = "empty", .value = NULL, .value_len = 0 },
-		{ .key = "b\xc3\xa9", .value = (const uint8_t *)"\xe2\x82\xac", .value_len = 3 },
+	    {.key = "z_last", .value = (const uint8_t *)VALUE_A, .value_len = 3},
+	    {.key = "api_key", .value = VALUE_BINARY, .value_len = sizeof(VALUE_BINARY)},
+	    {.key = "empty", .value = NULL, .value_len = 0},
+	    {.key = "b\xc3\xa9", .value = (const uint8_t *)"\xe2\x82\xac", .value_len = 3},
 	};
-	static const char *const scope[] = { "openai://\xc3\xa9/", "" };
+	static const char *const scope[] = {"openai://\xc3\xa9/", ""};
 	const char *name = "n\xc3\xa4me \xe2\x82\xac";
 	struct store *st = fx_open(fx, 0);
 	struct store_secret *s = NULL;
@@ -574,10 +571,10 @@ test_values_byte_for_byte(struct fixture *fx)
 static void
 test_secret_dup_free(struct fixture *fx)
 {
-	static const char *const scope[] = { "a://", "b://" };
+	static const char *const scope[] = {"a://", "b://"};
 	struct store_field fields[] = {
-		{ .key = "k2", .value = (const uint8_t *)VALUE_A, .value_len = strlen(VALUE_A) },
-		{ .key = "k1", .value = VALUE_BINARY, .value_len = sizeof(VALUE_BINARY) },
+	    {.key = "k2", .value = (const uint8_t *)VALUE_A, .value_len = strlen(VALUE_A)},
+	    {.key = "k1", .value = VALUE_BINARY, .value_len = sizeof(VALUE_BINARY)},
 	};
 	struct store_secret *s = NULL;
 	struct store_secret *d = NULL;
@@ -604,7 +601,7 @@ test_secret_dup_free(struct fixture *fx)
 		for (size_t i = 0; i < d->n_fields; i++) {
 			CHECK(d->fields[i].key >= lo && d->fields[i].key < hi);
 			CHECK((const char *)d->fields[i].value >= lo &&
-			    (const char *)d->fields[i].value < hi);
+			      (const char *)d->fields[i].value < hi);
 		}
 	}
 	store_secret_free(s);
@@ -656,7 +653,7 @@ random_word(uint32_t *rng, char *buf, size_t max)
 static void
 test_resolve_model(struct fixture *fx)
 {
-	static const char *const types[] = { "openai", "ollama" };
+	static const char *const types[] = {"openai", "ollama"};
 	struct model_secret model[MODEL_NAMES];
 	struct store *st = fx_open(fx, 0);
 	uint32_t rng = 12345;
@@ -684,7 +681,7 @@ test_resolve_model(struct fixture *fx)
 			}
 			m->present = true;
 			if (store_put(st, mk(name, types[m->type], scope, m->n_scope, VALUE_A),
-				STORE_CONFLICT_REPLACE, NULL) != STORE_OK)
+			        STORE_CONFLICT_REPLACE, NULL) != STORE_OK)
 				mismatches++;
 		} else if (what < 6) {
 			store_status want = model[i].present ? STORE_OK : STORE_NOT_FOUND;
@@ -784,8 +781,8 @@ static void *
 worker_run(void *arg)
 {
 	struct worker *w = arg;
-	static const enum store_conflict modes[] = { STORE_CONFLICT_ERROR, STORE_CONFLICT_REPLACE,
-		STORE_CONFLICT_IGNORE };
+	static const enum store_conflict modes[] = {
+	    STORE_CONFLICT_ERROR, STORE_CONFLICT_REPLACE, STORE_CONFLICT_IGNORE};
 
 	for (int i = 0; i < w->iters; i++) {
 		char own[32];
@@ -918,17 +915,17 @@ struct test_case {
 };
 
 static const struct test_case contract_tests[] = {
-	{ "put_get_remove", test_put_get_remove },
-	{ "conflict_modes", test_conflict_modes },
-	{ "list", test_list },
-	{ "resolve", test_resolve },
-	{ "resolve_empty_and_multi", test_resolve_empty_and_multi },
-	{ "resolve_follows_changes", test_resolve_follows_changes },
-	{ "max_secrets", test_max_secrets },
-	{ "values_byte_for_byte", test_values_byte_for_byte },
-	{ "secret_dup_free", test_secret_dup_free },
-	{ "resolve_model", test_resolve_model },
-	{ "concurrency", test_concurrency },
+    {"put_get_remove", test_put_get_remove},
+    {"conflict_modes", test_conflict_modes},
+    {"list", test_list},
+    {"resolve", test_resolve},
+    {"resolve_empty_and_multi", test_resolve_empty_and_multi},
+    {"resolve_follows_changes", test_resolve_follows_changes},
+    {"max_secrets", test_max_secrets},
+    {"values_byte_for_byte", test_values_byte_for_byte},
+    {"secret_dup_free", test_secret_dup_free},
+    {"resolve_model", test_resolve_model},
+    {"concurrency", test_concurrency},
 };
 
 /* --- sqlcipher only ------------------------------------------------------------------- */
@@ -979,7 +976,7 @@ same_bytes(const char *path, const uint8_t *before, size_t before_len, bool exis
 	size_t now_len = 0;
 	bool exists = slurp(path, &now, &now_len);
 	bool same = exists == existed &&
-	    (!exists || (now_len == before_len && memcmp(now, before, now_len) == 0));
+	            (!exists || (now_len == before_len && memcmp(now, before, now_len) == 0));
 
 	free(now);
 	return same;
@@ -1012,10 +1009,10 @@ path_with(const struct fixture *fx, const char *suffix, char *buf, size_t bufsz)
 static void
 test_reopen(struct fixture *fx)
 {
-	static const char *const scope[] = { "openai://", "openai://deep/" };
+	static const char *const scope[] = {"openai://", "openai://deep/"};
 	struct store_field fields[] = {
-		{ .key = "api_key", .value = VALUE_BINARY, .value_len = sizeof(VALUE_BINARY) },
-		{ .key = "base_url", .value = (const uint8_t *)VALUE_B, .value_len = 4 },
+	    {.key = "api_key", .value = VALUE_BINARY, .value_len = sizeof(VALUE_BINARY)},
+	    {.key = "base_url", .value = (const uint8_t *)VALUE_B, .value_len = 4},
 	};
 	struct store *st = fx_open(fx, 0);
 	struct store_secret *s = NULL;
@@ -1026,12 +1023,12 @@ test_reopen(struct fixture *fx)
 		return;
 	CHECK_STATUS(store_secret_new("keep", "openai", scope, 2, fields, 2, &s), STORE_OK);
 	CHECK_STATUS(store_put(st, s, STORE_CONFLICT_ERROR, NULL), STORE_OK);
-	CHECK_STATUS(put1(st, "gone", "openai", "x://", VALUE_A, STORE_CONFLICT_ERROR, NULL),
-	    STORE_OK);
-	CHECK_STATUS(put1(st, "changed", "openai", "x://", VALUE_A, STORE_CONFLICT_ERROR, NULL),
-	    STORE_OK);
-	CHECK_STATUS(put1(st, "changed", "ollama", "y://", VALUE_B, STORE_CONFLICT_REPLACE, NULL),
-	    STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "gone", "openai", "x://", VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "changed", "openai", "x://", VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "changed", "ollama", "y://", VALUE_B, STORE_CONFLICT_REPLACE, NULL), STORE_OK);
 	CHECK_STATUS(store_remove(st, "gone"), STORE_OK);
 	store_close(st);
 
@@ -1078,8 +1075,8 @@ test_wrong_key(struct fixture *fx)
 		return;
 	key_fill(wrong, 2);
 	path_with(fx, "-wal", wal, sizeof(wal));
-	CHECK_STATUS(put1(st, "a", "openai", "x://", VALUE_A, STORE_CONFLICT_ERROR, NULL),
-	    STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "a", "openai", "x://", VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_OK);
 	/* While the store is open, with a WAL file beside the database. */
 	CHECK(slurp(fx->path, &db_before, &db_len));
 	wal_existed = slurp(wal, &wal_before, &wal_len);
@@ -1129,7 +1126,7 @@ static void
 test_permissions(struct fixture *fx)
 {
 	struct store *st = NULL;
-	struct store_config cfg = { .path = fx->path, .key = fx->key, .key_len = 16 };
+	struct store_config cfg = {.path = fx->path, .key = fx->key, .key_len = 16};
 	char missing[160];
 
 	CHECK_STATUS(store_open(fx->ops, &cfg, &st), STORE_INVALID);
@@ -1171,11 +1168,11 @@ test_rekey(struct fixture *fx)
 	if (st == NULL)
 		return;
 	key_fill(newkey, 9);
-	CHECK_STATUS(put1(st, "before", "openai", "x://", VALUE_A, STORE_CONFLICT_ERROR, NULL),
-	    STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "before", "openai", "x://", VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_OK);
 	CHECK_STATUS(store_rekey(st, newkey, STORE_KEY_LEN), STORE_OK);
-	CHECK_STATUS(put1(st, "after", "openai", "x://", VALUE_B, STORE_CONFLICT_ERROR, NULL),
-	    STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "after", "openai", "x://", VALUE_B, STORE_CONFLICT_ERROR, NULL), STORE_OK);
 	/* While it is still open, the old key no longer opens the file. */
 	CHECK_STATUS(fx_open_key(fx, fx->key, 0, &other), STORE_BAD_KEY);
 	store_close(st);
@@ -1193,7 +1190,7 @@ test_rekey(struct fixture *fx)
 static void
 test_no_plaintext_on_disk(struct fixture *fx)
 {
-	static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
+	static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
 	struct store *st = fx_open(fx, 0);
 	size_t hits = 0;
 
@@ -1201,11 +1198,11 @@ test_no_plaintext_on_disk(struct fixture *fx)
 		return;
 	CHECK_STATUS(put1(st, "canary", "openai", "canary://", CANARY, STORE_CONFLICT_ERROR, NULL),
 	    STORE_OK);
-	CHECK_STATUS(put1(st, "other", "openai", "x://", VALUE_A, STORE_CONFLICT_ERROR, NULL),
-	    STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "other", "openai", "x://", VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_OK);
 	/* Replace and remove, so old versions of pages exist in the WAL and free lists. */
-	CHECK_STATUS(put1(st, "canary", "openai", "canary://", CANARY, STORE_CONFLICT_REPLACE,
-			 NULL),
+	CHECK_STATUS(
+	    put1(st, "canary", "openai", "canary://", CANARY, STORE_CONFLICT_REPLACE, NULL),
 	    STORE_OK);
 	for (size_t i = 0; i < 4; i++) {
 		char p[160];
@@ -1235,8 +1232,8 @@ test_read_only_file(struct fixture *fx)
 
 	if (st == NULL)
 		return;
-	CHECK_STATUS(put1(st, "a", "openai", "x://", VALUE_A, STORE_CONFLICT_ERROR, NULL),
-	    STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "a", "openai", "x://", VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_OK);
 	store_close(st);
 	CHECK_STATUS(chmod(fx->path, 0400), 0);
 	st = fx_open(fx, 0);
@@ -1297,8 +1294,8 @@ test_schema_and_rows(struct fixture *fx)
 
 	if (st == NULL)
 		return;
-	CHECK_STATUS(put1(st, "a", "openai", "x://", VALUE_A, STORE_CONFLICT_ERROR, NULL),
-	    STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "a", "openai", "x://", VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_OK);
 	store_close(st);
 	st = NULL;
 	/* A newer schema than this code knows is refused. */
@@ -1309,8 +1306,8 @@ test_schema_and_rows(struct fixture *fx)
 	store_close(st);
 	st = NULL;
 	/* A malformed row body is refused. */
-	CHECK_STATUS(raw_exec(fx, "INSERT INTO secrets VALUES ('bad', 'openai', x'01ffffff')"),
-	    SQLITE_OK);
+	CHECK_STATUS(
+	    raw_exec(fx, "INSERT INTO secrets VALUES ('bad', 'openai', x'01ffffff')"), SQLITE_OK);
 	CHECK_STATUS(fx_open_key(fx, fx->key, 0, &st), STORE_CORRUPT);
 	CHECK_STATUS(raw_exec(fx, "DELETE FROM secrets WHERE name = 'bad'"), SQLITE_OK);
 	st = fx_open(fx, 0);
@@ -1323,13 +1320,13 @@ test_schema_and_rows(struct fixture *fx)
 }
 
 static const struct test_case sqlcipher_tests[] = {
-	{ "reopen", test_reopen },
-	{ "wrong_key", test_wrong_key },
-	{ "permissions", test_permissions },
-	{ "rekey", test_rekey },
-	{ "no_plaintext_on_disk", test_no_plaintext_on_disk },
-	{ "read_only_file", test_read_only_file },
-	{ "schema_and_rows", test_schema_and_rows },
+    {"reopen", test_reopen},
+    {"wrong_key", test_wrong_key},
+    {"permissions", test_permissions},
+    {"rekey", test_rekey},
+    {"no_plaintext_on_disk", test_no_plaintext_on_disk},
+    {"read_only_file", test_read_only_file},
+    {"schema_and_rows", test_schema_and_rows},
 };
 
 /* --- row decoder and key file (no store needed) -------------------------------------- */
@@ -1355,15 +1352,15 @@ decode_copy(const uint8_t *body, size_t len)
 static void
 test_row_decoder(void)
 {
-	static const char *const scope[] = { "a://", "" };
+	static const char *const scope[] = {"a://", ""};
 	struct store_field fields[] = {
-		{ .key = "k", .value = VALUE_BINARY, .value_len = sizeof(VALUE_BINARY) },
-		{ .key = "e", .value = NULL, .value_len = 0 },
+	    {.key = "k", .value = VALUE_BINARY, .value_len = sizeof(VALUE_BINARY)},
+	    {.key = "e", .value = NULL, .value_len = 0},
 	};
-	static const uint8_t huge_count[] = { 1, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0 };
-	static const uint8_t nul_inside[] = { 1, 1, 0, 0, 0, 3, 0, 0, 0, 'a', 0, 'b', 0, 0, 0, 0 };
-	static const uint8_t no_nul[] = { 1, 1, 0, 0, 0, 2, 0, 0, 0, 'a', 'b', 0, 0, 0, 0 };
-	static const uint8_t empty_ok[] = { 1, 0, 0, 0, 0, 0, 0, 0, 0 };
+	static const uint8_t huge_count[] = {1, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0};
+	static const uint8_t nul_inside[] = {1, 1, 0, 0, 0, 3, 0, 0, 0, 'a', 0, 'b', 0, 0, 0, 0};
+	static const uint8_t no_nul[] = {1, 1, 0, 0, 0, 2, 0, 0, 0, 'a', 'b', 0, 0, 0, 0};
+	static const uint8_t empty_ok[] = {1, 0, 0, 0, 0, 0, 0, 0, 0};
 	struct store_secret *s = NULL;
 	struct store_secret *back = NULL;
 	uint8_t *body = NULL;
@@ -1437,8 +1434,7 @@ test_row_decoder(void)
 	CHECK_STATUS(decode_copy(nul_inside, sizeof(nul_inside)), STORE_CORRUPT);
 	CHECK_STATUS(decode_copy(no_nul, sizeof(no_nul)), STORE_CORRUPT);
 	CHECK_STATUS(decode_copy(empty_ok, sizeof(empty_ok)), STORE_OK);
-	CHECK_STATUS(store_row_decode(empty_ok, sizeof(empty_ok), NULL, "t", &back),
-	    STORE_CORRUPT);
+	CHECK_STATUS(store_row_decode(empty_ok, sizeof(empty_ok), NULL, "t", &back), STORE_CORRUPT);
 	CHECK_STATUS(store_row_decode(NULL, 0, "n", "t", &back), STORE_CORRUPT);
 out:
 	store_row_free(body, len);
@@ -1508,7 +1504,8 @@ test_keyfile(void)
 		bool hex_ok = slurp(path, &buf, &len) && len == 65 && buf[64] == '\n';
 
 		for (size_t i = 0; hex_ok && i < 64; i++)
-			hex_ok = (buf[i] >= '0' && buf[i] <= '9') || (buf[i] >= 'a' && buf[i] <= 'f');
+			hex_ok =
+			    (buf[i] >= '0' && buf[i] <= '9') || (buf[i] >= 'a' && buf[i] <= 'f');
 		CHECK(hex_ok);
 		free(buf);
 	}
@@ -1529,11 +1526,11 @@ test_keyfile(void)
 	CHECK(memcmp(key, again, STORE_KEY_LEN) == 0);
 	CHECK(write_file(path, lower, 63, 0600));
 	CHECK_STATUS(store_keyfile_load(path, false, key, NULL), STORE_INVALID);
-	CHECK(write_file(path, "zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
-	    65, 0600));
+	CHECK(write_file(
+	    path, "zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n", 65, 0600));
 	CHECK_STATUS(store_keyfile_load(path, false, key, NULL), STORE_INVALID);
-	CHECK(write_file(path, "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n\n",
-	    66, 0600));
+	CHECK(write_file(path,
+	    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n\n", 66, 0600));
 	CHECK_STATUS(store_keyfile_load(path, true, key, NULL), STORE_INVALID);
 	CHECK(write_file(path, "", 0, 0600));
 	CHECK_STATUS(store_keyfile_load(path, true, key, NULL), STORE_INVALID);
@@ -1549,8 +1546,7 @@ test_keyfile(void)
 int
 main(void)
 {
-	static const struct store_ops *const backends[] = { &store_memory_ops,
-		&store_sqlcipher_ops };
+	static const struct store_ops *const backends[] = {&store_memory_ops, &store_sqlcipher_ops};
 	int ran = 0;
 
 	for (size_t b = 0; b < 2; b++) {

@@ -1,0 +1,118 @@
+/*
+ * keys.c: opening with a key file, and crash-safe rotation. See keys.h.
+ */
+#include "keys.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+/* "<key_path>.new" into buf; false when it does not fit. */
+static bool
+new_path(const char *key_path, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s.new", key_path);
+
+	return n > 0 && (size_t)n < len;
+}
+
+store_status
+keys_open_store(const char *key_path, struct store_config *cfg, uint8_t *key,
+    struct store **storep, const char **notep)
+{
+	uint8_t next[STORE_KEY_LEN];
+	char pending[4200];
+	bool created = false;
+	store_status st;
+
+	if (notep != NULL)
+		*notep = NULL;
+	if (!new_path(key_path, pending, sizeof(pending)))
+		return STORE_INVALID;
+	st = store_keyfile_load(key_path, true, key, &created);
+	if (st != STORE_OK)
+		return st;
+	if (created && notep != NULL)
+		*notep = "created a new random key";
+	cfg->key = key;
+	cfg->key_len = STORE_KEY_LEN;
+	st = store_open(&store_sqlcipher_ops, cfg, storep);
+	if (access(pending, F_OK) != 0)
+		return st;
+	/* A rotation was interrupted. */
+	if (st == STORE_OK) {
+		/* It never committed: the old key still opens the database. */
+		(void)unlink(pending);
+		if (notep != NULL)
+			*notep = "discarded an interrupted key rotation (old key still valid)";
+		return STORE_OK;
+	}
+	if (st != STORE_BAD_KEY)
+		return st;
+	st = store_keyfile_load(pending, false, next, NULL);
+	if (st != STORE_OK)
+		goto out;
+	cfg->key = next;
+	st = store_open(&store_sqlcipher_ops, cfg, storep);
+	cfg->key = key;
+	if (st != STORE_OK)
+		goto out;
+	/* It committed: make the new key file the key file. */
+	if (store_keyfile_rename(pending, key_path) != STORE_OK) {
+		store_close(*storep);
+		*storep = NULL;
+		st = STORE_IO;
+		goto out;
+	}
+	memcpy(key, next, STORE_KEY_LEN);
+	if (notep != NULL)
+		*notep = "finished an interrupted key rotation (new key in place)";
+out:
+	explicit_bzero(next, sizeof(next));
+	return st;
+}
+
+/* The test hook of keys_rotate. */
+static void
+maybe_crash(const char *crash_after, const char *step)
+{
+	if (crash_after != NULL && strcmp(crash_after, step) == 0)
+		_exit(70);
+}
+
+store_status
+keys_rotate(struct store *st, const char *key_path, uint8_t *key, const char *crash_after)
+{
+	uint8_t next[STORE_KEY_LEN];
+	char pending[4200];
+	store_status rc;
+
+	if (!new_path(key_path, pending, sizeof(pending)))
+		return STORE_INVALID;
+	if (getrandom(next, sizeof(next), 0) != (ssize_t)sizeof(next))
+		return STORE_IO;
+	/* 1. the new key, durable, beside the old one */
+	rc = store_keyfile_write(pending, next);
+	if (rc != STORE_OK)
+		goto out;
+	maybe_crash(crash_after, "new-key");
+	/* 2. the database under the new key, in one transaction */
+	rc = store_rekey(st, next, sizeof(next));
+	if (rc != STORE_OK) {
+		(void)unlink(pending);
+		goto out;
+	}
+	maybe_crash(crash_after, "rekey");
+	/* 3. the new key file in place of the old; a crash before this is finished at the
+	 * next start by keys_open_store */
+	if (store_keyfile_rename(pending, key_path) != STORE_OK) {
+		rc = STORE_IO;
+		memcpy(key, next, STORE_KEY_LEN);
+		goto out;
+	}
+	memcpy(key, next, STORE_KEY_LEN);
+out:
+	explicit_bzero(next, sizeof(next));
+	return rc;
+}

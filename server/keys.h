@@ -1,0 +1,38 @@
+/*
+ * keys.h: the database key's life: open the persistent store with the key file, and
+ * rotate the key without a window in which a crash loses the database.
+ *
+ * Rotation writes the new key to "<key file>.new" (fsynced), re-encrypts the database
+ * under it in one transaction, then renames "<key file>.new" over the key file (and
+ * fsyncs the directory). A crash at any point leaves a database that one of the two files
+ * opens; keys_open_store finds which, and finishes or discards the rotation.
+ *
+ * Thread safety: keys_rotate must not run twice at once on one store (the caller holds a
+ * lock); the store itself stays usable by other threads throughout.
+ */
+#ifndef SECRETD_SERVER_KEYS_H
+#define SECRETD_SERVER_KEYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/*
+ * Load the key from key_path (creating a random one on first start), recover from an
+ * interrupted rotation, and open the sqlcipher store at cfg->path (cfg->key is set here).
+ * key[STORE_KEY_LEN] receives the key in use. *notep (may be NULL) gets a static note for
+ * the log ("created a new key", "finished an interrupted key rotation", ...) or NULL.
+ * Caller closes *storep with store_close.
+ */
+store_status keys_open_store(const char *key_path, struct store_config *cfg, uint8_t *key,
+    struct store **storep, const char **notep);
+
+/* Rotate st's key as described above; on success key[] holds the new key. crash_after
+ * (normally NULL) is a test hook that ends the process with status 70 right after the step
+ * it names ("new-key" or "rekey"), to prove a crash there recovers. */
+store_status keys_rotate(struct store *st, const char *key_path, uint8_t *key,
+    const char *crash_after);
+
+#endif
