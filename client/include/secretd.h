@@ -246,6 +246,14 @@ void secretd_result_free(secretd_result *result);
 secretd_status secretd_execute(secretd_client *client, const char *statement, int timeout_ms,
     secretd_result **resultp, secretd_error *err);
 
+/*
+ * Rotate the server's database key (admin only). The server makes the new random key and
+ * writes its key file atomically; the key never crosses the wire. key_file (may be NULL)
+ * receives the key file's path on the server.
+ */
+secretd_status secretd_rekey(secretd_client *client, int timeout_ms, char *key_file,
+    size_t key_file_len, secretd_error *err);
+
 #ifdef __cplusplus
 }
 #endif
