@@ -66,6 +66,7 @@ struct store_memory {
 struct store_memory_prep {
 	struct entry *e;
 	struct store_scope_spare *spare;
+	struct entry *old; /* during a batch publish: the entry e replaced */
 };
 
 static struct entry *
@@ -99,7 +100,8 @@ prep_free(struct store_memory_prep *prep)
 
 /* prepare's work, under the write lock. */
 static store_status
-prepare_locked(struct store_memory *m, struct store_secret *s, struct store_memory_prep **prepp)
+prepare_locked(struct store_memory *m, struct store_secret *s, size_t batch_secrets,
+    size_t batch_scopes, struct store_memory_prep **prepp)
 {
 	struct store_memory_prep *prep = NULL;
 	size_t k = s->n_scope;
@@ -117,9 +119,9 @@ prepare_locked(struct store_memory *m, struct store_secret *s, struct store_memo
 	prep->e->s = s;
 	rc = store_table_key_init(&prep->e->k, m->seed, s->name, strlen(s->name));
 	if (rc == STORE_OK)
-		rc = store_table_reserve(&m->names, 1);
+		rc = store_table_reserve(&m->names, batch_secrets > 0 ? batch_secrets : 1);
 	if (rc == STORE_OK)
-		rc = store_scope_reserve(&m->scopes, s, &prep->spare);
+		rc = store_scope_reserve(&m->scopes, s, batch_scopes, &prep->spare);
 	if (rc != STORE_OK)
 		goto fail;
 	*prepp = prep;
@@ -129,26 +131,46 @@ fail:
 	return rc;
 }
 
-/* publish's work, under the write lock. */
+/*
+ * publish's work for a batch, under the write lock: link every new secret first (replacing
+ * the old one's name entry), then unlink and free the old ones and the removed names.
+ */
 static void
-publish_locked(struct store_memory *m, struct store_memory_prep *prep)
+publish_locked(struct store_memory *m, struct store_memory_prep *const *preps, size_t n,
+    const char *const *removes, size_t n_removes)
 {
-	struct entry *e = prep->e;
-	struct entry *old = entry_find(m, e->s->name);
+	for (size_t i = 0; i < n; i++) {
+		struct entry *e = preps[i]->e;
+		struct entry *old = entry_find(m, e->s->name);
 
-	/* Link the new secret before unlinking the old one, so buckets they share are not
-	 * freed and made again (which would need an allocation). */
-	store_scope_link(&m->scopes, e->s, e->nodes, prep->spare);
-	if (old != NULL) {
-		store_scope_unlink(&m->scopes, old->s, old->nodes);
-		store_table_replace(&m->names, &old->k, &e->k);
-		entry_free(old);
-	} else {
-		store_table_insert(&m->names, &e->k);
+		store_scope_link(&m->scopes, e->s, e->nodes, preps[i]->spare);
+		if (old != NULL)
+			store_table_replace(&m->names, &old->k, &e->k);
+		else
+			store_table_insert(&m->names, &e->k);
+		preps[i]->old = old;
+		preps[i]->e = NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct entry *old = preps[i]->old;
+
+		if (old != NULL) {
+			store_scope_unlink(&m->scopes, old->s, old->nodes);
+			entry_free(old);
+			preps[i]->old = NULL;
+		}
+		prep_free(preps[i]);
+	}
+	for (size_t i = 0; i < n_removes; i++) {
+		struct entry *e = entry_find(m, removes[i]);
+
+		if (e == NULL)
+			continue;
+		store_scope_unlink(&m->scopes, e->s, e->nodes);
+		store_table_remove(&m->names, &e->k);
+		entry_free(e);
 	}
 	m->order_dirty = true;
-	prep->e = NULL;
-	prep_free(prep);
 }
 
 static store_status
@@ -273,10 +295,10 @@ memory_put(void *impl, struct store_secret *s, enum store_conflict mode, bool *c
 		rc = STORE_FULL;
 		goto unlock;
 	}
-	rc = prepare_locked(m, s, &prep);
+	rc = prepare_locked(m, s, 1, s->n_scope, &prep);
 	if (rc != STORE_OK)
 		goto unlock;
-	publish_locked(m, prep);
+	publish_locked(m, &prep, 1, NULL, 0);
 	s = NULL;
 	*createdp = true;
 unlock:
@@ -287,7 +309,8 @@ fail:
 }
 
 store_status
-store_memory_prepare(void *impl, struct store_secret *s, struct store_memory_prep **prepp)
+store_memory_prepare(void *impl, struct store_secret *s, size_t batch_secrets,
+    size_t batch_scopes, struct store_memory_prep **prepp)
 {
 	struct store_memory *m = impl;
 	store_status rc;
@@ -295,13 +318,20 @@ store_memory_prepare(void *impl, struct store_secret *s, struct store_memory_pre
 	*prepp = NULL;
 	if (!write_lock(m))
 		return STORE_IO;
-	rc = prepare_locked(m, s, prepp);
+	rc = prepare_locked(m, s, batch_secrets, batch_scopes, prepp);
 	unlock(m);
 	return rc;
 }
 
 void
 store_memory_publish(void *impl, struct store_memory_prep *prep)
+{
+	store_memory_publish_batch(impl, &prep, 1, NULL, 0);
+}
+
+void
+store_memory_publish_batch(void *impl, struct store_memory_prep *const *preps, size_t n,
+    const char *const *removes, size_t n_removes)
 {
 	struct store_memory *m = impl;
 
@@ -310,7 +340,7 @@ store_memory_publish(void *impl, struct store_memory_prep *prep)
 	/* wrlock fails only on misuse (this thread already holds the lock): an invariant. */
 	assert(locked);
 	(void)locked;
-	publish_locked(m, prep);
+	publish_locked(m, preps, n, removes, n_removes);
 	unlock(m);
 }
 

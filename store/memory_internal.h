@@ -20,16 +20,26 @@ struct store_memory_prep;
 
 /*
  * Reserve everything that publishing secret s (insert, or replace of the secret with the
- * same name) will need. s is borrowed until publish or abort. Conflict modes and
- * max_secrets are not checked here: the caller decides. STORE_OK with *prepp, or
- * STORE_NO_MEMORY / STORE_INVALID with nothing changed.
+ * same name) will need, as one of a batch of batch_secrets secrets with batch_scopes scope
+ * entries in all (1 and s->n_scope alone) that will be published together. s is borrowed
+ * until publish or abort. Conflict modes and max_secrets are not checked here: the caller
+ * decides. STORE_OK with *prepp, or STORE_NO_MEMORY / STORE_INVALID with nothing changed.
  */
-store_status store_memory_prepare(
-    void *impl, struct store_secret *s, struct store_memory_prep **prepp);
+store_status store_memory_prepare(void *impl, struct store_secret *s, size_t batch_secrets,
+    size_t batch_scopes, struct store_memory_prep **prepp);
 
 /* Make the prepared secret visible, replacing (and wiping) any secret of the same name.
  * Takes ownership of the secret given to prepare, and frees prep. Cannot fail. */
 void store_memory_publish(void *impl, struct store_memory_prep *prep);
+
+/*
+ * Publish the n prepared secrets of one batch (distinct names) and remove the names in
+ * removes[0..n_removes) (distinct from those), under one lock so readers see all or none:
+ * every new secret is linked before any old one is unlinked, so no room reserved for the
+ * batch is freed under a later link. Takes the secrets and frees the preps. Cannot fail.
+ */
+void store_memory_publish_batch(void *impl, struct store_memory_prep *const *preps, size_t n,
+    const char *const *removes, size_t n_removes);
 
 /* Drop a reservation. The secret given to prepare stays the caller's. NULL-safe. */
 void store_memory_abort(void *impl, struct store_memory_prep *prep);

@@ -319,12 +319,15 @@ store_scope_spare_free(struct store_scope_spare *spare)
 }
 
 store_status
-store_scope_reserve(
-    struct store_scope_index *idx, const struct store_secret *s, struct store_scope_spare **sparep)
+store_scope_reserve(struct store_scope_index *idx, const struct store_secret *s,
+    size_t batch_scopes, struct store_scope_spare **sparep)
 {
 	struct store_scope_spare *spare = NULL;
 	struct type_index *ti;
 	size_t k = s->n_scope;
+	/* Room for every scope entry of the batch s belongs to, in every structure s may
+	 * land in: other secrets of the batch may be linked first, into the same buckets. */
+	size_t room = batch_scopes > k ? batch_scopes : k;
 	store_status rc = STORE_NO_MEMORY;
 
 	*sparep = NULL;
@@ -340,15 +343,15 @@ store_scope_reserve(
 	rc = STORE_NO_MEMORY;
 	ti = type_find(idx, s->type);
 	if (ti == NULL) {
-		spare->new_type = type_index_new(idx->seed, s->type, k);
+		spare->new_type = type_index_new(idx->seed, s->type, room);
 		if (spare->new_type == NULL)
 			goto fail;
 		ti = spare->new_type;
 		rc = store_table_reserve(&idx->types, 1);
 	} else {
-		rc = store_table_reserve(&ti->buckets, k);
+		rc = store_table_reserve(&ti->buckets, room);
 		if (rc == STORE_OK)
-			rc = lens_reserve(ti, k);
+			rc = lens_reserve(ti, room);
 	}
 	if (rc != STORE_OK)
 		goto fail;
@@ -356,15 +359,15 @@ store_scope_reserve(
 		size_t len = strlen(s->scope[i]);
 		struct bucket *b = bucket_find(idx, ti, s->scope[i], len);
 
-		/* k is enough room even if every scope entry of s is this one. */
+		/* room is enough even if every scope entry of the batch is this one. */
 		if (b != NULL) {
-			rc = heap_reserve(b, k);
+			rc = heap_reserve(b, room);
 			if (rc != STORE_OK)
 				goto fail;
 			continue;
 		}
 		rc = STORE_NO_MEMORY;
-		spare->new_buckets[i] = bucket_new(idx->seed, s->scope[i], len, k);
+		spare->new_buckets[i] = bucket_new(idx->seed, s->scope[i], len, room);
 		if (spare->new_buckets[i] == NULL)
 			goto fail;
 	}

@@ -43,14 +43,18 @@ void store_scope_free(struct store_scope_index *idx);
 /*
  * Make room for linking s (borrowed): table and heap room in the index, and new buckets
  * and a new type index in *sparep where s needs them. Nothing visible changes.
- * STORE_OK with *sparep (free with store_scope_spare_free after linking, or instead of
- * it), STORE_NO_MEMORY or STORE_INVALID.
+ * batch_scopes is the number of scope entries of all the secrets that will be linked
+ * before anything is unlinked (s->n_scope when s is alone): the room made is enough for
+ * all of them, whichever of them is linked first. STORE_OK with *sparep (free with
+ * store_scope_spare_free after linking, or instead of it), STORE_NO_MEMORY or
+ * STORE_INVALID.
  */
-store_status store_scope_reserve(
-    struct store_scope_index *idx, const struct store_secret *s, struct store_scope_spare **sparep);
+store_status store_scope_reserve(struct store_scope_index *idx, const struct store_secret *s,
+    size_t batch_scopes, struct store_scope_spare **sparep);
 
-/* Link s's scope entries, using nodes[0..s->n_scope) and what spare holds. The index must
- * not have changed since the reserve that made spare (unlink what s replaces after). */
+/* Link s's scope entries, using nodes[0..s->n_scope) and what spare holds. Between the
+ * reserve that made spare and this link, the index may only have gained links of the same
+ * batch (unlink what s replaces after every link of the batch). */
 void store_scope_link(struct store_scope_index *idx, const struct store_secret *s,
     struct store_scope_node *nodes, struct store_scope_spare *spare);
 
