@@ -1,0 +1,137 @@
+/*
+ * test_limits.c: every limit of SPEC section 7, set low with its flag, answered with a
+ * clear status at the limit + 1 and accepted at the limit, against a real secretd; the
+ * server keeps serving and nothing partial is stored.
+ */
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "harness.h"
+#include "secretd.h"
+
+static secretd_status
+create(secretd_client *c, const char *name, const char *value, size_t n_fields,
+    secretd_error *e)
+{
+	secretd_field f[3] = {{"api_key", value, strlen(value)}, {"base_url", "u", 1},
+	    {"api_key", "dup", 3}};
+	secretd_create_args a = {.name = name, .type = "openai", .fields = f, .n_fields = n_fields};
+
+	return secretd_create(c, &a, 5000, NULL, e);
+}
+
+/* Send a text frame of exactly len bytes and return the reply's text (caller frees). */
+static char *
+text_frame(const char *url, size_t len)
+{
+	nng_socket s;
+	nng_msg *m = NULL;
+	char *out = NULL;
+	char *body = malloc(len);
+
+	memset(body, ' ', len);
+	memcpy(body, "FROM duckdb_secrets()", 21);
+	if (nng_req0_open(&s) != 0)
+		return NULL;
+	(void)nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 5000);
+	if (nng_dial(s, url, NULL, 0) == 0 && nng_msg_alloc(&m, 0) == 0 &&
+	    nng_msg_append(m, body, len) == 0 && nng_sendmsg(s, m, 0) == 0) {
+		m = NULL;
+		if (nng_recvmsg(s, &m, 0) == 0) {
+			out = calloc(1, nng_msg_len(m) + 1);
+			memcpy(out, nng_msg_body(m), nng_msg_len(m));
+		}
+	}
+	if (m != NULL)
+		nng_msg_free(m);
+	(void)nng_close(s);
+	free(body);
+	return out;
+}
+
+int
+main(void)
+{
+	struct server_proc srv;
+	secretd_client *c = NULL;
+	secretd_rows *rows = NULL;
+	secretd_error e;
+	char *r;
+
+	if (!harness_init(&srv))
+		return 1;
+	srv.extra[0] = "--max-frame";
+	srv.extra[1] = "2048";
+	srv.extra[2] = "--max-name";
+	srv.extra[3] = "8";
+	srv.extra[4] = "--max-value";
+	srv.extra[5] = "100";
+	srv.extra[6] = "--max-fields";
+	srv.extra[7] = "1";
+	srv.extra[8] = "--max-secrets";
+	srv.extra[9] = "3";
+	if (!harness_start(&srv, NULL))
+		return 1;
+	CHECK_STATUS(secretd_client_open(srv.url, NULL, &c, NULL), SECRETD_OK);
+
+	/* name: 8 bytes fine, 9 refused */
+	CHECK_STATUS(create(c, "abcdefgh", "v", 1, &e), SECRETD_OK);
+	CHECK_STATUS(create(c, "abcdefghi", "v", 1, &e), SECRETD_INVALID_ARGUMENT);
+	CHECK(strstr(e.message, "longer than 8 bytes") != NULL);
+	/* value: 100 bytes fine, 101 refused */
+	{
+		char v[102];
+
+		memset(v, 'x', 101);
+		v[100] = '\0';
+		CHECK_STATUS(create(c, "v100", v, 1, &e), SECRETD_OK);
+		v[100] = 'x';
+		v[101] = '\0';
+		CHECK_STATUS(create(c, "v101", v, 1, &e), SECRETD_INVALID_ARGUMENT);
+		CHECK(strstr(e.message, "longer than 100 bytes") != NULL);
+	}
+	/* fields: 1 fine, 2 refused */
+	CHECK_STATUS(create(c, "f2", "v", 2, &e), SECRETD_INVALID_ARGUMENT);
+	CHECK(strstr(e.message, "at most 1 fields") != NULL);
+	/* secrets per storage: 3 fine (abcdefgh, v100, third), the 4th refused; replacing
+	 * one at the limit is fine; the other storage has its own limit. */
+	CHECK_STATUS(create(c, "third", "v", 1, &e), SECRETD_OK);
+	CHECK_STATUS(create(c, "fourth", "v", 1, &e), SECRETD_RESOURCE_EXHAUSTED);
+	CHECK_STR(e.reason, "STORE_FULL");
+	{
+		secretd_field f = {"api_key", "w", 1};
+		secretd_create_args a = {.name = "third", .type = "openai", .fields = &f,
+		    .n_fields = 1, .on_conflict = SECRETD_CONFLICT_REPLACE};
+
+		CHECK_STATUS(secretd_create(c, &a, 5000, NULL, &e), SECRETD_OK);
+		a.name = "pers";
+		a.persistent = true;
+		CHECK_STATUS(secretd_create(c, &a, 5000, NULL, &e), SECRETD_OK);
+	}
+	CHECK_STATUS(secretd_list(c, NULL, 5000, &rows, NULL), SECRETD_OK);
+	CHECK(rows != NULL && rows->n_rows == 4);
+	secretd_rows_free(rows);
+	/* frame: 2048 bytes fine, 2049 refused with a reply, and well over (past the
+	 * transport's own cap) the server lives on */
+	r = text_frame(srv.url, 2048);
+	CHECK(r != NULL && strstr(r, "\"status\":\"OK\"") != NULL);
+	free(r);
+	r = text_frame(srv.url, 2049);
+	CHECK(r != NULL && strstr(r, "FRAME_TOO_LARGE") != NULL);
+	free(r);
+	r = text_frame(srv.url, 4 * 1024 * 1024);
+	CHECK(r == NULL);
+	free(r);
+	r = text_frame(srv.url, 100);
+	CHECK(r != NULL && strstr(r, "\"status\":\"OK\"") != NULL);
+	free(r);
+
+	secretd_client_close(c);
+	CHECK_STATUS(harness_stop(&srv), 0);
+	harness_cleanup(&srv);
+	return check_report();
+}
