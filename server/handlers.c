@@ -13,69 +13,12 @@
 #include <string.h>
 
 #include "pb.h"
-#include "sql.h"
 #include "store.h"
+#include "types.h"
 #include "utf8.h"
-
-#define MAX_TYPE_FIELDS 4
-
-/* One secret type of SPEC section 1. */
-struct type_def {
-	const char *type;
-	const char *default_name;
-	const char *default_scope;
-	const char *fields[MAX_TYPE_FIELDS];   /* every declared field */
-	const char *required[MAX_TYPE_FIELDS]; /* in the order they are checked */
-	const char *redacted[MAX_TYPE_FIELDS]; /* printed as "redacted" in listings */
-};
-
-static const struct type_def type_defs[] = {
-	{
-	    .type = "openai",
-	    .default_name = "__default_openai",
-	    .default_scope = "openai://",
-	    .fields = {"api_key", "base_url"},
-	    .required = {"api_key"},
-	    .redacted = {"api_key"},
-	},
-	{
-	    .type = "ollama",
-	    .default_name = "__default_ollama",
-	    .default_scope = "ollama://",
-	    .fields = {"api_url"},
-	    .required = {"api_url"},
-	    .redacted = {"api_url"},
-	},
-	{
-	    .type = "azure_llm",
-	    .default_name = "__default_azure",
-	    .default_scope = "azure_llm://",
-	    .fields = {"api_key", "resource_name", "api_version"},
-	    .required = {"api_key", "resource_name", "api_version"},
-	    .redacted = {"api_key"},
-	},
-};
 
 static const char storage_memory[] = "memory";
 static const char storage_sqlcipher[] = "sqlcipher";
-
-static bool
-in_list(const char *const *list, const char *s)
-{
-	for (size_t i = 0; i < MAX_TYPE_FIELDS && list[i] != NULL; i++)
-		if (strcmp(list[i], s) == 0)
-			return true;
-	return false;
-}
-
-static const struct type_def *
-type_find(const char *lower)
-{
-	for (size_t i = 0; i < sizeof(type_defs) / sizeof(type_defs[0]); i++)
-		if (strcmp(type_defs[i].type, lower) == 0)
-			return &type_defs[i];
-	return NULL;
-}
 
 /* A lowercased (ASCII letters only) arena copy of s[0..n). */
 static char *
@@ -261,7 +204,7 @@ validate_fields(struct request *rq, const pb_create *req, const struct type_def 
 
 		if (key == NULL)
 			return no_memory(rq);
-		if (!in_list(td->fields, key))
+		if (!type_declares(td, key))
 			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT,
 			    "UNKNOWN_FIELD", "Unknown field '%s' for secret type '%s'",
 			    quotable(f->key), td->type);
@@ -497,46 +440,6 @@ struct row_sink {
 	bool failed;
 };
 
-/* Build the secret_string column of a listing row. */
-static char *
-secret_string(struct arena *a, const struct store_secret *s, bool unredacted)
-{
-	const struct type_def *td = type_find(s->type);
-	size_t len = 0;
-	char *buf;
-	char *p;
-
-	len += strlen("name=") + strlen(s->name) + strlen(";type=") + strlen(s->type) +
-	       strlen(";provider=config;serializable=true;scope=");
-	for (size_t i = 0; i < s->n_scope; i++)
-		len += strlen(s->scope[i]) + 1;
-	for (size_t i = 0; i < s->n_fields; i++)
-		len += 1 + strlen(s->fields[i].key) + 1 +
-		       (s->fields[i].value_len > 8 ? s->fields[i].value_len : 8);
-	buf = arena_alloc(a, len + 1);
-	if (buf == NULL)
-		return NULL;
-	p = buf;
-	p += sprintf(p, "name=%s;type=%s;provider=config;serializable=true;scope=", s->name,
-	    s->type);
-	for (size_t i = 0; i < s->n_scope; i++)
-		p += sprintf(p, "%s%s", i > 0 ? "," : "", s->scope[i]);
-	for (size_t i = 0; i < s->n_fields; i++) {
-		const struct store_field *f = &s->fields[i];
-		bool redact = !unredacted && td != NULL && in_list(td->redacted, f->key);
-
-		p += sprintf(p, ";%s=", f->key);
-		if (redact) {
-			p += sprintf(p, "redacted");
-		} else {
-			memcpy(p, f->value, f->value_len);
-			p += f->value_len;
-			*p = '\0';
-		}
-	}
-	return buf;
-}
-
 /* Arena copies of a secret's scope list. */
 static char **
 scope_dup(struct arena *a, const struct store_secret *s)
@@ -580,7 +483,7 @@ collect_row(const struct store_secret *s, void *arg)
 	row->storage = (char *)storage_name(sink->persistent);
 	row->n_scope = s->n_scope;
 	row->scope = scope_dup(a, s);
-	row->secret_string = secret_string(a, s, sink->unredacted);
+	row->secret_string = type_secret_string(a, s, sink->unredacted);
 	if (row->name == NULL || row->type == NULL || row->scope == NULL ||
 	    row->secret_string == NULL)
 		goto fail;
@@ -760,87 +663,6 @@ handle_resolve(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage 
 done:
 	store_secret_free(tmp);
 	store_secret_free(pers);
-	return st;
-}
-
-/* Run one handler on a message the SQL parser made, into a fresh output message. */
-static enum status
-run_handler(struct request *rq, handler_fn fn, const ProtobufCMessage *in,
-    const ProtobufCMessageDescriptor *out_desc, ProtobufCMessage **outp)
-{
-	ProtobufCMessage *out = arena_alloc(rq->arena, out_desc->sizeof_message);
-
-	if (out == NULL)
-		return no_memory(rq);
-	protobuf_c_message_init(out_desc, out);
-	*outp = out;
-	return fn(rq, in, out);
-}
-
-enum status
-handle_execute(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out)
-{
-	const pb_statement *req = (const pb_statement *)in;
-	pb_statement_reply *rep = (pb_statement_reply *)out;
-	struct sql_statement stmt;
-	ProtobufCMessage *res = NULL;
-	enum status st;
-
-	st = sql_parse(req->text, strlen(req->text), rq->arena, &stmt, &rq->info->outcome);
-	if (st != ST_OK)
-		return st;
-	switch (stmt.kind) {
-	case SQL_CREATE:
-		st = run_handler(rq, handle_create, &stmt.create.base,
-		    &secretd__v1__secret_create_reply__descriptor, &res);
-		rep->kind = SECRETD__V1__STATEMENT_REPLY__KIND__KIND_CREATED;
-		rep->created = (pb_create_reply *)res;
-		break;
-	case SQL_DROP:
-		st = run_handler(rq, handle_drop, &stmt.drop.base,
-		    &secretd__v1__secret_drop_reply__descriptor, &res);
-		rep->kind = SECRETD__V1__STATEMENT_REPLY__KIND__KIND_DROPPED;
-		rep->dropped = (pb_drop_reply *)res;
-		break;
-	case SQL_LIST:
-		st = run_handler(rq, handle_list, &stmt.list.base,
-		    &secretd__v1__secret_list_reply__descriptor, &res);
-		rep->kind = SECRETD__V1__STATEMENT_REPLY__KIND__KIND_ROWS;
-		if (st == ST_OK) {
-			rep->n_rows = ((pb_list_reply *)res)->n_rows;
-			rep->rows = ((pb_list_reply *)res)->rows;
-		}
-		break;
-	case SQL_RESOLVE:
-		st = run_handler(rq, handle_resolve, &stmt.resolve.base,
-		    &secretd__v1__secret_resolve_reply__descriptor, &res);
-		rep->kind = SECRETD__V1__STATEMENT_REPLY__KIND__KIND_RESOLVED;
-		if (st == ST_OK && ((pb_resolve_reply *)res)->found) {
-			const pb_secret *s = ((pb_resolve_reply *)res)->secret;
-			pb_resolve_row *row = arena_alloc(rq->arena, sizeof(*row));
-
-			rep->resolved = arena_alloc(rq->arena, sizeof(*rep->resolved));
-			if (row == NULL || rep->resolved == NULL)
-				return no_memory(rq);
-			secretd__v1__resolve_row__init(row);
-			row->name = s->name;
-			row->persistent = (char *)(s->storage == PB_STORAGE_SQLCIPHER ? "PERSISTENT"
-										       : "TEMPORARY");
-			row->storage = (char *)storage_name(s->storage == PB_STORAGE_SQLCIPHER);
-			rep->resolved[0] = row;
-			rep->n_resolved = 1;
-		}
-		break;
-	case SQL_GET:
-		st = run_handler(rq, handle_get, &stmt.get.base,
-		    &secretd__v1__secret_get_reply__descriptor, &res);
-		rep->kind = SECRETD__V1__STATEMENT_REPLY__KIND__KIND_SECRET;
-		if (st == ST_OK)
-			rep->secret = ((pb_get_reply *)res)->secret;
-		break;
-	default:
-		return outcome_set(&rq->info->outcome, ST_INTERNAL, "", "unknown statement kind");
-	}
 	return st;
 }
 
