@@ -16,10 +16,14 @@ struct arena_block {
 
 static const size_t arena_align = sizeof(max_align_t);
 
+/* Bytes of wiped blocks an arena keeps across resets. */
+#define ARENA_KEEP (256 * 1024)
+
 void
 arena_init(struct arena *a, size_t block_size)
 {
 	a->head = NULL;
+	a->spare = NULL;
 	a->block_size = block_size < 256 ? 256 : block_size;
 }
 
@@ -37,9 +41,14 @@ arena_alloc(struct arena *a, size_t n)
 
 		if (size > SIZE_MAX - sizeof(*nb))
 			return NULL;
-		/* calloc: blocks start zeroed, and reset re-zeroes what was used, so every
-		 * allocation is zeroed without a memset here. */
-		nb = calloc(1, sizeof(*nb) + size);
+		/* Blocks start zeroed (calloc, or a spare that reset wiped), so every allocation
+		 * is zeroed without a memset here. */
+		if (size == a->block_size && a->spare != NULL) {
+			nb = a->spare;
+			a->spare = nb->next;
+		} else {
+			nb = calloc(1, sizeof(*nb) + size);
+		}
 		if (nb == NULL)
 			return NULL;
 		nb->size = size;
@@ -87,32 +96,40 @@ void
 arena_reset(struct arena *a)
 {
 	struct arena_block *b = a->head;
-	struct arena_block *keep = NULL;
+	size_t kept = 0;
 
+	for (struct arena_block *sp = a->spare; sp != NULL; sp = sp->next)
+		kept += sp->size;
+	/* Wipe every block; keep normal-sized ones, up to ARENA_KEEP bytes, as spares for
+	 * the next request (zero again, so allocations from them stay zeroed): a worker
+	 * answering listings then does not calloc and free its blocks every time. */
 	while (b != NULL) {
 		struct arena_block *next = b->next;
 
 		explicit_bzero(b->data, b->used);
 		b->used = 0;
-		/* Keep one normal-sized block (the oldest) for the next request. */
-		if (next == NULL && b->size == a->block_size) {
-			keep = b;
+		if (b->size == a->block_size && kept + b->size <= ARENA_KEEP) {
+			b->next = a->spare;
+			a->spare = b;
+			kept += b->size;
 		} else {
 			free(b);
 		}
 		b = next;
 	}
-	if (keep != NULL)
-		keep->next = NULL;
-	a->head = keep;
+	a->head = NULL;
 }
 
 void
 arena_fini(struct arena *a)
 {
 	arena_reset(a);
-	free(a->head);
-	a->head = NULL;
+	while (a->spare != NULL) {
+		struct arena_block *next = a->spare->next;
+
+		free(a->spare);
+		a->spare = next;
+	}
 }
 
 void *

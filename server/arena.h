@@ -16,8 +16,9 @@
 struct arena_block;
 
 struct arena {
-	struct arena_block *head; /* current block; older ones chained behind it */
-	size_t block_size;        /* size of a normal block */
+	struct arena_block *head;  /* current block; older ones chained behind it */
+	struct arena_block *spare; /* wiped normal-sized blocks kept for reuse */
+	size_t block_size;         /* size of a normal block */
 };
 
 /* Prepare an empty arena; nothing is allocated until the first arena_alloc. */

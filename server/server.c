@@ -388,36 +388,49 @@ fail:
 	return false;
 }
 
-/* Fill a caller from the pipe a message came on. */
+/* Fill a caller from the pipe a message came on: its role from the transport alone. The
+ * printable peer is left for describe_peer (formatting it for every request cost more than
+ * the rest of a Get). */
 static void
 caller_from_pipe(struct server *srv, nng_msg *msg, struct caller *c)
 {
 	nng_pipe p = nng_msg_get_pipe(msg);
-	uint64_t uid;
+
+	c->transport_role = ROLE_NONE;
+	c->conn = p.id;
+	c->ipc = nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &c->uid) == 0;
+	c->peer[0] = '\0';
+	/* Our own uid could read the key file anyway: it is admin without a token. */
+	if (c->ipc && c->uid == (uint64_t)srv->uid)
+		c->transport_role = ROLE_ADMIN;
+}
+
+/* Format c->peer if it is not yet: "uid:N" on ipc, "tcp:A.B.C.D:PORT" on tcp. */
+static const char *
+describe_peer(struct caller *c)
+{
+	nng_pipe p = NNG_PIPE_INITIALIZER;
 	nng_sockaddr sa;
 
-	memset(c, 0, sizeof(*c));
-	c->transport_role = ROLE_NONE;
-	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) == 0) {
-		(void)snprintf(c->peer, sizeof(c->peer), "uid:%llu", (unsigned long long)uid);
-		/* Our own uid could read the key file anyway: it is admin without a token. */
-		if (uid == (uint64_t)srv->uid)
-			c->transport_role = ROLE_ADMIN;
-		return;
-	}
-	if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET) {
+	if (c->peer[0] != '\0')
+		return c->peer;
+	p.id = c->conn;
+	if (c->ipc) {
+		(void)snprintf(c->peer, sizeof(c->peer), "uid:%llu", (unsigned long long)c->uid);
+	} else if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 &&
+		   sa.s_family == NNG_AF_INET) {
 		const uint8_t *a = (const uint8_t *)&sa.s_in.sa_addr;
 
 		(void)snprintf(c->peer, sizeof(c->peer), "tcp:%u.%u.%u.%u:%u", a[0], a[1], a[2],
 		    a[3], (unsigned)ntohs(sa.s_in.sa_port));
-		return;
-	}
-	if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET6) {
+	} else if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 &&
+		   sa.s_family == NNG_AF_INET6) {
 		(void)snprintf(c->peer, sizeof(c->peer), "tcp6:port %u",
 		    (unsigned)ntohs(sa.s_in6.sa_port));
-		return;
+	} else {
+		(void)snprintf(c->peer, sizeof(c->peer), "unknown");
 	}
-	(void)snprintf(c->peer, sizeof(c->peer), "unknown");
+	return c->peer;
 }
 
 struct reply_slot {
@@ -454,13 +467,13 @@ now_us(void)
 
 /* service.audit_attempt: the "attempt" line written before a state change. */
 static bool
-audit_attempt(void *arg, const struct caller *caller, const char *method, const char *name,
+audit_attempt(void *arg, struct caller *caller, const char *method, const char *name,
     const char *storage)
 {
 	struct server *srv = arg;
 	struct audit_record rec = {
 	    .event = "attempt",
-	    .peer = caller->peer,
+	    .peer = describe_peer(caller),
 	    .token_id = caller->token_id,
 	    .role = role_str(caller->role),
 	    .method = method,
@@ -502,6 +515,7 @@ serve(struct worker *w, nng_msg *msg)
 	struct reply_slot slot = {NULL};
 	struct caller caller;
 	struct call_info info;
+	enum log_level level;
 	uint64_t t0 = now_us();
 	int rv;
 
@@ -519,26 +533,31 @@ serve(struct worker *w, nng_msg *msg)
 		/* After a failed send the message is still ours. */
 		if (rv != 0) {
 			wipe_free(slot.msg);
-			log_msg(&srv->log, LOG_DEBUG, "reply to %s not sent: %s", caller.peer,
-			    nng_strerror(rv));
+			if (srv->log.level >= LOG_DEBUG)
+				log_msg(&srv->log, LOG_DEBUG, "reply to %s not sent: %s",
+				    describe_peer(&caller), nng_strerror(rv));
 		}
 	} else {
-		log_msg(&srv->log, LOG_ERROR, "out of memory building a reply for %s", caller.peer);
+		log_msg(&srv->log, LOG_ERROR, "out of memory building a reply for %s",
+		    describe_peer(&caller));
 	}
-	log_msg(&srv->log,
-	    info.outcome.status == ST_OK || info.outcome.status == ST_NOT_FOUND ? LOG_DEBUG
-										: LOG_INFO,
-	    "method=%s%s status=%s reason=%s name=%s storage=%s peer=%s role=%s latency_us=%llu",
-	    info.method[0] != '\0' ? info.method : "-", info.text ? " frame=text" : "",
-	    status_str(info.outcome.status),
-	    info.outcome.reason[0] != '\0' ? info.outcome.reason : "-",
-	    info.name[0] != '\0' ? info.name : "-", info.storage[0] != '\0' ? info.storage : "-",
-	    caller.peer, role_str(caller.role), (unsigned long long)(now_us() - t0));
+	level = info.outcome.status == ST_OK || info.outcome.status == ST_NOT_FOUND ? LOG_DEBUG
+										    : LOG_INFO;
+	if (level <= srv->log.level)
+		log_msg(&srv->log, level,
+		    "method=%s%s status=%s reason=%s name=%s storage=%s peer=%s role=%s "
+		    "latency_us=%llu",
+		    info.method[0] != '\0' ? info.method : "-", info.text ? " frame=text" : "",
+		    status_str(info.outcome.status),
+		    info.outcome.reason[0] != '\0' ? info.outcome.reason : "-",
+		    info.name[0] != '\0' ? info.name : "-",
+		    info.storage[0] != '\0' ? info.storage : "-", describe_peer(&caller),
+		    role_str(caller.role), (unsigned long long)(now_us() - t0));
 	if (info.mutating || info.outcome.status == ST_UNAUTHENTICATED ||
 	    info.outcome.status == ST_PERMISSION_DENIED) {
 		struct audit_record rec = {
 		    .event = "result",
-		    .peer = caller.peer,
+		    .peer = describe_peer(&caller),
 		    .token_id = caller.token_id,
 		    .role = role_str(caller.role),
 		    .method = info.method,

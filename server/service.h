@@ -50,7 +50,12 @@ struct caller {
 	/* Role granted by the transport alone (an ipc peer with our uid is admin); ROLE_NONE
 	 * when the request's token must decide. */
 	enum role transport_role;
-	/* Printable peer: "uid:1000" or "tcp:127.0.0.1:5555". */
+	/* The transport's connection id and, on ipc, the peer's uid. */
+	uint32_t conn;
+	bool ipc;
+	uint64_t uid;
+	/* Printable peer ("uid:1000", "tcp:127.0.0.1:5555"), formatted by the transport only
+	 * when a log line or an audit record needs it: "" until then. */
 	char peer[80];
 	/* Filled by the service once the token is checked. */
 	enum role role;
@@ -65,7 +70,7 @@ struct service {
 	struct limits limits;
 	/* Called by a handler just before it changes state, to write the audit trail's
 	 * "attempt" line; false refuses the call (fail closed). NULL: no audit trail. */
-	bool (*audit_attempt)(void *arg, const struct caller *caller, const char *method,
+	bool (*audit_attempt)(void *arg, struct caller *caller, const char *method,
 	    const char *name, const char *storage);
 	void *audit_arg;
 	/* Rotates the database key (the Rekey rpc); fills out on failure. NULL: the rpc

@@ -3,7 +3,6 @@
  */
 #include "types.h"
 
-#include <stdio.h>
 #include <string.h>
 
 static const struct type_def type_defs[] = {
@@ -58,42 +57,60 @@ type_declares(const struct type_def *td, const char *key)
 }
 
 /* Build the secret_string column of a listing row. */
+/* Append n bytes at *pp and advance it. */
+static void
+put(char **pp, const void *src, size_t n)
+{
+	memcpy(*pp, src, n);
+	*pp += n;
+}
+
+#define PUT_LIT(pp, lit) put((pp), (lit), sizeof(lit) - 1)
+
 char *
 type_secret_string(struct arena *a, const struct store_secret *s, bool unredacted)
 {
 	const struct type_def *td = type_find(s->type);
-	size_t len = 0;
+	size_t name_len = strlen(s->name);
+	size_t type_len = strlen(s->type);
+	size_t len;
 	char *buf;
 	char *p;
 
-	len += strlen("name=") + strlen(s->name) + strlen(";type=") + strlen(s->type) +
-	       strlen(";provider=config;serializable=true;scope=");
+	/* Built with memcpy from measured lengths: on a listing this runs once per row, and
+	 * sprintf's format parsing was most of a List's cost. */
+	len = sizeof("name=;type=;provider=config;serializable=true;scope=") + name_len + type_len;
 	for (size_t i = 0; i < s->n_scope; i++)
 		len += strlen(s->scope[i]) + 1;
 	for (size_t i = 0; i < s->n_fields; i++)
-		len += 1 + strlen(s->fields[i].key) + 1 +
+		len += 2 + strlen(s->fields[i].key) +
 		       (s->fields[i].value_len > 8 ? s->fields[i].value_len : 8);
 	buf = arena_alloc(a, len + 1);
 	if (buf == NULL)
 		return NULL;
 	p = buf;
-	p += sprintf(p, "name=%s;type=%s;provider=config;serializable=true;scope=", s->name,
-	    s->type);
-	for (size_t i = 0; i < s->n_scope; i++)
-		p += sprintf(p, "%s%s", i > 0 ? "," : "", s->scope[i]);
+	PUT_LIT(&p, "name=");
+	put(&p, s->name, name_len);
+	PUT_LIT(&p, ";type=");
+	put(&p, s->type, type_len);
+	PUT_LIT(&p, ";provider=config;serializable=true;scope=");
+	for (size_t i = 0; i < s->n_scope; i++) {
+		if (i > 0)
+			PUT_LIT(&p, ",");
+		put(&p, s->scope[i], strlen(s->scope[i]));
+	}
 	for (size_t i = 0; i < s->n_fields; i++) {
 		const struct store_field *f = &s->fields[i];
-		bool redact = !unredacted && td != NULL && in_list(td->redacted, f->key);
 
-		p += sprintf(p, ";%s=", f->key);
-		if (redact) {
-			p += sprintf(p, "redacted");
-		} else {
-			memcpy(p, f->value, f->value_len);
-			p += f->value_len;
-			*p = '\0';
-		}
+		PUT_LIT(&p, ";");
+		put(&p, f->key, strlen(f->key));
+		PUT_LIT(&p, "=");
+		if (!unredacted && td != NULL && in_list(td->redacted, f->key))
+			PUT_LIT(&p, "redacted");
+		else
+			put(&p, f->value, f->value_len);
 	}
+	*p = '\0';
 	return buf;
 }
 
