@@ -585,38 +585,65 @@ secret_message(struct arena *a, const struct store_secret *s, bool persistent)
 	return m;
 }
 
+/* Where store_read hands a secret: built straight into the arena, with no copy between. */
+struct secret_sink {
+	struct arena *arena;
+	bool persistent;
+	bool found;
+	pb_secret *msg; /* NULL with found: out of memory */
+};
+
+static bool
+build_secret(const struct store_secret *s, void *arg)
+{
+	struct secret_sink *sink = arg;
+
+	sink->found = true;
+	sink->msg = secret_message(sink->arena, s, sink->persistent);
+	return true;
+}
+
 enum status
 handle_get(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out)
 {
 	const pb_get *req = (const pb_get *)in;
 	pb_get_reply *rep = (pb_get_reply *)out;
-	struct store_secret *s = NULL;
+	struct secret_sink mem = {.arena = rq->arena};
+	struct secret_sink pers = {.arena = rq->arena, .persistent = true};
+	struct secret_sink *hit = NULL;
+	bool want_mem = false;
+	bool want_pers = false;
 	char *name = NULL;
-	bool persistent = false;
-	enum status st;
-	store_status sst;
 
 	if (require_role(rq, ROLE_READER, "GET SECRET") != ST_OK)
 		return rq->info->outcome.status;
 	if (name_normalise(rq, req->name, &name) != ST_OK)
 		return rq->info->outcome.status;
 	rq->info->name = name;
-	st = locate(rq, name, req->storage, &persistent);
-	if (st == ST_OK) {
-		sst = store_get(store_for(rq, persistent), name, &s);
-		if (sst == STORE_OK) {
-			rq->info->storage = storage_name(persistent);
-			rep->secret = secret_message(rq->arena, s, persistent);
-			store_secret_free(s);
-			return rep->secret == NULL ? no_memory(rq) : ok(rq);
-		}
-		if (sst != STORE_NOT_FOUND)
-			return store_failure(rq, sst, storage_name(persistent));
-		st = ST_NOT_FOUND;
-	}
-	if (st != ST_NOT_FOUND)
-		return st;
-	return outcome_set(&rq->info->outcome, ST_NOT_FOUND, "NOT_FOUND", "Secret with name '%s' not found", name);
+	if (storages_allowed(rq, req->storage, &want_mem, &want_pers) != ST_OK)
+		return rq->info->outcome.status;
+	/* Two lookups at most: read memory; then either check sqlcipher for ambiguity or
+	 * read it. */
+	if (want_mem)
+		(void)store_read(rq->svc->temporary, name, build_secret, &mem);
+	if (mem.found && want_pers && store_contains(rq->svc->persistent, name))
+		return outcome_set(&rq->info->outcome, ST_FAILED_PRECONDITION, "AMBIGUOUS",
+		    "Ambiguous secret name '%s': it exists in both memory and sqlcipher; "
+		    "name the storage (TEMPORARY or PERSISTENT)",
+		    name);
+	if (mem.found)
+		hit = &mem;
+	else if (want_pers && store_read(rq->svc->persistent, name, build_secret, &pers) ==
+				  STORE_OK)
+		hit = &pers;
+	if (hit == NULL)
+		return outcome_set(&rq->info->outcome, ST_NOT_FOUND, "NOT_FOUND",
+		    "Secret with name '%s' not found", name);
+	if (hit->msg == NULL)
+		return no_memory(rq);
+	rq->info->storage = storage_name(hit->persistent);
+	rep->secret = hit->msg;
+	return ok(rq);
 }
 
 enum status

@@ -368,6 +368,21 @@ memory_get(void *impl, const char *name, struct store_secret **outp)
 	return rc;
 }
 
+static store_status
+memory_read(void *impl, const char *name, store_visit_fn visit, void *arg)
+{
+	struct store_memory *m = impl;
+	struct entry *e;
+
+	if (!read_lock(m))
+		return STORE_IO;
+	e = entry_find(m, name);
+	if (e != NULL)
+		(void)visit(e->s, arg);
+	unlock(m);
+	return e != NULL ? STORE_OK : STORE_NOT_FOUND;
+}
+
 static bool
 memory_contains(void *impl, const char *name)
 {
@@ -521,6 +536,7 @@ const struct store_ops store_memory_ops = {
     .put = memory_put,
     .get = memory_get,
     .contains = memory_contains,
+    .read = memory_read,
     .remove = memory_remove,
     .list = memory_list,
     .resolve = memory_resolve,

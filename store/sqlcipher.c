@@ -755,6 +755,14 @@ sqlcipher_get(void *impl, const char *name, struct store_secret **outp)
 	return store_memory_ops.get(sc->mem, name, outp);
 }
 
+static store_status
+sqlcipher_read(void *impl, const char *name, store_visit_fn visit, void *arg)
+{
+	struct store_sqlcipher *sc = impl;
+
+	return store_memory_ops.read(sc->mem, name, visit, arg);
+}
+
 static bool
 sqlcipher_contains(void *impl, const char *name)
 {
@@ -825,6 +833,7 @@ const struct store_ops store_sqlcipher_ops = {
     .put = sqlcipher_put,
     .get = sqlcipher_get,
     .contains = sqlcipher_contains,
+    .read = sqlcipher_read,
     .remove = sqlcipher_remove,
     .list = sqlcipher_list,
     .resolve = sqlcipher_resolve,

@@ -323,6 +323,12 @@ store_contains(struct store *st, const char *name)
 }
 
 store_status
+store_read(struct store *st, const char *name, store_visit_fn visit, void *arg)
+{
+	return st->ops->read(st->impl, name, visit, arg);
+}
+
+store_status
 store_remove(struct store *st, const char *name)
 {
 	if (name == NULL)

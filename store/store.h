@@ -118,6 +118,7 @@ struct store_ops {
 	    bool *createdp);
 	store_status (*get)(void *impl, const char *name, struct store_secret **outp);
 	bool (*contains)(void *impl, const char *name);
+	store_status (*read)(void *impl, const char *name, store_visit_fn visit, void *arg);
 	store_status (*remove)(void *impl, const char *name);
 	store_status (*list)(void *impl, const char *type, store_visit_fn visit, void *arg);
 	store_status (*resolve)(void *impl, const char *type, const char *path, size_t path_len,
@@ -157,6 +158,10 @@ store_status store_get(struct store *st, const char *name, struct store_secret *
 
 /* Whether a secret named name exists. */
 bool store_contains(struct store *st, const char *name);
+
+/* Hand the secret named name, borrowed, to visit (under the store's read lock, so visit
+ * must not call back into the store), without copying it. STORE_NOT_FOUND when absent. */
+store_status store_read(struct store *st, const char *name, store_visit_fn visit, void *arg);
 
 /* Delete the secret named name (durably for sqlcipher). STORE_NOT_FOUND when absent. */
 store_status store_remove(struct store *st, const char *name);

@@ -186,6 +186,23 @@ resolve_name(struct store *st, const char *type, const char *path, size_t path_l
 
 /* --- the contract, for both backends ------------------------------------------------- */
 
+/* store_read's visitor: records that it ran and whether the value was the expected one. */
+struct read_probe {
+	int calls;
+	bool value_ok;
+};
+
+static bool
+probe_visit(const struct store_secret *s, void *arg)
+{
+	struct read_probe *p = arg;
+
+	p->calls++;
+	p->value_ok = value_eq(s, "api_key", VALUE_A, strlen(VALUE_A)) &&
+		      strcmp(s->name, "alpha") == 0;
+	return true;
+}
+
 static void
 test_put_get_remove(struct fixture *fx)
 {
@@ -207,6 +224,15 @@ test_put_get_remove(struct fixture *fx)
 	CHECK(store_contains(st, "alpha"));
 	CHECK(!store_contains(st, "Alpha")); /* the store does not fold case */
 	CHECK_STATUS(store_count(st), 1);
+	{
+		struct read_probe probe = {0, false};
+
+		/* store_read lends the stored secret without copying it. */
+		CHECK_STATUS(store_read(st, "alpha", probe_visit, &probe), STORE_OK);
+		CHECK(probe.calls == 1 && probe.value_ok);
+		CHECK_STATUS(store_read(st, "beta", probe_visit, &probe), STORE_NOT_FOUND);
+		CHECK(probe.calls == 1);
+	}
 	CHECK_STATUS(store_get(st, "alpha", &s), STORE_OK);
 	if (s != NULL) {
 		CHECK_STR(s->name, "alpha");
