@@ -8,12 +8,14 @@
  * never be lost between the check and the receive); a worker in the middle of a request
  * finishes it, sends the reply, and then stops. Only then are the socket and the stores
  * closed.
+ *
+ * The listening side (socket and data directories, TLS, listeners) is in listen.c; struct
+ * server, which both files use, is in server_internal.h.
  */
 #include "server.h"
 
 #include <errno.h>
 #include <arpa/inet.h>
-#include <grp.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/tls/tls.h>
@@ -32,14 +34,14 @@
 #include "auth.h"
 #include "dedup.h"
 #include "keys.h"
+#include "listen.h"
+#include "server_internal.h"
 #include "store.h"
 #include "text.h"
 
 /* A reply that is not read within this time is dropped, so a client that never reads
  * cannot hold a worker. */
 #define SEND_TIMEOUT_MS 5000
-
-struct server;
 
 struct worker {
 	struct server *srv;
@@ -53,27 +55,6 @@ struct worker {
 	bool stop;      /* told to stop (under lock) */
 };
 
-struct server {
-	const struct server_config *cfg;
-	struct logger log;
-	struct service svc;
-	struct store *temporary;
-	struct store *persistent;
-	struct auth *auth;
-	struct dedup *dedup;
-	nng_socket sock;
-	bool sock_open;
-	nng_tls_config *tls;
-	struct worker *workers;
-	size_t n_workers;
-	uid_t uid;
-	char data_dir[4096];
-	char key_file[4096];
-	char db_path[4096];
-	char default_url[4200];
-	uint8_t key[STORE_KEY_LEN];
-	pthread_mutex_t rekey_lock; /* one rotation at a time */
-};
 
 void
 server_config_default(struct server_config *cfg)
@@ -96,50 +77,6 @@ server_default_url(char *buf, size_t len)
 	return n > 0 && (size_t)n < len;
 }
 
-/* mkdir -p path with mode for every directory it creates. */
-static int
-mkdir_p(const char *path, mode_t mode)
-{
-	char buf[4096];
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof(buf)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, mode) != 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) != 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
-/* The directory must be ours and writable by nobody else. */
-static bool
-dir_is_private(struct server *srv, const char *dir, const char *what)
-{
-	struct stat sb;
-
-	if (stat(dir, &sb) != 0) {
-		log_msg(&srv->log, LOG_ERROR, "%s %s: %s", what, dir, strerror(errno));
-		return false;
-	}
-	if (!S_ISDIR(sb.st_mode) || sb.st_uid != srv->uid || (sb.st_mode & 022) != 0) {
-		log_msg(&srv->log, LOG_ERROR,
-		    "%s %s must be a directory owned by uid %u and writable only by it "
-		    "(chmod 700)",
-		    what, dir, (unsigned)srv->uid);
-		return false;
-	}
-	return true;
-}
 
 static bool
 resolve_paths(struct server *srv)
@@ -210,12 +147,12 @@ open_stores(struct server *srv)
 	const char *note = NULL;
 	store_status st;
 
-	if (mkdir_p(srv->data_dir, 0700) != 0) {
+	if (listen_mkdir_p(srv->data_dir, 0700) != 0) {
 		log_msg(&srv->log, LOG_ERROR, "cannot create data directory %s: %s", srv->data_dir,
 		    strerror(errno));
 		return false;
 	}
-	if (!dir_is_private(srv, srv->data_dir, "data directory"))
+	if (!listen_dir_is_private(srv, srv->data_dir, "data directory"))
 		return false;
 	st = store_open(&store_memory_ops, &mem, &srv->temporary);
 	if (st != STORE_OK) {
@@ -239,154 +176,6 @@ open_stores(struct server *srv)
 	return true;
 }
 
-/* Read a whole PEM file into a NUL-terminated malloc'd buffer (caller wipes and frees). */
-static char *
-pem_read(const char *path, size_t *lenp)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	long n;
-
-	if (f == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || n > 1048576 ||
-	    fseek(f, 0, SEEK_SET) != 0)
-		goto done;
-	buf = calloc(1, (size_t)n + 1);
-	if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
-	*lenp = (size_t)n;
-done:
-	(void)fclose(f);
-	return buf;
-}
-
-static bool
-setup_tls(struct server *srv)
-{
-	const struct server_config *cfg = srv->cfg;
-	char *cert = NULL;
-	char *key = NULL;
-	size_t cert_len = 0;
-	size_t key_len = 0;
-	int rv;
-
-	if (cfg->tls_cert == NULL || cfg->tls_key == NULL) {
-		log_msg(&srv->log, LOG_ERROR, "tls+tcp:// needs --tls-cert and --tls-key");
-		return false;
-	}
-	cert = pem_read(cfg->tls_cert, &cert_len);
-	key = pem_read(cfg->tls_key, &key_len);
-	if (cert == NULL || key == NULL) {
-		log_msg(&srv->log, LOG_ERROR, "cannot read %s", cert == NULL ? cfg->tls_cert
-									: cfg->tls_key);
-		rv = -1;
-		goto done;
-	}
-	rv = nng_tls_config_alloc(&srv->tls, NNG_TLS_MODE_SERVER);
-	if (rv == 0)
-		rv = nng_tls_config_own_cert(srv->tls, cert, key, NULL);
-	if (rv == 0 && cfg->tls_ca != NULL) {
-		rv = nng_tls_config_ca_file(srv->tls, cfg->tls_ca);
-		if (rv == 0)
-			rv = nng_tls_config_auth_mode(srv->tls, NNG_TLS_AUTH_MODE_REQUIRED);
-	} else if (rv == 0) {
-		rv = nng_tls_config_auth_mode(srv->tls, NNG_TLS_AUTH_MODE_NONE);
-	}
-	if (rv != 0)
-		log_msg(&srv->log, LOG_ERROR, "TLS configuration (%s, %s): %s", cfg->tls_cert,
-		    cfg->tls_key, nng_strerror(rv));
-done:
-	free(cert);
-	if (key != NULL) {
-		explicit_bzero(key, key_len);
-		free(key);
-	}
-	return rv == 0;
-}
-
-static bool
-listen_one(struct server *srv, const char *url)
-{
-	const struct server_config *cfg = srv->cfg;
-	nng_listener l;
-	size_t hard_max;
-	int rv;
-
-	if (strncmp(url, "ipc://", 6) == 0) {
-		char dir[4096];
-		char *slash;
-
-		(void)snprintf(dir, sizeof(dir), "%s", url + 6);
-		slash = strrchr(dir, '/');
-		if (slash != NULL && slash != dir) {
-			*slash = '\0';
-			if (mkdir_p(dir, 0700) != 0) {
-				log_msg(&srv->log, LOG_ERROR, "cannot create socket directory %s: %s",
-				    dir, strerror(errno));
-				return false;
-			}
-			if (!dir_is_private(srv, dir, "socket directory"))
-				return false;
-		}
-	} else if (strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tls+tcp://", 10) == 0) {
-		bool tls = url[1] == 'l';
-
-		if (auth_count(srv->auth) == 0) {
-			log_msg(&srv->log, LOG_ERROR,
-			    "refusing to listen on %s: network listeners need tokens "
-			    "(--tokens-file with at least one token)",
-			    url);
-			return false;
-		}
-		if (!tls && !cfg->insecure) {
-			log_msg(&srv->log, LOG_ERROR,
-			    "refusing to listen on %s without TLS: use tls+tcp:// with "
-			    "--tls-cert/--tls-key, or pass --insecure",
-			    url);
-			return false;
-		}
-		if (tls && srv->tls == NULL && !setup_tls(srv))
-			return false;
-	} else {
-		log_msg(&srv->log, LOG_ERROR,
-		    "unsupported listen URL %s (use ipc://, tcp:// or tls+tcp://)", url);
-		return false;
-	}
-	rv = nng_listener_create(&l, srv->sock, url);
-	if (rv != 0)
-		goto fail;
-	/* nng drops (and closes the connection on) a frame over RECVMAXSZ without a word, so
-	 * the transport's cap sits well above the configured limit: frames between the two
-	 * get a clear RESOURCE_EXHAUSTED from the service. */
-	hard_max = cfg->limits.max_frame * 4 > 1048576 ? cfg->limits.max_frame * 4 : 1048576;
-	rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, hard_max);
-	if (rv == 0 && strncmp(url, "ipc://", 6) == 0)
-		rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS,
-		    cfg->socket_group != NULL ? 0660 : 0600);
-	if (rv == 0 && srv->tls != NULL && url[1] == 'l')
-		rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, srv->tls);
-	if (rv == 0)
-		rv = nng_listener_start(l, 0);
-	if (rv != 0)
-		goto fail;
-	if (cfg->socket_group != NULL && strncmp(url, "ipc://", 6) == 0) {
-		struct group *g = getgrnam(cfg->socket_group);
-
-		if (g == NULL || chown(url + 6, (uid_t)-1, g->gr_gid) != 0) {
-			log_msg(&srv->log, LOG_ERROR, "cannot give %s to group %s", url + 6,
-			    cfg->socket_group);
-			return false;
-		}
-	}
-	log_msg(&srv->log, LOG_INFO, "listening on %s", url);
-	return true;
-fail:
-	log_msg(&srv->log, LOG_ERROR, "cannot listen on %s: %s", url, nng_strerror(rv));
-	return false;
-}
 
 /* Fill a caller from the pipe a message came on: its role from the transport alone. The
  * printable peer is left for describe_peer (formatting it for every request cost more than

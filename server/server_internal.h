@@ -1,0 +1,51 @@
+/*
+ * server_internal.h: struct server, the state of one secretd process, shared by server.c
+ * (paths, stores, workers, signals, rekey) and listen.c (directories, TLS, listeners). Not
+ * part of server.h: only files of the server process include it.
+ *
+ * What it does not do: declares no functions (server.h and listen.h do).
+ *
+ * Thread safety: set up by the main thread before the workers start; after that the workers
+ * read it, and rekey_lock serialises key rotation (see server.c).
+ */
+#ifndef SECRETD_SERVER_SERVER_INTERNAL_H
+#define SECRETD_SERVER_SERVER_INTERNAL_H
+
+#include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "server.h"
+#include "store.h"
+
+struct auth;
+struct dedup;
+struct worker;
+
+struct server {
+	const struct server_config *cfg;
+	struct logger log;
+	struct service svc;
+	struct store *temporary;
+	struct store *persistent;
+	struct auth *auth;
+	struct dedup *dedup;
+	nng_socket sock;
+	bool sock_open;
+	nng_tls_config *tls;
+	struct worker *workers;
+	size_t n_workers;
+	uid_t uid;
+	char data_dir[4096];
+	char key_file[4096];
+	char db_path[4096];
+	char default_url[4200];
+	uint8_t key[STORE_KEY_LEN];
+	pthread_mutex_t rekey_lock; /* one rotation at a time */
+};
+
+#endif
