@@ -115,8 +115,7 @@ base_url_of(int round, int seq, char *buf, size_t len)
 }
 
 /* Append one line to fd with a single write(2). */
-static void
-log_line(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void log_line(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 log_line(int fd, const char *fmt, ...)
@@ -190,8 +189,11 @@ writer_main(void *p)
 			flag = st == SECRETD_OK && d.dropped;
 		} else {
 			secretd_field f[2];
-			secretd_create_args a = {.name = name, .type = "openai", .fields = f,
-			    .n_fields = 2, .persistent = true};
+			secretd_create_args a = {.name = name,
+			    .type = "openai",
+			    .fields = f,
+			    .n_fields = 2,
+			    .persistent = true};
 			secretd_create_result cr;
 
 			value_of(name, w->round, seq, value, sizeof(value));
@@ -199,8 +201,8 @@ writer_main(void *p)
 			f[0] = (secretd_field){"api_key", value, strlen(value)};
 			f[1] = (secretd_field){"base_url", base, strlen(base)};
 			a.on_conflict = op == 'C'   ? SECRETD_CONFLICT_ERROR
-					: op == 'R' ? SECRETD_CONFLICT_REPLACE
-						    : SECRETD_CONFLICT_IGNORE;
+			                : op == 'R' ? SECRETD_CONFLICT_REPLACE
+			                            : SECRETD_CONFLICT_IGNORE;
 			st = secretd_create(w->c, &a, CALL_TIMEOUT_MS, &cr, NULL);
 			flag = st == SECRETD_OK && cr.created;
 		}
@@ -230,8 +232,8 @@ writer_process(char **argv)
 	if (secretd_client_open(argv[2], NULL, &c, NULL) != SECRETD_OK)
 		return 1;
 	for (int i = 0; i < THREADS; i++) {
-		w[i] = (struct writer){c, argv[3], atoi(argv[4]), atoi(argv[5]) + i,
-		    strtoull(argv[6], NULL, 10)};
+		w[i] = (struct writer){
+		    c, argv[3], atoi(argv[4]), atoi(argv[5]) + i, strtoull(argv[6], NULL, 10)};
 		if (pthread_create(&th[i], NULL, writer_main, &w[i]) != 0)
 			break;
 		started++;
@@ -463,7 +465,7 @@ verify_names(secretd_client *c)
 			if (st == SECRETD_NOT_FOUND && !m->cand[i].present)
 				match = i;
 			else if (st == SECRETD_OK && s != NULL && m->cand[i].present &&
-				 secret_is(s, name, m->cand[i]))
+			         secret_is(s, name, m->cand[i]))
 				match = i;
 		}
 		names_verified++;
@@ -685,8 +687,8 @@ main(int argc, char **argv)
 	for (int round = 0; round < ROUNDS; round++) {
 		run_round(round, &rng, logdir);
 		if (srv.pid <= 0) {
-			fprintf(stderr, "secretd did not come back after round %d (log: %s)\n", round,
-			    srv.log_path);
+			fprintf(stderr, "secretd did not come back after round %d (log: %s)\n",
+			    round, srv.log_path);
 			CHECK(srv.pid > 0);
 			break;
 		}
