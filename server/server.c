@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "channel.h"
 #include "dedup.h"
 #include "keys.h"
 #include "listen.h"
@@ -39,16 +40,17 @@
 #include "store.h"
 #include "text.h"
 
-/* A reply that is not read within this time is dropped, so a client that never reads
- * cannot hold a worker. */
+/* A reply that is not taken by its connection within this time is dropped. */
 #define SEND_TIMEOUT_MS 5000
+/* Most reply channels (contexts with a send in flight, plus those workers receive on). */
+#define MAX_CHANNELS 1024
 
 struct worker {
 	struct server *srv;
 	pthread_t thread;
 	bool started;
-	nng_ctx ctx;
-	nng_aio *aio;
+	struct channel *ch; /* the channel this worker receives on */
+	nng_aio *aio;       /* its receive aio */
 	struct arena arena;
 	pthread_mutex_t lock;
 	bool receiving; /* waiting in nng_ctx_recv (under lock) */
@@ -306,26 +308,17 @@ serve(struct worker *w, nng_msg *msg)
 	struct call_info info;
 	enum log_level level;
 	uint64_t t0 = now_us();
-	int rv;
 
 	caller_from_pipe(srv, msg, &caller);
 	(void)service_handle(&srv->svc, &caller, nng_msg_body(msg), nng_msg_len(msg), &w->arena,
 	    alloc_reply, &slot, &info);
 	wipe_free(msg);
 	if (slot.msg != NULL) {
-		nng_aio_set_msg(w->aio, slot.msg);
-		nng_aio_set_timeout(w->aio, SEND_TIMEOUT_MS);
-		nng_ctx_send(w->ctx, w->aio);
-		nng_aio_wait(w->aio);
-		rv = nng_aio_result(w->aio);
-		nng_aio_set_timeout(w->aio, NNG_DURATION_INFINITE);
-		/* After a failed send the message is still ours. */
-		if (rv != 0) {
-			wipe_free(slot.msg);
-			if (srv->log.level >= LOG_DEBUG)
-				log_msg(&srv->log, LOG_DEBUG, "reply to %s not sent: %s",
-				    describe_peer(&caller), nng_strerror(rv));
-		}
+		/* The reply goes out without waiting, on the channel it came in on; this worker
+		 * receives its next request on another channel. A peer that does not read its
+		 * replies so holds channels until their sends time out, never a worker. */
+		channel_send(w->ch, slot.msg);
+		w->ch = channels_take(&srv->channels);
 	} else {
 		log_msg(&srv->log, LOG_ERROR, "out of memory building a reply for %s",
 		    describe_peer(&caller));
@@ -368,13 +361,22 @@ worker_main(void *arg)
 	for (;;) {
 		int rv;
 
+		if (w->ch == NULL) {
+			/* No channel could be made (out of memory): wait and try again. */
+			usleep(10000);
+			w->ch = channels_take(&w->srv->channels);
+		}
 		(void)pthread_mutex_lock(&w->lock);
-		if (w->stop) {
+		if (w->stop || w->ch == NULL) {
+			bool stop = w->stop;
+
 			(void)pthread_mutex_unlock(&w->lock);
-			break;
+			if (stop)
+				break;
+			continue;
 		}
 		w->receiving = true;
-		nng_ctx_recv(w->ctx, w->aio);
+		nng_ctx_recv(channel_ctx(w->ch), w->aio);
 		(void)pthread_mutex_unlock(&w->lock);
 		nng_aio_wait(w->aio);
 		(void)pthread_mutex_lock(&w->lock);
@@ -387,6 +389,9 @@ worker_main(void *arg)
 			continue; /* cancelled (stop is checked above) or a transient error */
 		serve(w, nng_aio_get_msg(w->aio));
 	}
+	if (w->ch != NULL)
+		channels_put(w->ch);
+	w->ch = NULL;
 	return NULL;
 }
 
@@ -400,6 +405,8 @@ start_workers(struct server *srv)
 	srv->workers = calloc(n, sizeof(*srv->workers));
 	if (srv->workers == NULL)
 		return false;
+	if (channels_init(&srv->channels, srv->sock, MAX_CHANNELS, SEND_TIMEOUT_MS) != 0)
+		return false;
 	for (size_t i = 0; i < n; i++) {
 		struct worker *w = &srv->workers[i];
 		int rv;
@@ -410,8 +417,8 @@ start_workers(struct server *srv)
 			return false;
 		srv->n_workers = i + 1;
 		rv = nng_aio_alloc(&w->aio, NULL, NULL);
-		if (rv == 0)
-			rv = nng_ctx_open(&w->ctx, srv->sock);
+		if (rv == 0 && (w->ch = channels_take(&srv->channels)) == NULL)
+			rv = NNG_ENOMEM;
 		if (rv != 0) {
 			log_msg(&srv->log, LOG_ERROR, "cannot create worker %zu: %s", i,
 			    nng_strerror(rv));
@@ -580,8 +587,11 @@ server_run(const struct server_config *cfg)
 	rc = 0;
 done:
 	stop_workers(srv);
+	/* Replies already handed to nng get a moment to reach their clients. */
+	channels_drain(&srv->channels, 2000);
 	if (srv->sock_open)
 		(void)nng_close(srv->sock);
+	channels_fini(&srv->channels);
 	free_workers(srv);
 	if (srv->tls != NULL)
 		nng_tls_config_free(srv->tls);

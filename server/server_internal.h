@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "channel.h"
 #include "server.h"
 #include "store.h"
 
@@ -39,6 +40,7 @@ struct server {
 	nng_tls_config *tls;
 	struct worker *workers;
 	size_t n_workers;
+	struct channels channels; /* reply channels: see channel.h */
 	uid_t uid;
 	char data_dir[4096];
 	char key_file[4096];

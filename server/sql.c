@@ -231,7 +231,7 @@ push_field(struct parser *p, Secretd__V1__SecretCreate *c, size_t *capp, const s
 	enum status st;
 	void **arr = (void **)c->fields;
 	Secretd__V1__Field *f;
-	char *value;
+	char *value = NULL;
 	size_t len;
 
 	f = arena_alloc(p->a, sizeof(*f));
