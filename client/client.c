@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -478,12 +479,110 @@ secretd_client_open(
 		st = client_nng_fail(err, rv, url, "cannot dial");
 		goto fail;
 	}
+	client->dialer_started = true;
 	*clientp = client;
 	return SECRETD_OK;
 
 fail:
 	client_destroy(client);
 	return st;
+}
+
+/* nng_close on a thread of its own, so that a close that never returns (below) cannot
+ * take the caller with it. Freed by whichever side finishes last. */
+struct closer {
+	nng_socket sock;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	bool abandoned;
+};
+
+static void
+closer_free(struct closer *cl)
+{
+	(void)pthread_cond_destroy(&cl->cv);
+	(void)pthread_mutex_destroy(&cl->mu);
+	free(cl);
+}
+
+static void *
+closer_main(void *arg)
+{
+	struct closer *cl = arg;
+	bool abandoned;
+
+	(void)nng_close(cl->sock);
+	(void)pthread_mutex_lock(&cl->mu);
+	cl->done = true;
+	abandoned = cl->abandoned;
+	(void)pthread_cond_signal(&cl->cv);
+	(void)pthread_mutex_unlock(&cl->mu);
+	if (abandoned)
+		closer_free(cl);
+	return NULL;
+}
+
+/*
+ * Close sock, waiting at most CLIENT_CLOSE_WAIT_MS. nng 1.5.2 can hang for ever in
+ * nng_close when a connection is being set up or torn down at that moment (upstream
+ * nanomsg/nng#1543 and #1813, fixed only in later releases). Past the wait the close is left
+ * to finish (or not) on its own thread: the socket's memory may leak, but the caller is
+ * never stuck. The socket's callbacks into the client are removed first, so the client can
+ * be freed either way.
+ */
+static void
+close_socket_bounded(nng_socket sock, nng_dialer dialer, bool dialer_open)
+{
+	struct closer *cl = calloc(1, sizeof(*cl));
+	struct timespec until;
+	pthread_attr_t attr;
+	pthread_t thread;
+	bool started = false;
+
+	(void)nng_pipe_notify(sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
+	(void)nng_pipe_notify(sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
+	/* Closing the dialer first and letting it settle briefly is the workaround reported
+	 * upstream for the hang; it makes it much rarer here too, not impossible. */
+	if (dialer_open) {
+		(void)nng_dialer_close(dialer);
+		(void)usleep(CLIENT_CLOSE_SETTLE_US);
+	}
+	if (cl != NULL && pthread_mutex_init(&cl->mu, NULL) == 0) {
+		if (pthread_cond_init(&cl->cv, NULL) != 0) {
+			(void)pthread_mutex_destroy(&cl->mu);
+			free(cl);
+			cl = NULL;
+		}
+	} else {
+		free(cl);
+		cl = NULL;
+	}
+	if (cl != NULL && pthread_attr_init(&attr) == 0) {
+		cl->sock = sock;
+		(void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		started = pthread_create(&thread, &attr, closer_main, cl) == 0;
+		(void)pthread_attr_destroy(&attr);
+	}
+	if (!started) {
+		if (cl != NULL)
+			closer_free(cl);
+		(void)nng_close(sock);
+		return;
+	}
+	(void)clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += CLIENT_CLOSE_WAIT_MS / 1000;
+	(void)pthread_mutex_lock(&cl->mu);
+	while (!cl->done)
+		if (pthread_cond_timedwait(&cl->cv, &cl->mu, &until) == ETIMEDOUT)
+			break;
+	if (cl->done) {
+		(void)pthread_mutex_unlock(&cl->mu);
+		closer_free(cl);
+		return;
+	}
+	cl->abandoned = true;
+	(void)pthread_mutex_unlock(&cl->mu);
 }
 
 void
@@ -496,7 +595,7 @@ secretd_client_close(secretd_client *client)
 	(void)pthread_mutex_unlock(&client->mu);
 	/* Aborts every call in flight with NNG_ECLOSED (SECRETD_CANCELLED). */
 	if (client->sock_open) {
-		(void)nng_close(client->sock);
+		close_socket_bounded(client->sock, client->dialer, client->dialer_started);
 		client->sock_open = false;
 	}
 	(void)pthread_mutex_lock(&client->mu);

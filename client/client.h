@@ -25,6 +25,11 @@
 #include "secretd.h"
 #include "secretd.pb-c.h"
 
+/* Longest secretd_client_close waits for nng_close (see close_socket_bounded). */
+#define CLIENT_CLOSE_WAIT_MS 2000
+/* Pause between closing the dialer and closing the socket (see close_socket_bounded). */
+#define CLIENT_CLOSE_SETTLE_US 20000
+
 /* Library default for a timeout of 0 (SECRETD_TIMEOUT_DEFAULT). */
 #define CLIENT_TIMEOUT_DEFAULT_MS 10000
 
@@ -36,6 +41,7 @@ struct secretd_client {
 	ProtobufCService service; /* first: client_invoke casts the service back */
 	nng_socket sock;
 	nng_dialer dialer;
+	bool dialer_started;
 	bool sock_open;
 	nng_tls_config *tls;
 	char *url;
