@@ -1,8 +1,9 @@
 /*
  * secretctl.c: the command-line client of secretd, built only on libsecretd's public
- * header: main, the global options, and the helpers its commands share (reading input,
- * option parsing, connecting). The commands are in secretctl_cmd.c, the printing in
- * secretctl_output.c.
+ * header: main, the global options (accepted before the command and, merged into each
+ * command's option table, after it), and the helpers its commands share (reading input,
+ * option parsing, connecting). The commands are in secretctl_cmd.c, secretctl_env.c and
+ * secretctl_token.c, the printing in secretctl_output.c.
  *
  * Not here: any wire knowledge (libsecretd has it). Every buffer that held a value or a
  * token is wiped; a token given with --token is copied and its argv copy wiped at once.
@@ -42,6 +43,7 @@ static const char usage_main[] =
     "  --timeout MS        per-call timeout (0: 10 s default; negative: wait forever)\n"
     "  --json              print results as JSON objects, one per line\n"
     "  -h, --help          this help; COMMAND --help for a command's help\n"
+    "Global options may also follow the command name (secretctl list --json).\n"
     "\n"
     "Commands:\n"
     "  create   create a secret\n"
@@ -50,9 +52,12 @@ static const char usage_main[] =
     "  get      show one secret with its values\n"
     "  resolve  show the secret that applies to a path\n"
     "  sql      run statements (CREATE SECRET, DROP SECRET, FROM duckdb_secrets(), ...)\n"
-    "  exec     run a program with a secret's fields in its environment\n"
+    "  exec     run a program with secrets' fields in its environment (OPENAI_API_KEY, ...)\n"
+    "  env      print export lines that set those variables, for a shell's eval\n"
+    "  rekey    rotate the server's database key (admin)\n"
+    "  token    make, list and revoke tokens in a tokens file (no server needed)\n"
     "\n"
-    "Exit status: 0 success, 1 the call failed, 2 usage error.\n";
+    "Exit status: 0 success, 1 the call failed, 2 usage error; exec: the command's.\n";
 
 /* Print help text to stdout; returns CTL_EXIT_OK. */
 int
@@ -185,32 +190,6 @@ ctl_connect(struct ctl *ctl)
 	return CTL_EXIT_OK;
 }
 
-/*
- * Sub-command option parsing: getopt_long over argv (argv[0] is the command), options
- * and operands in any order. Returns the option, -1 at the end, or '?' after printing a
- * usage error.
- */
-int
-ctl_sub_getopt(int argc, char **argv, const char *optstring, const struct option *longopts)
-{
-	int c = getopt_long(argc, argv, optstring, longopts, NULL);
-
-	if (c == '?' || c == ':') {
-		(void)ctl_usage_error(
-		    "%s: bad option or missing argument: %s", argv[0], argv[optind - 1]);
-		return '?';
-	}
-	return c;
-}
-
-/* Start sub-command parsing over a fresh argv. */
-void
-ctl_sub_reset(void)
-{
-	optind = 0; /* glibc: reinitialise */
-	opterr = 0;
-}
-
 /* Keep the token in an owned, wipeable copy; wipe argv's copy when it came from there. */
 static int
 set_token(struct ctl *ctl, char *token, bool from_argv)
@@ -257,8 +236,9 @@ parse_int(const char *s, int *outp)
 	return true;
 }
 
+/* Global option ids: above every command's own (secretctl_cmd.c uses 256..299). */
 enum {
-	GOPT_ADDR = 300,
+	GOPT_ADDR = 1000,
 	GOPT_TOKEN,
 	GOPT_TOKEN_FILE,
 	GOPT_TLS_CA,
@@ -269,27 +249,71 @@ enum {
 	GOPT_JSON,
 };
 
+/* The global options, accepted before the command and after it (not -h/--help, which
+ * after a command asks for that command's help). */
+static const struct option global_opts[] = {
+    {"addr", required_argument, NULL, GOPT_ADDR},
+    {"token", required_argument, NULL, GOPT_TOKEN},
+    {"token-file", required_argument, NULL, GOPT_TOKEN_FILE},
+    {"tls-ca", required_argument, NULL, GOPT_TLS_CA},
+    {"tls-cert", required_argument, NULL, GOPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, GOPT_TLS_KEY},
+    {"tls-server-name", required_argument, NULL, GOPT_TLS_SERVER_NAME},
+    {"timeout", required_argument, NULL, GOPT_TIMEOUT},
+    {"json", no_argument, NULL, GOPT_JSON},
+};
+
+#define N_GLOBAL_OPTS (sizeof(global_opts) / sizeof(global_opts[0]))
+
+/* Apply global option c with getopt's optarg; returns CTL_EXIT_OK or a usage exit code
+ * after printing the error. */
+static int
+apply_global(struct ctl *ctl, int c, char *arg)
+{
+	switch (c) {
+	case GOPT_ADDR:
+		ctl->addr = arg;
+		return CTL_EXIT_OK;
+	case GOPT_TOKEN:
+		return set_token(ctl, arg, true);
+	case GOPT_TOKEN_FILE:
+		return set_token_file(ctl, arg);
+	case GOPT_TLS_CA:
+		ctl->tls_ca = arg;
+		return CTL_EXIT_OK;
+	case GOPT_TLS_CERT:
+		ctl->tls_cert = arg;
+		return CTL_EXIT_OK;
+	case GOPT_TLS_KEY:
+		ctl->tls_key = arg;
+		return CTL_EXIT_OK;
+	case GOPT_TLS_SERVER_NAME:
+		ctl->tls_server_name = arg;
+		return CTL_EXIT_OK;
+	case GOPT_TIMEOUT:
+		if (!parse_int(arg, &ctl->timeout_ms))
+			return ctl_usage_error("--timeout: not a number of ms: '%s'", arg);
+		return CTL_EXIT_OK;
+	case GOPT_JSON:
+		ctl->json = true;
+		return CTL_EXIT_OK;
+	default:
+		return ctl_usage_error("internal error: unknown global option %d", c);
+	}
+}
+
 /* Parse the global options up to the command; returns CTL_EXIT_OK or an exit code. */
 static int
 parse_global(struct ctl *ctl, int argc, char **argv, bool *helpp)
 {
-	static const struct option opts[] = {
-	    {"addr", required_argument, NULL, GOPT_ADDR},
-	    {"token", required_argument, NULL, GOPT_TOKEN},
-	    {"token-file", required_argument, NULL, GOPT_TOKEN_FILE},
-	    {"tls-ca", required_argument, NULL, GOPT_TLS_CA},
-	    {"tls-cert", required_argument, NULL, GOPT_TLS_CERT},
-	    {"tls-key", required_argument, NULL, GOPT_TLS_KEY},
-	    {"tls-server-name", required_argument, NULL, GOPT_TLS_SERVER_NAME},
-	    {"timeout", required_argument, NULL, GOPT_TIMEOUT},
-	    {"json", no_argument, NULL, GOPT_JSON},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
+	struct option opts[N_GLOBAL_OPTS + 2];
 	const char *env;
 	int rc;
 	int c;
 
+	memcpy(opts, global_opts, sizeof(global_opts));
+	opts[N_GLOBAL_OPTS] = (struct option){"help", no_argument, NULL, 'h'};
+	opts[N_GLOBAL_OPTS + 1] = (struct option){NULL, 0, NULL, 0};
 	if ((env = getenv("SECRETD_ADDR")) != NULL && env[0] != '\0')
 		ctl->addr = env;
 	if ((env = getenv("SECRETD_TOKEN")) != NULL && env[0] != '\0' &&
@@ -297,48 +321,60 @@ parse_global(struct ctl *ctl, int argc, char **argv, bool *helpp)
 		return rc;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		rc = CTL_EXIT_OK;
-		switch (c) {
-		case 'h':
+		if (c == 'h') {
 			*helpp = true;
 			return CTL_EXIT_OK;
-		case GOPT_ADDR:
-			ctl->addr = optarg;
-			break;
-		case GOPT_TOKEN:
-			rc = set_token(ctl, optarg, true);
-			break;
-		case GOPT_TOKEN_FILE:
-			rc = set_token_file(ctl, optarg);
-			break;
-		case GOPT_TLS_CA:
-			ctl->tls_ca = optarg;
-			break;
-		case GOPT_TLS_CERT:
-			ctl->tls_cert = optarg;
-			break;
-		case GOPT_TLS_KEY:
-			ctl->tls_key = optarg;
-			break;
-		case GOPT_TLS_SERVER_NAME:
-			ctl->tls_server_name = optarg;
-			break;
-		case GOPT_TIMEOUT:
-			if (!parse_int(optarg, &ctl->timeout_ms))
-				return ctl_usage_error(
-				    "--timeout: not a number of ms: '%s'", optarg);
-			break;
-		case GOPT_JSON:
-			ctl->json = true;
-			break;
-		default:
+		}
+		if (c < GOPT_ADDR)
 			return ctl_usage_error(
 			    "bad option or missing argument: %s", argv[optind - 1]);
-		}
-		if (rc != CTL_EXIT_OK)
+		if ((rc = apply_global(ctl, c, optarg)) != CTL_EXIT_OK)
 			return rc;
 	}
 	return CTL_EXIT_OK;
+}
+
+/* Build ctl->sub_opts: the command's options first (so its --help wins), then the
+ * global ones. */
+void
+ctl_sub_reset(struct ctl *ctl, const struct option *longopts)
+{
+	size_t n = 0;
+	size_t i;
+
+	while (longopts[n].name != NULL && n + N_GLOBAL_OPTS + 1 < CTL_MAX_OPTS) {
+		ctl->sub_opts[n] = longopts[n];
+		n++;
+	}
+	for (i = 0; i < N_GLOBAL_OPTS; i++)
+		ctl->sub_opts[n++] = global_opts[i];
+	ctl->sub_opts[n] = (struct option){NULL, 0, NULL, 0};
+	optind = 0; /* glibc: reinitialise */
+	opterr = 0;
+}
+
+/*
+ * Sub-command option parsing: getopt_long over argv (argv[0] is the command), options and
+ * operands in any order unless optstring says otherwise. Global options are applied here
+ * and skipped. Returns the command's option, -1 at the end, or '?' after printing a usage
+ * error.
+ */
+int
+ctl_sub_getopt(struct ctl *ctl, int argc, char **argv, const char *optstring)
+{
+	for (;;) {
+		int c = getopt_long(argc, argv, optstring, ctl->sub_opts, NULL);
+
+		if (c == '?' || c == ':') {
+			(void)ctl_usage_error(
+			    "%s: bad option or missing argument: %s", argv[0], argv[optind - 1]);
+			return '?';
+		}
+		if (c < GOPT_ADDR)
+			return c;
+		if (apply_global(ctl, c, optarg) != CTL_EXIT_OK)
+			return '?';
+	}
 }
 
 int

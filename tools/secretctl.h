@@ -1,8 +1,9 @@
 /*
  * secretctl.h: what secretctl's parts share: the one options struct, exit codes, the
- * input and option helpers (secretctl.c), the command table (secretctl_cmd.c), and the
- * output functions (secretctl_output.c) that print results as aligned tables or as the
- * JSON objects of SPEC §4.
+ * input and option helpers (secretctl.c), the command table (secretctl_cmd.c), the
+ * environment commands exec and env (secretctl_env.c), the tokens-file commands
+ * (secretctl_token.c), and the output functions (secretctl_output.c) that print results as
+ * aligned tables or as the JSON objects of SPEC §4.
  *
  * Not here: talking to secretd other than through <secretd.h>.
  *
@@ -24,6 +25,9 @@ enum {
 	CTL_EXIT_USAGE = 2,  /* bad command line or unreadable input */
 };
 
+/* Room for one command's long options plus the global ones. */
+#define CTL_MAX_OPTS 48
+
 /* Every option of one run; secretctl's only state. */
 struct ctl {
 	const char *addr; /* NULL: secretd_default_url */
@@ -35,6 +39,9 @@ struct ctl {
 	int timeout_ms;
 	bool json;
 	secretd_client *client;
+	/* A command's long options followed by the global ones (ctl_sub_reset), so that
+	 * global options are accepted after the command name too. */
+	struct option sub_opts[CTL_MAX_OPTS];
 };
 
 /* One command: its name, its entry point (argv[0] is the command) and its help text. */
@@ -46,6 +53,14 @@ struct ctl_command {
 
 /* The command called name, or NULL (secretctl_cmd.c). */
 const struct ctl_command *ctl_find_command(const char *name);
+
+/* Commands defined outside secretctl_cmd.c, and their help texts. */
+int ctl_cmd_exec(struct ctl *ctl, int argc, char **argv); /* secretctl_env.c */
+int ctl_cmd_env(struct ctl *ctl, int argc, char **argv);
+extern const char ctl_usage_exec[];
+extern const char ctl_usage_env[];
+int ctl_cmd_token(struct ctl *ctl, int argc, char **argv); /* secretctl_token.c */
+extern const char ctl_usage_token[];
 
 /* Helpers of secretctl.c. */
 
@@ -72,10 +87,15 @@ bool ctl_parse_storage(const char *s, secretd_storage *storagep);
  * CTL_EXIT_OK, or an exit code after printing the error. */
 int ctl_connect(struct ctl *ctl);
 
-/* Start parsing a command's own options, then call ctl_sub_getopt until it returns -1;
- * it returns '?' after printing a usage error. */
-void ctl_sub_reset(void);
-int ctl_sub_getopt(int argc, char **argv, const char *optstring, const struct option *longopts);
+/*
+ * Start parsing a command's own options (longopts, borrowed, {NULL} terminated), then call
+ * ctl_sub_getopt until it returns -1. Global options (--json, --addr, --token, ...) met on
+ * the way are applied to ctl and not returned. ctl_sub_getopt returns the command's option,
+ * 1 for an operand when optstring starts with '-', -1 at the end, or '?' after printing a
+ * usage error.
+ */
+void ctl_sub_reset(struct ctl *ctl, const struct option *longopts);
+int ctl_sub_getopt(struct ctl *ctl, int argc, char **argv, const char *optstring);
 
 /* Print a failed call: JSON error object on stdout with --json, and the message on
  * stderr always. Returns CTL_EXIT_STATUS. */
@@ -95,6 +115,16 @@ int ctl_out_resolved(const struct ctl *ctl, const secretd_resolved_row *rows, si
 /* secret may be NULL: nothing matched (resolve). */
 int ctl_out_secret(const struct ctl *ctl, const secretd_secret *secret);
 int ctl_out_result(const struct ctl *ctl, const secretd_result *res);
+/* env --json: {"status":"OK","env":{NAME:VALUE,...}} (values: value_len bytes each). */
+int ctl_out_env(
+    const char *const *names, const char *const *values, const size_t *value_lens, size_t n);
+/* rekey: the key file's path (human) or {"status":"OK","key_file":...}. */
+int ctl_out_rekeyed(const struct ctl *ctl, const char *key_file);
+/* token list: a role/id table or {"status":"OK","tokens":[{"role":...,"id":...}]}. */
+int ctl_out_tokens(
+    const struct ctl *ctl, const char *const *roles, const char *const *ids, size_t n);
+/* token new --json: {"status":"OK","role":...,"id":...,"token":...,"tokens_file":...}. */
+int ctl_out_token_new(const char *role, const char *id, const char *token, const char *path);
 
 /* Install jansson allocators that wipe every block they free. Call once, first. */
 void ctl_json_wipe_init(void);

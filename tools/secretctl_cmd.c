@@ -1,9 +1,11 @@
 /*
- * secretctl_cmd.c: secretctl's commands (create, drop, list, get, resolve, sql, exec):
- * each parses its own options and operands, makes one libsecretd call (sql: one per
- * statement) and hands the result to secretctl_output.c.
+ * secretctl_cmd.c: secretctl's commands that map onto one libsecretd call each (create,
+ * drop, list, get, resolve, sql, rekey) and the command table: each parses its own options
+ * and operands, makes one libsecretd call (sql: one per statement) and hands the result to
+ * secretctl_output.c.
  *
- * Not here: global options and main (secretctl.c), formatting (secretctl_output.c).
+ * Not here: global options and main (secretctl.c), formatting (secretctl_output.c), exec
+ * and env (secretctl_env.c), token (secretctl_token.c).
  * Values read for create (KEY=@FILE, KEY=-) and sql scripts from stdin are wiped after
  * use; a KEY=VALUE operand is copied and wiped in argv.
  *
@@ -30,12 +32,14 @@ static const char usage_create[] =
     "  KEY=VALUE   the value on the command line (visible in ps: avoid for keys)\n"
     "  KEY=@FILE   the value read from FILE (one trailing newline removed)\n"
     "  KEY=-       the value read from standard input (one trailing newline removed);\n"
-    "              e.g. printf %%s \"$KEY\" | secretctl create --type openai api_key=-\n"
+    "              e.g. printf %s \"$KEY\" | secretctl create --type openai api_key=-\n"
     "  --name N          name (default: __default_<type>)\n"
     "  --persistent      store in the encrypted database (default: temporary, in memory)\n"
+    "  --temporary       store in memory (the default; undoes an earlier --persistent)\n"
     "  --replace         replace an existing secret of that name (CREATE OR REPLACE)\n"
     "  --if-not-exists   leave an existing secret and succeed\n"
-    "  --scope S         scope prefix; repeat for several (default: the type's)\n";
+    "  --scope S         scope prefix; repeat for several (default: the type's)\n"
+    "  --provider P      config, the only provider (optional)\n";
 
 static const char usage_drop[] =
     "usage: secretctl drop NAME [--temporary | --persistent | --storage memory|sqlcipher]\n"
@@ -70,12 +74,13 @@ static const char usage_sql[] =
     "  FROM which_secret('path', 'type')\n"
     "  GET SECRET name [FROM storage]\n";
 
-static const char usage_exec[] =
-    "usage: secretctl exec --secret NAME [--storage S] [--prefix P] -- COMMAND [ARGS]...\n"
+static const char usage_rekey[] =
+    "usage: secretctl rekey\n"
     "\n"
-    "Run COMMAND with each field of the secret in its environment as PREFIX_KEY in upper\n"
-    "case. The default prefix is the type's: OPENAI (OPENAI_API_KEY, OPENAI_BASE_URL),\n"
-    "OLLAMA (OLLAMA_API_URL), AZURE (AZURE_API_KEY, AZURE_RESOURCE_NAME, ...).\n";
+    "Rotate the server's database key (admin role): secretd makes a new random key,\n"
+    "re-encrypts the database under it and replaces its key file atomically; the key never\n"
+    "crosses the wire. Prints the key file's path on the server. Large databases may need\n"
+    "a longer --timeout.\n";
 
 enum {
 	OPT_HELP = 'h',
@@ -90,8 +95,6 @@ enum {
 	OPT_PROVIDER,
 	OPT_STORAGE,
 	OPT_UNREDACTED,
-	OPT_SECRET,
-	OPT_PREFIX,
 };
 
 /* Fields and scopes of a create, with the values it owns. */
@@ -191,9 +194,9 @@ cmd_create(struct ctl *ctl, int argc, char **argv)
 		rc = ctl_usage_error("out of memory");
 		goto done;
 	}
-	ctl_sub_reset();
+	ctl_sub_reset(ctl, opts);
 	/* "-" permutes: operands are returned as option 1 in order, so KEY=- works. */
-	while ((c = getopt_long(argc, argv, "-h", opts, NULL)) != -1) {
+	while ((c = ctl_sub_getopt(ctl, argc, argv, "-h")) != -1) {
 		switch (c) {
 		case OPT_HELP:
 			rc = ctl_print_help(usage_create);
@@ -233,9 +236,8 @@ cmd_create(struct ctl *ctl, int argc, char **argv)
 				goto done;
 			in.n_fields++;
 			break;
-		default:
-			rc = ctl_usage_error(
-			    "create: bad option or missing argument: %s", argv[optind - 1]);
+		default: /* ctl_sub_getopt printed the error */
+			rc = CTL_EXIT_USAGE;
 			goto done;
 		}
 	}
@@ -285,8 +287,8 @@ cmd_drop(struct ctl *ctl, int argc, char **argv)
 	int rc;
 	int c;
 
-	ctl_sub_reset();
-	while ((c = ctl_sub_getopt(argc, argv, "h", opts)) != -1) {
+	ctl_sub_reset(ctl, opts);
+	while ((c = ctl_sub_getopt(ctl, argc, argv, "h")) != -1) {
 		given = SECRETD_STORAGE_ANY;
 		switch (c) {
 		case OPT_HELP:
@@ -338,8 +340,8 @@ cmd_list(struct ctl *ctl, int argc, char **argv)
 	int rc;
 	int c;
 
-	ctl_sub_reset();
-	while ((c = ctl_sub_getopt(argc, argv, "h", opts)) != -1) {
+	ctl_sub_reset(ctl, opts);
+	while ((c = ctl_sub_getopt(ctl, argc, argv, "h")) != -1) {
 		switch (c) {
 		case OPT_HELP:
 			return ctl_print_help(usage_list);
@@ -382,8 +384,8 @@ cmd_get(struct ctl *ctl, int argc, char **argv)
 	int rc;
 	int c;
 
-	ctl_sub_reset();
-	while ((c = ctl_sub_getopt(argc, argv, "h", opts)) != -1) {
+	ctl_sub_reset(ctl, opts);
+	while ((c = ctl_sub_getopt(ctl, argc, argv, "h")) != -1) {
 		switch (c) {
 		case OPT_HELP:
 			return ctl_print_help(usage_get);
@@ -421,8 +423,8 @@ cmd_resolve(struct ctl *ctl, int argc, char **argv)
 	int rc;
 	int c;
 
-	ctl_sub_reset();
-	while ((c = ctl_sub_getopt(argc, argv, "h", opts)) != -1) {
+	ctl_sub_reset(ctl, opts);
+	while ((c = ctl_sub_getopt(ctl, argc, argv, "h")) != -1) {
 		switch (c) {
 		case OPT_HELP:
 			return ctl_print_help(usage_resolve);
@@ -557,8 +559,8 @@ cmd_sql(struct ctl *ctl, int argc, char **argv)
 	int rc;
 	int c;
 
-	ctl_sub_reset();
-	while ((c = ctl_sub_getopt(argc, argv, "h", opts)) != -1) {
+	ctl_sub_reset(ctl, opts);
+	while ((c = ctl_sub_getopt(ctl, argc, argv, "h")) != -1) {
 		if (c == OPT_HELP)
 			return ctl_print_help(usage_sql);
 		return CTL_EXIT_USAGE;
@@ -577,109 +579,32 @@ cmd_sql(struct ctl *ctl, int argc, char **argv)
 	return rc;
 }
 
-/* The environment prefix of a type: the stem of its default name. */
-static const char *
-exec_prefix(const char *type)
-{
-	if (strcasecmp(type, "azure_llm") == 0)
-		return "AZURE";
-	if (strcasecmp(type, "ollama") == 0)
-		return "OLLAMA";
-	if (strcasecmp(type, "openai") == 0)
-		return "OPENAI";
-	return type;
-}
-
-/* Export every field as PREFIX_KEY; the strings are wiped on failure. */
 static int
-exec_export(const secretd_secret *secret, const char *prefix)
-{
-	size_t i;
-
-	for (i = 0; i < secret->n_fields; i++) {
-		const secretd_field *f = &secret->fields[i];
-		size_t n = strlen(prefix) + 1 + strlen(f->key) + 1;
-		char *name = malloc(n);
-		char *p;
-		int rv;
-
-		if (name == NULL)
-			return ENOMEM;
-		(void)snprintf(name, n, "%s_%s", prefix, f->key);
-		for (p = name; *p != '\0'; p++) {
-			if (*p >= 'a' && *p <= 'z')
-				*p = (char)(*p - 'a' + 'A');
-			else if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
-				*p = '_';
-		}
-		rv = setenv(name, f->value, 1) == 0 ? 0 : errno;
-		free(name);
-		if (rv != 0)
-			return rv;
-	}
-	return 0;
-}
-
-static int
-cmd_exec(struct ctl *ctl, int argc, char **argv)
+cmd_rekey(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"help", no_argument, NULL, OPT_HELP},
-	    {"secret", required_argument, NULL, OPT_SECRET},
-	    {"storage", required_argument, NULL, OPT_STORAGE},
-	    {"prefix", required_argument, NULL, OPT_PREFIX},
 	    {NULL, 0, NULL, 0},
 	};
-	secretd_storage storage = SECRETD_STORAGE_ANY;
-	const char *name = NULL;
-	const char *prefix = NULL;
-	secretd_secret *secret = NULL;
+	char key_file[4096];
 	secretd_error err;
 	int rc;
 	int c;
 
-	ctl_sub_reset();
-	/* "+": stop at COMMAND, so that its own options stay its own even without "--". */
-	while ((c = ctl_sub_getopt(argc, argv, "+h", opts)) != -1) {
-		switch (c) {
-		case OPT_HELP:
-			return ctl_print_help(usage_exec);
-		case OPT_SECRET:
-			name = optarg;
-			break;
-		case OPT_STORAGE:
-			if (!ctl_parse_storage(optarg, &storage))
-				return ctl_usage_error("exec: unknown storage '%s'", optarg);
-			break;
-		case OPT_PREFIX:
-			prefix = optarg;
-			break;
-		default:
-			return CTL_EXIT_USAGE;
-		}
+	ctl_sub_reset(ctl, opts);
+	while ((c = ctl_sub_getopt(ctl, argc, argv, "h")) != -1) {
+		if (c == OPT_HELP)
+			return ctl_print_help(usage_rekey);
+		return CTL_EXIT_USAGE;
 	}
-	if (name == NULL)
-		return ctl_usage_error("exec: --secret is required");
-	if (optind >= argc)
-		return ctl_usage_error("exec: expected -- COMMAND [ARGS]...");
+	if (optind != argc)
+		return ctl_usage_error("rekey: unexpected operand '%s'", argv[optind]);
 	if ((rc = ctl_connect(ctl)) != CTL_EXIT_OK)
 		return rc;
-	if (secretd_get(ctl->client, name, storage, ctl->timeout_ms, &secret, &err) != SECRETD_OK)
+	if (secretd_rekey(ctl->client, ctl->timeout_ms, key_file, sizeof(key_file), &err) !=
+	    SECRETD_OK)
 		return ctl_out_error(ctl, &err);
-	rc = exec_export(secret, prefix != NULL ? prefix : exec_prefix(secret->type));
-	secretd_secret_free(secret);
-	if (rc != 0) {
-		(void)fprintf(
-		    stderr, "secretctl: exec: cannot set the environment: %s\n", strerror(rc));
-		return CTL_EXIT_STATUS;
-	}
-	secretd_client_close(ctl->client);
-	ctl->client = NULL;
-	(void)fflush(stdout);
-	execvp(argv[optind], &argv[optind]);
-	rc = errno;
-	(void)fprintf(stderr, "secretctl: exec: %s: %s\n", argv[optind], strerror(rc));
-	return rc == ENOENT ? 127 : 126;
+	return ctl_out_rekeyed(ctl, key_file);
 }
 
 static const struct ctl_command commands[] = {
@@ -689,7 +614,10 @@ static const struct ctl_command commands[] = {
     {"get", cmd_get, usage_get},
     {"resolve", cmd_resolve, usage_resolve},
     {"sql", cmd_sql, usage_sql},
-    {"exec", cmd_exec, usage_exec},
+    {"exec", ctl_cmd_exec, ctl_usage_exec},
+    {"env", ctl_cmd_env, ctl_usage_env},
+    {"rekey", cmd_rekey, usage_rekey},
+    {"token", ctl_cmd_token, ctl_usage_token},
 };
 
 const struct ctl_command *

@@ -486,3 +486,89 @@ ctl_out_result(const struct ctl *ctl, const secretd_result *res)
 	(void)fprintf(stderr, "secretctl: unknown result kind %d\n", (int)res->kind);
 	return CTL_EXIT_STATUS;
 }
+
+int
+ctl_out_env(const char *const *names, const char *const *values, const size_t *value_lens, size_t n)
+{
+	json_t *obj = json_ok();
+	json_t *env = json_object();
+	bool ok = obj != NULL && env != NULL;
+	size_t i;
+
+	for (i = 0; ok && i < n; i++)
+		ok = jset_strn(env, names[i], values[i], value_lens[i]);
+	if (ok && json_object_set_new(obj, "env", env) != 0)
+		ok = false;
+	else if (!ok)
+		json_decref(env);
+	return json_finish(obj, ok);
+}
+
+int
+ctl_out_rekeyed(const struct ctl *ctl, const char *key_file)
+{
+	json_t *obj;
+	bool ok;
+
+	if (!ctl->json) {
+		(void)printf("rotated the database key; key file %s\n", key_file);
+		return CTL_EXIT_OK;
+	}
+	obj = json_ok();
+	ok = obj != NULL && jset_str(obj, "key_file", key_file);
+	return json_finish(obj, ok);
+}
+
+int
+ctl_out_tokens(const struct ctl *ctl, const char *const *roles, const char *const *ids, size_t n)
+{
+	static const char *const header[] = {"role", "id"};
+	const char **cells;
+	size_t i;
+
+	if (ctl->json) {
+		json_t *obj = json_ok();
+		json_t *arr = json_array();
+		bool ok = obj != NULL && arr != NULL;
+
+		for (i = 0; ok && i < n; i++) {
+			json_t *o = json_object();
+
+			ok = o != NULL;
+			ok = ok && jset_str(o, "role", roles[i]);
+			ok = ok && jset_str(o, "id", ids[i]);
+			if (o != NULL && json_array_append_new(arr, o) != 0)
+				ok = false;
+		}
+		if (ok && json_object_set_new(obj, "tokens", arr) != 0)
+			ok = false;
+		else if (!ok)
+			json_decref(arr);
+		return json_finish(obj, ok);
+	}
+	cells = calloc(n * 2 + 1, sizeof(*cells));
+	if (cells == NULL) {
+		(void)fputs("secretctl: out of memory\n", stderr);
+		return CTL_EXIT_STATUS;
+	}
+	for (i = 0; i < n; i++) {
+		cells[i * 2] = roles[i];
+		cells[i * 2 + 1] = ids[i];
+	}
+	print_table(header, 2, cells, n);
+	free(cells);
+	return CTL_EXIT_OK;
+}
+
+int
+ctl_out_token_new(const char *role, const char *id, const char *token, const char *path)
+{
+	json_t *obj = json_ok();
+	bool ok = obj != NULL;
+
+	ok = ok && jset_str(obj, "role", role);
+	ok = ok && jset_str(obj, "id", id);
+	ok = ok && jset_str(obj, "token", token);
+	ok = ok && jset_str(obj, "tokens_file", path);
+	return json_finish(obj, ok);
+}

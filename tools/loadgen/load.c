@@ -79,6 +79,8 @@ load_request_id(const struct load_worker *w, uint64_t k, unsigned step)
 }
 
 /* Record the first error and stop everyone. */
+static void run_fail(struct run *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void
 run_fail(struct run *run, const char *fmt, ...)
 {
