@@ -25,6 +25,10 @@
 #include "secretd.h"
 #include "secretd.pb-c.h"
 
+/* Largest request frame sent: secretd's transport cap at its default frame limit (the
+ * server answers frames between its --max-frame and this with RESOURCE_EXHAUSTED). */
+#define CLIENT_SEND_MAX (1024 * 1024)
+
 /* Longest secretd_client_close waits for nng_close (see close_socket_bounded). */
 #define CLIENT_CLOSE_WAIT_MS 2000
 /* Pause between closing the dialer and closing the socket (see close_socket_bounded). */

@@ -182,6 +182,14 @@ client_pack_request(secretd_client *client, const ProtobufCMethodDescriptor *met
 	env.timeout_ms = timeout_ms;
 	env.request_id = request_id;
 	env_len = protobuf_c_message_get_packed_size(&env.base);
+	/* secretd's transport drops (and closes the connection on) frames past its cap, and
+	 * nng's REQ socket would then resend the same frame on every reconnect: refuse here. */
+	if (sizeof(frame_header) + env_len > CLIENT_SEND_MAX) {
+		st = client_fail(err, SECRETD_RESOURCE_EXHAUSTED,
+		    "the %s request is %zu bytes, over the %d bytes a request may have",
+		    method->name, sizeof(frame_header) + env_len, CLIENT_SEND_MAX);
+		goto fail;
+	}
 	if ((rv = nng_msg_alloc(&msg, sizeof(frame_header) + env_len)) != 0) {
 		st = client_nng_fail(err, rv, client->url, "cannot build a request for");
 		goto fail;

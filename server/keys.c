@@ -3,6 +3,7 @@
  */
 #include "keys.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -30,6 +31,11 @@ keys_open_store(const char *key_path, struct store_config *cfg, uint8_t *key,
 		*notep = NULL;
 	if (!new_path(key_path, pending, sizeof(pending)))
 		return STORE_INVALID;
+	/* A database without its key file: refuse rather than make a new key that cannot
+	 * open it (and that would then stand in the missing file's place). */
+	if (access(key_path, F_OK) != 0 && errno == ENOENT && access(cfg->path, F_OK) == 0 &&
+	    access(pending, F_OK) != 0)
+		return STORE_NOT_FOUND;
 	st = store_keyfile_load(key_path, true, key, &created);
 	if (st != STORE_OK)
 		return st;

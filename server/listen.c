@@ -52,7 +52,7 @@ listen_mkdir_p(const char *path, mode_t mode)
 
 /* The directory must be ours and writable by nobody else. */
 bool
-listen_dir_is_private(struct server *srv, const char *dir, const char *what)
+listen_dir_is_private(struct server *srv, const char *dir, const char *what, mode_t forbidden)
 {
 	struct stat sb;
 
@@ -60,11 +60,12 @@ listen_dir_is_private(struct server *srv, const char *dir, const char *what)
 		log_msg(&srv->log, LOG_ERROR, "%s %s: %s", what, dir, strerror(errno));
 		return false;
 	}
-	if (!S_ISDIR(sb.st_mode) || sb.st_uid != srv->uid || (sb.st_mode & 022) != 0) {
+	if (!S_ISDIR(sb.st_mode) || sb.st_uid != srv->uid || (sb.st_mode & forbidden) != 0) {
 		log_msg(&srv->log, LOG_ERROR,
-		    "%s %s must be a directory owned by uid %u and writable only by it "
-		    "(chmod 700)",
-		    what, dir, (unsigned)srv->uid);
+		    "%s %s must be a directory owned by uid %u and %s (chmod %s)", what, dir,
+		    (unsigned)srv->uid,
+		    (forbidden & 044) != 0 ? "usable only by it" : "writable only by it",
+		    (forbidden & 044) != 0 ? "700" : "go-w");
 		return false;
 	}
 	return true;
@@ -159,7 +160,7 @@ listen_one(struct server *srv, const char *url)
 				    "cannot create socket directory %s: %s", dir, strerror(errno));
 				return false;
 			}
-			if (!listen_dir_is_private(srv, dir, "socket directory"))
+			if (!listen_dir_is_private(srv, dir, "socket directory", 022))
 				return false;
 		}
 	} else if (strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tls+tcp://", 10) == 0) {

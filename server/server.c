@@ -132,7 +132,8 @@ store_hint(store_status st)
 	case STORE_CORRUPT:
 		return "the database is corrupt or from a newer secretd";
 	case STORE_NOT_FOUND:
-		return "the key file does not exist";
+		return "the key file does not exist, but the database does: restore the key file "
+		       "(no new key is made for an existing database)";
 	default:
 		return store_status_str(st);
 	}
@@ -154,7 +155,7 @@ open_stores(struct server *srv)
 		    strerror(errno));
 		return false;
 	}
-	if (!listen_dir_is_private(srv, srv->data_dir, "data directory"))
+	if (!listen_dir_is_private(srv, srv->data_dir, "data directory", 077))
 		return false;
 	st = store_open(&store_memory_ops, &mem, &srv->temporary);
 	if (st != STORE_OK) {

@@ -148,6 +148,20 @@ main(int argc, char **argv)
 	CHECK(r != NULL && strstr(r, "\"status\":\"OK\"") != NULL);
 	free(r);
 
+	/* A request past the transport's cap is refused by libsecretd itself (regression
+	 * client_oversized_request_resent: nng's REQ socket resent it on every reconnect),
+	 * and the client goes on working. */
+	{
+		size_t big = 1536 * 1024;
+		char *v = malloc(big + 1);
+
+		memset(v, 'b', big);
+		v[big] = '\0';
+		CHECK_STATUS(create(c, "huge", v, 1, &e), SECRETD_RESOURCE_EXHAUSTED);
+		CHECK(strstr(e.message, "over the 1048576 bytes") != NULL);
+		free(v);
+		CHECK_STATUS(create(c, "third", "v", 1, &e), SECRETD_ALREADY_EXISTS);
+	}
 	secretd_client_close(c);
 	CHECK_STATUS(harness_stop(&srv), 0);
 	harness_cleanup(&srv);
