@@ -4,9 +4,11 @@
 #include "keys.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* "<key_path>.new" into buf; false when it does not fit. */
@@ -121,4 +123,45 @@ keys_rotate(struct store *st, const char *key_path, uint8_t *key, const char *cr
 out:
 	explicit_bzero(next, sizeof(next));
 	return rc;
+}
+
+store_status
+keys_passphrase_read(const char *path, uint8_t *buf, size_t *lenp)
+{
+	struct stat sb;
+	ssize_t n;
+	size_t len = 0;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? STORE_NOT_FOUND : STORE_IO;
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		(void)close(fd);
+		return STORE_IO;
+	}
+	if ((sb.st_mode & 077) != 0) {
+		(void)close(fd);
+		return STORE_PERMISSION;
+	}
+	/* One byte more than allowed, to tell a too-long passphrase from one that fits. */
+	while (len <= STORE_PASSPHRASE_MAX &&
+	       (n = read(fd, buf + len, STORE_PASSPHRASE_MAX + 1 - len)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			(void)close(fd);
+			return STORE_IO;
+		}
+		len += (size_t)n;
+	}
+	(void)close(fd);
+	if (len > 0 && buf[len - 1] == '\n')
+		len--;
+	if (len > 0 && buf[len - 1] == '\r')
+		len--;
+	if (len == 0 || len > STORE_PASSPHRASE_MAX)
+		return STORE_INVALID;
+	*lenp = len;
+	return STORE_OK;
 }

@@ -35,4 +35,12 @@ store_status keys_open_store(const char *key_path, struct store_config *cfg, uin
 store_status keys_rotate(struct store *st, const char *key_path, uint8_t *key,
     const char *crash_after);
 
+/*
+ * Read a passphrase (passphrase mode, for operators who cannot keep a key file) from path:
+ * the file must be a regular file readable by its owner only; one trailing newline is
+ * dropped. buf receives STORE_PASSPHRASE_MAX bytes at most; *lenp its length. The caller
+ * wipes buf. STORE_PERMISSION, STORE_NOT_FOUND, STORE_INVALID (empty or too long), STORE_IO.
+ */
+store_status keys_passphrase_read(const char *path, uint8_t *buf, size_t *lenp);
+
 #endif

@@ -13,6 +13,7 @@
 static const char usage_text[] =
     "Usage: secretd [OPTION]...\n"
     "       secretd rekey [--data-dir DIR] [--key-file FILE]\n"
+    "       secretd rekey [--data-dir DIR] --passphrase-file OLD --new-passphrase-file NEW\n"
     "Serve LLM-provider secrets over nng: temporary secrets in memory, persistent ones in\n"
     "an SQLCipher database.\n"
     "\n"
@@ -26,6 +27,12 @@ static const char usage_text[] =
     "  --key-file FILE     raw 256-bit database key, 64 hex digits, mode 0600; created with\n"
     "                      a random key on first start (SECRETD_KEY_FILE)\n"
     "                      default: DIR/secretd.key\n"
+    "  --passphrase-file FILE  passphrase mode, for operators who cannot keep a key file:\n"
+    "                      the database key is derived from the passphrase in FILE (mode\n"
+    "                      0600) with PBKDF2, 256,000 iterations; no key file is used\n"
+    "                      (SECRETD_PASSPHRASE_FILE)\n"
+    "  --new-passphrase-file FILE  with `secretd rekey` in passphrase mode: the new\n"
+    "                      passphrase (SECRETD_NEW_PASSPHRASE_FILE)\n"
     "  --tokens-file FILE  tokens: lines `reader|admin ID SHA256HEX`; reloaded on SIGHUP\n"
     "                      (SECRETD_TOKENS_FILE). Without it only ipc peers with this\n"
     "                      process's uid may call.\n"
@@ -60,6 +67,8 @@ enum {
 	OPT_DATA_DIR,
 	OPT_KEY_FILE,
 	OPT_TOKENS_FILE,
+	OPT_PASSPHRASE_FILE,
+	OPT_NEW_PASSPHRASE_FILE,
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
 	OPT_TLS_CA,
@@ -85,6 +94,10 @@ static const struct {
 	{{"data-dir", required_argument, NULL, OPT_DATA_DIR}, "SECRETD_DATA_DIR"},
 	{{"key-file", required_argument, NULL, OPT_KEY_FILE}, "SECRETD_KEY_FILE"},
 	{{"tokens-file", required_argument, NULL, OPT_TOKENS_FILE}, "SECRETD_TOKENS_FILE"},
+	{{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
+	    "SECRETD_PASSPHRASE_FILE"},
+	{{"new-passphrase-file", required_argument, NULL, OPT_NEW_PASSPHRASE_FILE},
+	    "SECRETD_NEW_PASSPHRASE_FILE"},
 	{{"tls-cert", required_argument, NULL, OPT_TLS_CERT}, "SECRETD_TLS_CERT"},
 	{{"tls-key", required_argument, NULL, OPT_TLS_KEY}, "SECRETD_TLS_KEY"},
 	{{"tls-ca", required_argument, NULL, OPT_TLS_CA}, "SECRETD_TLS_CA"},
@@ -148,6 +161,12 @@ apply(struct cli *cli, int id, const char *name, const char *val)
 		return true;
 	case OPT_TOKENS_FILE:
 		cfg->tokens_file = val;
+		return true;
+	case OPT_PASSPHRASE_FILE:
+		cfg->passphrase_file = val;
+		return true;
+	case OPT_NEW_PASSPHRASE_FILE:
+		cfg->new_passphrase_file = val;
 		return true;
 	case OPT_TLS_CERT:
 		cfg->tls_cert = val;
@@ -280,6 +299,12 @@ main(int argc, char **argv)
 		return 2;
 	}
 	cli.cfg.test_rekey_crash = getenv("SECRETD_TEST_REKEY_CRASH");
+	if (cli.cfg.passphrase_file != NULL && cli.cfg.key_file != NULL) {
+		(void)fprintf(stderr, "secretd: --passphrase-file and --key-file exclude each "
+				      "other\nTry 'secretd --help'.\n");
+		free(cli.listen_env);
+		return 2;
+	}
 	if (optind < argc && strcmp(argv[optind], "rekey") == 0)
 		rc = server_rekey_offline(&cli.cfg);
 	else

@@ -139,6 +139,37 @@ store_hint(store_status st)
 	}
 }
 
+/* Passphrase mode: read the passphrase and open the database with it (no key file). */
+static bool
+open_with_passphrase(struct server *srv, struct store_config *db)
+{
+	const char *path = srv->cfg->passphrase_file;
+	store_status st;
+
+	st = keys_passphrase_read(path, srv->passphrase, &srv->passphrase_len);
+	if (st != STORE_OK) {
+		log_msg(&srv->log, LOG_ERROR, "passphrase file %s: %s", path,
+		    st == STORE_PERMISSION ? "must be readable only by its owner (chmod 600)"
+		    : st == STORE_INVALID  ? "is empty or longer than 1024 bytes"
+		    : st == STORE_NOT_FOUND ? "does not exist"
+					    : "cannot be read");
+		return false;
+	}
+	db->key = srv->passphrase;
+	db->key_len = srv->passphrase_len;
+	db->passphrase = true;
+	st = store_open(&store_sqlcipher_ops, db, &srv->persistent);
+	if (st != STORE_OK) {
+		log_msg(&srv->log, LOG_ERROR, "database %s with passphrase file %s: %s",
+		    srv->db_path, path,
+		    st == STORE_BAD_KEY ? "the passphrase does not open this database; the "
+					  "database was left untouched"
+					: store_hint(st));
+		return false;
+	}
+	return true;
+}
+
 static bool
 open_stores(struct server *srv)
 {
@@ -162,6 +193,14 @@ open_stores(struct server *srv)
 		log_msg(&srv->log, LOG_ERROR, "memory store: %s", store_status_str(st));
 		return false;
 	}
+	/* Keep the key out of swap where the OS lets us; without CAP_IPC_LOCK or a memlock
+	 * allowance this fails, which is worth a warning but not a refusal. */
+	if (mlock(srv->key, sizeof(srv->key)) != 0 ||
+	    mlock(srv->passphrase, sizeof(srv->passphrase)) != 0)
+		log_msg(&srv->log, LOG_WARN, "cannot lock the key in memory (%s); continuing",
+		    strerror(errno));
+	if (srv->cfg->passphrase_file != NULL)
+		return open_with_passphrase(srv, &db);
 	st = keys_open_store(srv->key_file, &db, srv->key, &srv->persistent, &note);
 	if (st != STORE_OK) {
 		log_msg(&srv->log, LOG_ERROR, "database %s with key file %s: %s", srv->db_path,
@@ -171,11 +210,6 @@ open_stores(struct server *srv)
 	}
 	if (note != NULL)
 		log_msg(&srv->log, LOG_INFO, "%s: %s", srv->key_file, note);
-	/* Keep the key out of swap where the OS lets us; without CAP_IPC_LOCK or a memlock
-	 * allowance this fails, which is worth a warning but not a refusal. */
-	if (mlock(srv->key, sizeof(srv->key)) != 0)
-		log_msg(&srv->log, LOG_WARN, "cannot lock the key in memory (%s); continuing",
-		    strerror(errno));
 	return true;
 }
 
@@ -284,6 +318,10 @@ rekey_online(void *arg, const char **key_filep, struct outcome *out)
 	struct server *srv = arg;
 	store_status st;
 
+	if (srv->cfg->passphrase_file != NULL)
+		return outcome_set(out, ST_FAILED_PRECONDITION, "PASSPHRASE_MODE",
+		    "this server is keyed with a passphrase: rotate it offline with `secretd "
+		    "rekey --passphrase-file OLD --new-passphrase-file NEW`");
 	(void)pthread_mutex_lock(&srv->rekey_lock);
 	st = keys_rotate(srv->persistent, srv->key_file, srv->key, srv->cfg->test_rekey_crash);
 	(void)pthread_mutex_unlock(&srv->rekey_lock);
@@ -601,11 +639,52 @@ done:
 	auth_free(srv->auth);
 	dedup_free(srv->dedup);
 	explicit_bzero(srv->key, sizeof(srv->key));
+	explicit_bzero(srv->passphrase, sizeof(srv->passphrase));
 	if (rc == 0)
 		log_msg(&srv->log, LOG_INFO, "secretd stopped cleanly");
 	log_close(&srv->log);
 	(void)pthread_mutex_destroy(&srv->rekey_lock);
 	free(srv);
+	return rc;
+}
+
+/* secretd rekey in passphrase mode: open with the old passphrase, re-encrypt under the
+ * new one in one transaction. Returns the exit status. */
+static int
+rekey_passphrase_offline(struct server *srv, struct store_config *db)
+{
+	uint8_t next[STORE_PASSPHRASE_MAX + 1];
+	size_t next_len = 0;
+	store_status st;
+	int rc = 1;
+
+	if (srv->cfg->new_passphrase_file == NULL) {
+		log_msg(&srv->log, LOG_ERROR,
+		    "passphrase mode: give the new passphrase with --new-passphrase-file");
+		return 1;
+	}
+	if (!open_with_passphrase(srv, db))
+		return 1;
+	st = keys_passphrase_read(srv->cfg->new_passphrase_file, next, &next_len);
+	if (st != STORE_OK) {
+		log_msg(&srv->log, LOG_ERROR, "new passphrase file %s: %s",
+		    srv->cfg->new_passphrase_file, store_status_str(st));
+		goto out;
+	}
+	st = store_rekey(srv->persistent, next, next_len);
+	if (st != STORE_OK) {
+		log_msg(&srv->log, LOG_ERROR, "rekey failed: %s; the old passphrase still opens "
+					      "the database",
+		    store_status_str(st));
+		goto out;
+	}
+	log_msg(&srv->log, LOG_INFO,
+	    "database re-encrypted under the new passphrase: %zu persistent secret(s); use "
+	    "--passphrase-file %s from now on",
+	    store_count(srv->persistent), srv->cfg->new_passphrase_file);
+	rc = 0;
+out:
+	explicit_bzero(next, sizeof(next));
 	return rc;
 }
 
@@ -634,6 +713,10 @@ server_rekey_offline(const struct server_config *cfg)
 		log_msg(&srv->log, LOG_ERROR, "no database at %s", srv->db_path);
 		goto done;
 	}
+	if (cfg->passphrase_file != NULL) {
+		rc = rekey_passphrase_offline(srv, &db);
+		goto done;
+	}
 	st = keys_open_store(srv->key_file, &db, srv->key, &srv->persistent, &note);
 	if (st != STORE_OK) {
 		log_msg(&srv->log, LOG_ERROR, "database %s with key file %s: %s", srv->db_path,
@@ -652,6 +735,7 @@ server_rekey_offline(const struct server_config *cfg)
 done:
 	store_close(srv->persistent);
 	explicit_bzero(srv->key, sizeof(srv->key));
+	explicit_bzero(srv->passphrase, sizeof(srv->passphrase));
 	log_close(&srv->log);
 	free(srv);
 	return rc;

@@ -26,6 +26,8 @@ struct server_config {
 	size_t n_listen;
 	const char *data_dir;     /* NULL: $XDG_DATA_HOME/secretd or ~/.local/share/secretd */
 	const char *key_file;     /* NULL: <data_dir>/secretd.key */
+	const char *passphrase_file;     /* passphrase mode instead of a key file */
+	const char *new_passphrase_file; /* secretd rekey in passphrase mode */
 	const char *tokens_file;  /* NULL: no tokens (only same-uid ipc peers may call) */
 	const char *tls_cert;     /* PEM certificate for tls+tcp:// */
 	const char *tls_key;      /* its PEM key */

@@ -47,6 +47,8 @@ struct server {
 	char db_path[4096];
 	char default_url[4200];
 	uint8_t key[STORE_KEY_LEN];
+	uint8_t passphrase[STORE_PASSPHRASE_MAX + 1]; /* passphrase mode; wiped at exit */
+	size_t passphrase_len;
 	pthread_mutex_t rekey_lock; /* one rotation at a time */
 };
 

@@ -523,10 +523,10 @@ memory_count(void *impl)
 static store_status
 memory_rekey(void *impl, const uint8_t *key, size_t key_len)
 {
+	/* Nothing at rest to re-encrypt; the argument is checked as for a raw key. */
 	(void)impl;
 	(void)key;
-	(void)key_len;
-	return STORE_OK;
+	return key_len == STORE_KEY_LEN ? STORE_OK : STORE_INVALID;
 }
 
 const struct store_ops store_memory_ops = {

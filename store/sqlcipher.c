@@ -45,6 +45,7 @@
 /* Bytes of the key string x'<64 hex>' handed to sqlite3_key and sqlite3_rekey. */
 #define KEY_STRING_LEN (3 + 2 * STORE_KEY_LEN)
 #define CIPHER_PAGE_SIZE_PRAGMA "PRAGMA cipher_page_size = 4096"
+#define KDF_ITER_PRAGMA "PRAGMA kdf_iter = 256000" /* STORE_KDF_ITER */
 #define BUSY_TIMEOUT_MS 5000
 #define SQLCIPHER_DEFAULT_MAX 1000000
 
@@ -366,9 +367,17 @@ open_keyed(struct store_sqlcipher *sc, const struct store_config *cfg, int *n_ob
 	if (rc != SQLITE_OK)
 		goto fail;
 	(void)sqlite3_extended_result_codes(sc->db, 1);
-	key_string(cfg->key, key);
-	rc = sqlite3_key(sc->db, key, KEY_STRING_LEN);
-	explicit_bzero(key, sizeof(key));
+	if (cfg->passphrase) {
+		/* Raw bytes to sqlite3_key are a passphrase; the KDF setting must come before
+		 * the first read, and be the same at every open. */
+		rc = sqlite3_key(sc->db, cfg->key, (int)cfg->key_len);
+		if (rc == SQLITE_OK)
+			rc = exec_sql(sc->db, KDF_ITER_PRAGMA);
+	} else {
+		key_string(cfg->key, key);
+		rc = sqlite3_key(sc->db, key, KEY_STRING_LEN);
+		explicit_bzero(key, sizeof(key));
+	}
 	if (rc != SQLITE_OK)
 		goto fail;
 	rc = exec_sql(sc->db, CIPHER_PAGE_SIZE_PRAGMA);
@@ -414,12 +423,15 @@ sqlcipher_open(const struct store_config *cfg, void **implp)
 	store_status rc = STORE_INVALID;
 
 	*implp = NULL;
-	if (cfg->path == NULL || cfg->key == NULL || cfg->key_len != STORE_KEY_LEN)
+	if (cfg->path == NULL || cfg->key == NULL ||
+	    (cfg->passphrase ? cfg->key_len == 0 || cfg->key_len > STORE_PASSPHRASE_MAX
+			     : cfg->key_len != STORE_KEY_LEN))
 		goto fail;
 	rc = STORE_NO_MEMORY;
 	sc = calloc(1, sizeof(*sc));
 	if (sc == NULL)
 		goto fail;
+	sc->passphrase = cfg->passphrase;
 	sc->max_secrets = cfg->max_secrets == 0 ? SQLCIPHER_DEFAULT_MAX : cfg->max_secrets;
 	if (pthread_mutex_init(&sc->write_lock, NULL) != 0)
 		goto fail;
@@ -543,7 +555,8 @@ sqlcipher_rekey(void *impl, const uint8_t *key, size_t key_len)
 	char buf[KEY_STRING_LEN + 1];
 	int rc;
 
-	if (key_len != STORE_KEY_LEN)
+	if (sc->passphrase ? key_len == 0 || key_len > STORE_PASSPHRASE_MAX
+			   : key_len != STORE_KEY_LEN)
 		return STORE_INVALID;
 	if (pthread_mutex_lock(&sc->write_lock) != 0)
 		return STORE_IO;
@@ -551,9 +564,13 @@ sqlcipher_rekey(void *impl, const uint8_t *key, size_t key_len)
 		rc = SQLITE_READONLY;
 		goto fail;
 	}
-	key_string(key, buf);
-	rc = sqlite3_rekey(sc->db, buf, KEY_STRING_LEN);
-	explicit_bzero(buf, sizeof(buf));
+	if (sc->passphrase) {
+		rc = sqlite3_rekey(sc->db, key, (int)key_len);
+	} else {
+		key_string(key, buf);
+		rc = sqlite3_rekey(sc->db, buf, KEY_STRING_LEN);
+		explicit_bzero(buf, sizeof(buf));
+	}
 	if (rc == SQLITE_OK)
 		rc = exec_sql(sc->db, "PRAGMA wal_checkpoint(TRUNCATE)");
 fail:

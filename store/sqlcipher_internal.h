@@ -33,6 +33,7 @@ struct store_sqlcipher {
 	void *mem; /* the memory mirror (store_memory_ops) */
 	size_t max_secrets;
 	bool read_only;
+	bool passphrase; /* keyed with a passphrase (see store_config) */
 	sqlite3_stmt *begin;
 	sqlite3_stmt *commit;
 	sqlite3_stmt *rollback;

@@ -427,7 +427,8 @@ store_count(struct store *st)
 store_status
 store_rekey(struct store *st, const uint8_t *key, size_t key_len)
 {
-	if (key == NULL || key_len != STORE_KEY_LEN)
+	/* The backend checks the length: a raw key or, for a passphrase store, a passphrase. */
+	if (key == NULL || key_len == 0)
 		return STORE_INVALID;
 	return st->ops->rekey(st->impl, key, key_len);
 }

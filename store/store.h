@@ -94,9 +94,13 @@ struct store_config {
 	 * (STORE_PERMISSION otherwise); the file is created 0600. */
 	const char *path;
 	/* sqlcipher: the 32-byte raw key (borrowed; the backend keeps no copy of its own:
-	 * SQLCipher holds the key it derives for the open database). */
+	 * SQLCipher holds the key it derives for the open database), or, when passphrase is
+	 * true, a passphrase of 1 to STORE_PASSPHRASE_MAX bytes from which SQLCipher derives
+	 * the key (PBKDF2-HMAC-SHA1, STORE_KDF_ITER iterations). store_rekey then takes a new
+	 * passphrase too. */
 	const uint8_t *key;
 	size_t key_len;
+	bool passphrase;
 	/* Most secrets the store will hold; 0 means 1,000,000. */
 	size_t max_secrets;
 };
@@ -190,11 +194,17 @@ store_status store_resolve(struct store *st, const char *type, const char *path,
 /* Number of secrets held. */
 size_t store_count(struct store *st);
 
-/* sqlcipher: re-encrypt the database under a new 32-byte key. memory: STORE_OK. */
+/* sqlcipher: re-encrypt the database under a new 32-byte key (or a new passphrase, for a
+ * store opened with one). memory: STORE_OK. */
 store_status store_rekey(struct store *st, const uint8_t *key, size_t key_len);
 
 /* Size of a raw database key in bytes. */
 #define STORE_KEY_LEN 32
+/* Longest passphrase, and the PBKDF2 iterations SQLCipher derives a passphrase's key with
+ * (v3's default is 64,000; a passphrase mode is for operators who cannot keep a key file, so
+ * the derivation is made four times dearer: about 0.1 s per open here). */
+#define STORE_PASSPHRASE_MAX 1024
+#define STORE_KDF_ITER 256000
 
 /*
  * Read the raw key from a key file (64 hex digits and an optional newline), or create the
