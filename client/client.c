@@ -378,6 +378,40 @@ fail:
 }
 
 /* Free everything of a client whose calls have all ended. */
+int
+client_ctx_take(secretd_client *client, nng_ctx *ctxp)
+{
+	bool pooled = false;
+
+	(void)pthread_mutex_lock(&client->mu);
+	if (client->n_ctx_pool > 0) {
+		*ctxp = client->ctx_pool[--client->n_ctx_pool];
+		pooled = true;
+	}
+	(void)pthread_mutex_unlock(&client->mu);
+	return pooled ? 0 : nng_ctx_open(ctxp, client->sock);
+}
+
+void
+client_ctx_put(secretd_client *client, nng_ctx ctx)
+{
+	(void)pthread_mutex_lock(&client->mu);
+	if (client->n_ctx_pool == client->cap_ctx_pool) {
+		size_t cap = client->cap_ctx_pool == 0 ? 8 : client->cap_ctx_pool * 2;
+		nng_ctx *pool = realloc(client->ctx_pool, cap * sizeof(*pool));
+
+		if (pool == NULL) {
+			(void)pthread_mutex_unlock(&client->mu);
+			(void)nng_ctx_close(ctx);
+			return;
+		}
+		client->ctx_pool = pool;
+		client->cap_ctx_pool = cap;
+	}
+	client->ctx_pool[client->n_ctx_pool++] = ctx;
+	(void)pthread_mutex_unlock(&client->mu);
+}
+
 static void
 client_destroy(secretd_client *client)
 {
@@ -390,6 +424,7 @@ client_destroy(secretd_client *client)
 		free(client->token);
 	}
 	free(client->url);
+	free(client->ctx_pool); /* the contexts went with the socket */
 	(void)pthread_cond_destroy(&client->idle);
 	(void)pthread_mutex_destroy(&client->mu);
 	free(client);
@@ -479,7 +514,6 @@ secretd_client_open(
 		st = client_nng_fail(err, rv, url, "cannot dial");
 		goto fail;
 	}
-	client->dialer_started = true;
 	*clientp = client;
 	return SECRETD_OK;
 
@@ -532,7 +566,7 @@ closer_main(void *arg)
  * be freed either way.
  */
 static void
-close_socket_bounded(nng_socket sock, nng_dialer dialer, bool dialer_open)
+close_socket_bounded(nng_socket sock)
 {
 	struct closer *cl = calloc(1, sizeof(*cl));
 	struct timespec until;
@@ -542,12 +576,6 @@ close_socket_bounded(nng_socket sock, nng_dialer dialer, bool dialer_open)
 
 	(void)nng_pipe_notify(sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
 	(void)nng_pipe_notify(sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
-	/* Closing the dialer first and letting it settle briefly is the workaround reported
-	 * upstream for the hang; it makes it much rarer here too, not impossible. */
-	if (dialer_open) {
-		(void)nng_dialer_close(dialer);
-		(void)usleep(CLIENT_CLOSE_SETTLE_US);
-	}
 	if (cl != NULL && pthread_mutex_init(&cl->mu, NULL) == 0) {
 		if (pthread_cond_init(&cl->cv, NULL) != 0) {
 			(void)pthread_mutex_destroy(&cl->mu);
@@ -595,7 +623,7 @@ secretd_client_close(secretd_client *client)
 	(void)pthread_mutex_unlock(&client->mu);
 	/* Aborts every call in flight with NNG_ECLOSED (SECRETD_CANCELLED). */
 	if (client->sock_open) {
-		close_socket_bounded(client->sock, client->dialer, client->dialer_started);
+		close_socket_bounded(client->sock);
 		client->sock_open = false;
 	}
 	(void)pthread_mutex_lock(&client->mu);

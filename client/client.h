@@ -31,8 +31,6 @@
 
 /* Longest secretd_client_close waits for nng_close (see close_socket_bounded). */
 #define CLIENT_CLOSE_WAIT_MS 2000
-/* Pause between closing the dialer and closing the socket (see close_socket_bounded). */
-#define CLIENT_CLOSE_SETTLE_US 20000
 
 /* Library default for a timeout of 0 (SECRETD_TIMEOUT_DEFAULT). */
 #define CLIENT_TIMEOUT_DEFAULT_MS 10000
@@ -45,18 +43,31 @@ struct secretd_client {
 	ProtobufCService service; /* first: client_invoke casts the service back */
 	nng_socket sock;
 	nng_dialer dialer;
-	bool dialer_started;
 	bool sock_open;
 	nng_tls_config *tls;
 	char *url;
 	const char *ipc_path; /* inside url for ipc:// URLs, else NULL */
 	char *token;          /* wiped when the client closes */
 	atomic_int pipes;     /* connected pipes: tells "no server" from "slow server" */
-	pthread_mutex_t mu;   /* guards active and closing */
+	pthread_mutex_t mu;   /* guards active, closing and the context pool */
 	pthread_cond_t idle;
 	unsigned active;
 	bool closing;
+	nng_ctx *ctx_pool;    /* idle contexts, reused (see client_ctx_put) */
+	size_t n_ctx_pool;
+	size_t cap_ctx_pool;
 };
+
+/* A context for one call: an idle one from the pool, or a new one. 0 or an NNG_E* code. */
+int client_ctx_take(secretd_client *client, nng_ctx *ctxp);
+
+/*
+ * Give a context back for the next call instead of closing it: in nng 1.5.2, closing a REQ
+ * context whose request timed out lets a late reply touch the freed context (seen with
+ * valgrind), while a new request on the same context retires the old one cleanly. The
+ * contexts are closed with the socket.
+ */
+void client_ctx_put(secretd_client *client, nng_ctx ctx);
 
 /*
  * The ProtobufCService invoke of every client (transport.c): one synchronous exchange.

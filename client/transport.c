@@ -234,7 +234,7 @@ client_exchange(
 		st = client_nng_fail(err, rv, client->url, "cannot call");
 		goto fail;
 	}
-	if ((rv = nng_ctx_open(&ctx, client->sock)) != 0) {
+	if ((rv = client_ctx_take(client, &ctx)) != 0) {
 		st = client_nng_fail(err, rv, client->url, "cannot call");
 		goto fail;
 	}
@@ -261,7 +261,7 @@ client_exchange(
 	if ((rv = nng_aio_result(aio)) != 0)
 		goto fail_nng;
 	*replyp = nng_aio_get_msg(aio);
-	(void)nng_ctx_close(ctx);
+	client_ctx_put(client, ctx);
 	nng_aio_free(aio);
 	return SECRETD_OK;
 
@@ -278,9 +278,9 @@ fail_nng:
 	}
 fail:
 	client_msg_wipe_free(msg);
+	nng_aio_free(aio); /* NULL-safe; stops the aio first, so the context is idle */
 	if (ctx_open)
-		(void)nng_ctx_close(ctx);
-	nng_aio_free(aio); /* NULL-safe */
+		client_ctx_put(client, ctx);
 	return st;
 }
 
