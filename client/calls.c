@@ -362,8 +362,8 @@ secretd_execute(secretd_client *client, const char *statement, int timeout_ms,
 }
 
 secretd_status
-secretd_rekey(secretd_client *client, int timeout_ms, char *key_file, size_t key_file_len,
-    secretd_error *err)
+secretd_rekey(
+    secretd_client *client, int timeout_ms, char *key_file, size_t key_file_len, secretd_error *err)
 {
 	Secretd__V1__RekeyRequest req = SECRETD__V1__REKEY_REQUEST__INIT;
 	struct client_call call;
@@ -373,8 +373,8 @@ secretd_rekey(secretd_client *client, int timeout_ms, char *key_file, size_t key
 	if (client == NULL)
 		return client_fail(err, SECRETD_INVALID_ARGUMENT, "secretd_rekey needs a client");
 	client_call_init(&call, timeout_ms, path);
-	secretd__v1__secrets__rekey(client_service(client), &req,
-	    (Secretd__V1__RekeyReply_Closure)rekey_closure, &call);
+	secretd__v1__secrets__rekey(
+	    client_service(client), &req, (Secretd__V1__RekeyReply_Closure)rekey_closure, &call);
 	st = call_finish(&call, err);
 	if (st == SECRETD_OK && key_file != NULL && key_file_len > 0)
 		client_copy_str(key_file, key_file_len, path);

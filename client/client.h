@@ -53,7 +53,7 @@ struct secretd_client {
 	pthread_cond_t idle;
 	unsigned active;
 	bool closing;
-	nng_ctx *ctx_pool;    /* idle contexts, reused (see client_ctx_put) */
+	nng_ctx *ctx_pool; /* idle contexts, reused (see client_ctx_put) */
 	size_t n_ctx_pool;
 	size_t cap_ctx_pool;
 };

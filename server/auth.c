@@ -73,8 +73,7 @@ hex_value(char c)
 
 /* Read and parse the file into a fresh array. */
 static enum status
-load_file(const char *path, struct token_entry **entriesp, size_t *np, char *err,
-    size_t errlen)
+load_file(const char *path, struct token_entry **entriesp, size_t *np, char *err, size_t errlen)
 {
 	FILE *f = NULL;
 	struct stat sb;
@@ -87,8 +86,8 @@ load_file(const char *path, struct token_entry **entriesp, size_t *np, char *err
 
 	f = fopen(path, "re");
 	if (f == NULL) {
-		(void)snprintf(err, errlen, "cannot open tokens file %s: %s", path,
-		    strerror(errno));
+		(void)snprintf(
+		    err, errlen, "cannot open tokens file %s: %s", path, strerror(errno));
 		st = ST_FAILED_PRECONDITION;
 		goto fail;
 	}

@@ -29,10 +29,10 @@ struct channels {
 	pthread_cond_t freed;
 	struct channel **all; /* every channel made, for channels_fini */
 	size_t n_all;
-	size_t max;                 /* most channels ever made */
-	struct channel *idle;       /* free list */
-	size_t sending;             /* sends in flight */
-	nng_duration send_timeout;  /* a reply not taken by then is dropped */
+	size_t max;                /* most channels ever made */
+	struct channel *idle;      /* free list */
+	size_t sending;            /* sends in flight */
+	nng_duration send_timeout; /* a reply not taken by then is dropped */
 };
 
 /* The context to receive on. */

@@ -38,8 +38,8 @@ enum dedup_result {
 uint64_t dedup_fingerprint(const char *method, const uint8_t *body, size_t len);
 
 /* Look up (id, fp); see enum dedup_result. */
-enum dedup_result dedup_begin(struct dedup *d, uint64_t id, uint64_t fp, uint8_t **replyp,
-    size_t *lenp);
+enum dedup_result dedup_begin(
+    struct dedup *d, uint64_t id, uint64_t fp, uint8_t **replyp, size_t *lenp);
 
 /* Record the reply (copied) of a DEDUP_NEW request, or forget it when reply is NULL (a
  * call that changed nothing need not be remembered). Wakes any waiting duplicate. */

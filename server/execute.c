@@ -15,8 +15,7 @@
 static enum status
 no_memory(struct request *rq)
 {
-	return outcome_set(&rq->info->outcome, ST_RESOURCE_EXHAUSTED, "NO_MEMORY",
-	    "out of memory");
+	return outcome_set(&rq->info->outcome, ST_RESOURCE_EXHAUSTED, "NO_MEMORY", "out of memory");
 }
 
 /* Run one handler on a message the SQL parser made, into a fresh output message. */
@@ -80,10 +79,11 @@ handle_execute(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage 
 				return no_memory(rq);
 			secretd__v1__resolve_row__init(row);
 			row->name = s->name;
-			row->persistent = (char *)(s->storage == PB_STORAGE_SQLCIPHER ? "PERSISTENT"
-										       : "TEMPORARY");
-			row->storage = (char *)(s->storage == PB_STORAGE_SQLCIPHER ? "sqlcipher"
-										       : "memory");
+			row->persistent =
+			    (char *)(s->storage == PB_STORAGE_SQLCIPHER ? "PERSISTENT"
+			                                                : "TEMPORARY");
+			row->storage =
+			    (char *)(s->storage == PB_STORAGE_SQLCIPHER ? "sqlcipher" : "memory");
 			rep->resolved[0] = row;
 			rep->n_resolved = 1;
 		}
@@ -100,4 +100,3 @@ handle_execute(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage 
 	}
 	return st;
 }
-

@@ -51,8 +51,7 @@ quotable(const char *s)
 static enum status
 no_memory(struct request *rq)
 {
-	return outcome_set(&rq->info->outcome, ST_RESOURCE_EXHAUSTED, "NO_MEMORY",
-	    "out of memory");
+	return outcome_set(&rq->info->outcome, ST_RESOURCE_EXHAUSTED, "NO_MEMORY", "out of memory");
 }
 
 static enum status
@@ -86,9 +85,8 @@ audit_attempt(struct request *rq)
 {
 	const struct service *svc = rq->svc;
 
-	if (svc->audit_attempt == NULL ||
-	    svc->audit_attempt(svc->audit_arg, rq->caller, rq->info->method, rq->info->name,
-		rq->info->storage))
+	if (svc->audit_attempt == NULL || svc->audit_attempt(svc->audit_arg, rq->caller,
+	                                      rq->info->method, rq->info->name, rq->info->storage))
 		return ST_OK;
 	return outcome_set(&rq->info->outcome, ST_UNAVAILABLE, "AUDIT",
 	    "the audit trail cannot be written; nothing was changed");
@@ -122,8 +120,8 @@ store_failure(struct request *rq, store_status sst, const char *storage)
 		return outcome_set(oc, ST_FAILED_PRECONDITION, "BAD_KEY",
 		    "storage %s: the key does not open the database", storage);
 	default:
-		return outcome_set(oc, ST_INTERNAL, "STORE", "storage %s: %s", storage,
-		    store_status_str(sst));
+		return outcome_set(
+		    oc, ST_INTERNAL, "STORE", "storage %s: %s", storage, store_status_str(sst));
 	}
 }
 
@@ -138,17 +136,20 @@ name_normalise(struct request *rq, const char *name, char **outp)
 	char buf[32];
 
 	if (n == 0)
-		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "BAD_NAME", "a secret name is required");
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "BAD_NAME",
+		    "a secret name is required");
 	if (n > rq->svc->limits.max_name) {
 		(void)snprintf(buf, sizeof(buf), "%zu", rq->svc->limits.max_name);
 		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "TOO_LARGE",
 		    "secret name is longer than %s bytes", buf);
 	}
 	if (!utf8_valid((const uint8_t *)name, n))
-		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "BAD_NAME", "secret name is not valid UTF-8");
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "BAD_NAME",
+		    "secret name is not valid UTF-8");
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
-			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "BAD_NAME", "secret name contains a control character");
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "BAD_NAME",
+			    "secret name contains a control character");
 	*outp = lower_dup(rq->arena, name, n);
 	return *outp == NULL ? no_memory(rq) : ST_OK;
 }
@@ -173,7 +174,8 @@ validate_type(struct request *rq, const char *type, const struct type_def **tdp)
 	char *lower;
 
 	if (type == NULL || type[0] == '\0')
-		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "MISSING_TYPE", "a secret needs a TYPE (openai, ollama or azure_llm)");
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "MISSING_TYPE",
+		    "a secret needs a TYPE (openai, ollama or azure_llm)");
 	lower = lower_dup(rq->arena, type, strlen(type));
 	if (lower == NULL)
 		return no_memory(rq);
@@ -209,13 +211,12 @@ validate_fields(struct request *rq, const pb_create *req, const struct type_def 
 		if (key == NULL)
 			return no_memory(rq);
 		if (!type_declares(td, key))
-			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT,
-			    "UNKNOWN_FIELD", "Unknown field '%s' for secret type '%s'",
-			    quotable(f->key), td->type);
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "UNKNOWN_FIELD",
+			    "Unknown field '%s' for secret type '%s'", quotable(f->key), td->type);
 		for (size_t k = 0; k < i; k++)
 			if (strcmp(fields[k].key, key) == 0)
-				return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "DUPLICATE_FIELD",
-				    "Field '%s' is given more than once", key);
+				return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT,
+				    "DUPLICATE_FIELD", "Field '%s' is given more than once", key);
 		if (f->value.len > lim->max_value) {
 			(void)snprintf(buf, sizeof(buf), "%zu", lim->max_value);
 			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "TOO_LARGE",
@@ -274,7 +275,8 @@ validate_scope(struct request *rq, const pb_create *req, const struct type_def *
 			    "a scope entry is longer than %s bytes", buf);
 		}
 		if (!utf8_valid((const uint8_t *)req->scope[i], n))
-			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "BAD_SCOPE", "a scope entry is not valid UTF-8");
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "BAD_SCOPE",
+			    "a scope entry is not valid UTF-8");
 	}
 	*scopep = (const char *const *)req->scope;
 	*np = req->n_scope;
@@ -308,8 +310,7 @@ handle_create(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *
 		    quotable(req->provider), td->type);
 	if (validate_fields(rq, req, td, &fields) != ST_OK)
 		return rq->info->outcome.status;
-	if (name_normalise(rq, req->name[0] != '\0' ? req->name : td->default_name, &name) !=
-	    ST_OK)
+	if (name_normalise(rq, req->name[0] != '\0' ? req->name : td->default_name, &name) != ST_OK)
 		return rq->info->outcome.status;
 	rq->info->name = name;
 	if (validate_scope(rq, req, td, &scope, &n_scope) != ST_OK)
@@ -322,15 +323,16 @@ handle_create(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *
 		return store_failure(rq, sst, storage);
 	/* store_put takes s in every case. */
 	sst = store_put(store_for(rq, req->persistent), s,
-	    req->on_conflict == SECRETD__V1__ON_CONFLICT__ON_CONFLICT_REPLACE ? STORE_CONFLICT_REPLACE
+	    req->on_conflict == SECRETD__V1__ON_CONFLICT__ON_CONFLICT_REPLACE
+	        ? STORE_CONFLICT_REPLACE
 	    : req->on_conflict == SECRETD__V1__ON_CONFLICT__ON_CONFLICT_IGNORE
-		? STORE_CONFLICT_IGNORE
-		: STORE_CONFLICT_ERROR,
+	        ? STORE_CONFLICT_IGNORE
+	        : STORE_CONFLICT_ERROR,
 	    &created);
 	if (sst == STORE_EXISTS)
 		return outcome_set(&rq->info->outcome, ST_ALREADY_EXISTS, "ALREADY_EXISTS",
 		    req->persistent ? "Persistent secret with name '%s' already exists!"
-				    : "Temporary secret with name '%s' already exists!",
+		                    : "Temporary secret with name '%s' already exists!",
 		    name);
 	if (sst != STORE_OK)
 		return store_failure(rq, sst, storage);
@@ -357,7 +359,8 @@ storages_allowed(struct request *rq, int storage, bool *memp, bool *persp)
 		*persp = true;
 		return ST_OK;
 	default:
-		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "INVALID_STORAGE", "unknown storage (use memory or sqlcipher)");
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "INVALID_STORAGE",
+		    "unknown storage (use memory or sqlcipher)");
 	}
 }
 
@@ -513,7 +516,7 @@ handle_list(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *ou
 	size_t j = 0;
 
 	if (require_role(rq, req->unredacted ? ROLE_ADMIN : ROLE_READER,
-		req->unredacted ? "an unredacted listing" : "listing secrets") != ST_OK)
+	        req->unredacted ? "an unredacted listing" : "listing secrets") != ST_OK)
 		return rq->info->outcome.status;
 	if (storages_allowed(rq, req->storage, &want_mem, &want_pers) != ST_OK)
 		return rq->info->outcome.status;
@@ -541,7 +544,8 @@ handle_list(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *ou
 	if (rep->rows == NULL)
 		return no_memory(rq);
 	while (i < mem.n || j < pers.n) {
-		if (j == pers.n || (i < mem.n && strcmp(mem.rows[i]->name, pers.rows[j]->name) <= 0))
+		if (j == pers.n ||
+		    (i < mem.n && strcmp(mem.rows[i]->name, pers.rows[j]->name) <= 0))
 			rep->rows[rep->n_rows++] = mem.rows[i++];
 		else
 			rep->rows[rep->n_rows++] = pers.rows[j++];
@@ -575,8 +579,8 @@ secret_message(struct arena *a, const struct store_secret *s, bool persistent)
 			return NULL;
 		secretd__v1__field__init(f);
 		f->key = arena_strdup(a, s->fields[i].key);
-		f->value.data = (uint8_t *)arena_strndup(a, (const char *)s->fields[i].value,
-		    s->fields[i].value_len);
+		f->value.data = (uint8_t *)arena_strndup(
+		    a, (const char *)s->fields[i].value, s->fields[i].value_len);
 		f->value.len = s->fields[i].value_len;
 		if (f->key == NULL || f->value.data == NULL)
 			return NULL;
@@ -633,8 +637,8 @@ handle_get(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out
 		    name);
 	if (mem.found)
 		hit = &mem;
-	else if (want_pers && store_read(rq->svc->persistent, name, build_secret, &pers) ==
-				  STORE_OK)
+	else if (want_pers &&
+	         store_read(rq->svc->persistent, name, build_secret, &pers) == STORE_OK)
 		hit = &pers;
 	if (hit == NULL)
 		return outcome_set(&rq->info->outcome, ST_NOT_FOUND, "NOT_FOUND",

@@ -27,8 +27,8 @@ struct request {
  * out (an initialised message of the method's output type, whose pointers it sets to arena
  * memory). It returns the status it also stores in rq->info->outcome.
  */
-typedef enum status (*handler_fn)(struct request *rq, const ProtobufCMessage *in,
-    ProtobufCMessage *out);
+typedef enum status (*handler_fn)(
+    struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out);
 
 enum status handle_create(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out);
 enum status handle_drop(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out);

@@ -21,8 +21,8 @@ new_path(const char *key_path, char *buf, size_t len)
 }
 
 store_status
-keys_open_store(const char *key_path, struct store_config *cfg, uint8_t *key,
-    struct store **storep, const char **notep)
+keys_open_store(const char *key_path, struct store_config *cfg, uint8_t *key, struct store **storep,
+    const char **notep)
 {
 	uint8_t next[STORE_KEY_LEN];
 	char pending[4200];

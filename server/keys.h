@@ -32,8 +32,8 @@ store_status keys_open_store(const char *key_path, struct store_config *cfg, uin
 /* Rotate st's key as described above; on success key[] holds the new key. crash_after
  * (normally NULL) is a test hook that ends the process with status 70 right after the step
  * it names ("new-key" or "rekey"), to prove a crash there recovers. */
-store_status keys_rotate(struct store *st, const char *key_path, uint8_t *key,
-    const char *crash_after);
+store_status keys_rotate(
+    struct store *st, const char *key_path, uint8_t *key, const char *crash_after);
 
 /*
  * Read a passphrase (passphrase mode, for operators who cannot keep a key file) from path:

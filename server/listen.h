@@ -24,8 +24,7 @@ int listen_mkdir_p(const char *path, mode_t mode);
  * forbidden (022: writable by nobody else; 077: usable by nobody else). When not, logs why on
  * srv->log, naming the directory as what (borrowed, e.g. "data directory"), and returns
  * false. */
-bool listen_dir_is_private(struct server *srv, const char *dir, const char *what,
-    mode_t forbidden);
+bool listen_dir_is_private(struct server *srv, const char *dir, const char *what, mode_t forbidden);
 
 /* Listen on url (borrowed: ipc://, tcp:// or tls+tcp://) on srv->sock. For ipc, creates the
  * socket's directory private and sets the socket's mode (and group); for tcp, refuses

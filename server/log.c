@@ -126,9 +126,8 @@ log_audit(struct logger *lg, const struct audit_record *rec)
 		return true;
 	timestamp(ts, sizeof(ts));
 	obj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "time", ts, "event",
-	    rec->event, "peer", rec->peer,
-	    "token_id", rec->token_id, "role", rec->role, "method", rec->method, "name",
-	    rec->name, "storage", rec->storage, "status", rec->status);
+	    rec->event, "peer", rec->peer, "token_id", rec->token_id, "role", rec->role, "method",
+	    rec->method, "name", rec->name, "storage", rec->storage, "status", rec->status);
 	/* Into a stack buffer: jansson's blocks come from the wiping allocator of text.c and
 	 * must not be handed to free(). */
 	if (obj != NULL)
@@ -144,8 +143,8 @@ log_audit(struct logger *lg, const struct audit_record *rec)
 		(void)pthread_mutex_lock(&lg->lock);
 		lg->audit_failures++;
 		(void)pthread_mutex_unlock(&lg->lock);
-		log_msg(lg, LOG_ERROR, "audit: cannot write the audit line for %s %s",
-		    rec->method, rec->name);
+		log_msg(lg, LOG_ERROR, "audit: cannot write the audit line for %s %s", rec->method,
+		    rec->name);
 	}
 	return ok;
 }

@@ -90,29 +90,28 @@ static const struct {
 	struct option opt;
 	const char *env;
 } options[] = {
-	{{"listen", required_argument, NULL, OPT_LISTEN}, "SECRETD_LISTEN"},
-	{{"data-dir", required_argument, NULL, OPT_DATA_DIR}, "SECRETD_DATA_DIR"},
-	{{"key-file", required_argument, NULL, OPT_KEY_FILE}, "SECRETD_KEY_FILE"},
-	{{"tokens-file", required_argument, NULL, OPT_TOKENS_FILE}, "SECRETD_TOKENS_FILE"},
-	{{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
-	    "SECRETD_PASSPHRASE_FILE"},
-	{{"new-passphrase-file", required_argument, NULL, OPT_NEW_PASSPHRASE_FILE},
-	    "SECRETD_NEW_PASSPHRASE_FILE"},
-	{{"tls-cert", required_argument, NULL, OPT_TLS_CERT}, "SECRETD_TLS_CERT"},
-	{{"tls-key", required_argument, NULL, OPT_TLS_KEY}, "SECRETD_TLS_KEY"},
-	{{"tls-ca", required_argument, NULL, OPT_TLS_CA}, "SECRETD_TLS_CA"},
-	{{"insecure", no_argument, NULL, OPT_INSECURE}, "SECRETD_INSECURE"},
-	{{"socket-group", required_argument, NULL, OPT_SOCKET_GROUP}, "SECRETD_SOCKET_GROUP"},
-	{{"audit-file", required_argument, NULL, OPT_AUDIT_FILE}, "SECRETD_AUDIT_FILE"},
-	{{"workers", required_argument, NULL, OPT_WORKERS}, "SECRETD_WORKERS"},
-	{{"log-level", required_argument, NULL, OPT_LOG_LEVEL}, "SECRETD_LOG_LEVEL"},
-	{{"max-frame", required_argument, NULL, OPT_MAX_FRAME}, "SECRETD_MAX_FRAME"},
-	{{"max-name", required_argument, NULL, OPT_MAX_NAME}, "SECRETD_MAX_NAME"},
-	{{"max-value", required_argument, NULL, OPT_MAX_VALUE}, "SECRETD_MAX_VALUE"},
-	{{"max-fields", required_argument, NULL, OPT_MAX_FIELDS}, "SECRETD_MAX_FIELDS"},
-	{{"max-secrets", required_argument, NULL, OPT_MAX_SECRETS}, "SECRETD_MAX_SECRETS"},
-	{{"help", no_argument, NULL, 'h'}, NULL},
-	{{"version", no_argument, NULL, OPT_VERSION}, NULL},
+    {{"listen", required_argument, NULL, OPT_LISTEN}, "SECRETD_LISTEN"},
+    {{"data-dir", required_argument, NULL, OPT_DATA_DIR}, "SECRETD_DATA_DIR"},
+    {{"key-file", required_argument, NULL, OPT_KEY_FILE}, "SECRETD_KEY_FILE"},
+    {{"tokens-file", required_argument, NULL, OPT_TOKENS_FILE}, "SECRETD_TOKENS_FILE"},
+    {{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE}, "SECRETD_PASSPHRASE_FILE"},
+    {{"new-passphrase-file", required_argument, NULL, OPT_NEW_PASSPHRASE_FILE},
+        "SECRETD_NEW_PASSPHRASE_FILE"},
+    {{"tls-cert", required_argument, NULL, OPT_TLS_CERT}, "SECRETD_TLS_CERT"},
+    {{"tls-key", required_argument, NULL, OPT_TLS_KEY}, "SECRETD_TLS_KEY"},
+    {{"tls-ca", required_argument, NULL, OPT_TLS_CA}, "SECRETD_TLS_CA"},
+    {{"insecure", no_argument, NULL, OPT_INSECURE}, "SECRETD_INSECURE"},
+    {{"socket-group", required_argument, NULL, OPT_SOCKET_GROUP}, "SECRETD_SOCKET_GROUP"},
+    {{"audit-file", required_argument, NULL, OPT_AUDIT_FILE}, "SECRETD_AUDIT_FILE"},
+    {{"workers", required_argument, NULL, OPT_WORKERS}, "SECRETD_WORKERS"},
+    {{"log-level", required_argument, NULL, OPT_LOG_LEVEL}, "SECRETD_LOG_LEVEL"},
+    {{"max-frame", required_argument, NULL, OPT_MAX_FRAME}, "SECRETD_MAX_FRAME"},
+    {{"max-name", required_argument, NULL, OPT_MAX_NAME}, "SECRETD_MAX_NAME"},
+    {{"max-value", required_argument, NULL, OPT_MAX_VALUE}, "SECRETD_MAX_VALUE"},
+    {{"max-fields", required_argument, NULL, OPT_MAX_FIELDS}, "SECRETD_MAX_FIELDS"},
+    {{"max-secrets", required_argument, NULL, OPT_MAX_SECRETS}, "SECRETD_MAX_SECRETS"},
+    {{"help", no_argument, NULL, 'h'}, NULL},
+    {{"version", no_argument, NULL, OPT_VERSION}, NULL},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -147,8 +146,8 @@ apply(struct cli *cli, int id, const char *name, const char *val)
 	switch (id) {
 	case OPT_LISTEN:
 		if (cfg->n_listen == SERVER_MAX_LISTEN) {
-			(void)fprintf(stderr, "secretd: at most %d --listen URLs\n",
-			    SERVER_MAX_LISTEN);
+			(void)fprintf(
+			    stderr, "secretd: at most %d --listen URLs\n", SERVER_MAX_LISTEN);
 			return false;
 		}
 		cfg->listen[cfg->n_listen++] = val;
@@ -232,7 +231,8 @@ apply_env(struct cli *cli)
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		const char *val;
 
-		if (options[i].env == NULL || (val = getenv(options[i].env)) == NULL || *val == '\0')
+		if (options[i].env == NULL || (val = getenv(options[i].env)) == NULL ||
+		    *val == '\0')
 			continue;
 		if (options[i].opt.val == OPT_LISTEN) {
 			char *save = NULL;
@@ -301,7 +301,7 @@ main(int argc, char **argv)
 	cli.cfg.test_rekey_crash = getenv("SECRETD_TEST_REKEY_CRASH");
 	if (cli.cfg.passphrase_file != NULL && cli.cfg.key_file != NULL) {
 		(void)fprintf(stderr, "secretd: --passphrase-file and --key-file exclude each "
-				      "other\nTry 'secretd --help'.\n");
+		                      "other\nTry 'secretd --help'.\n");
 		free(cli.listen_env);
 		return 2;
 	}

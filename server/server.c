@@ -14,8 +14,8 @@
  */
 #include "server.h"
 
-#include <errno.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/tls/tls.h>
@@ -57,7 +57,6 @@ struct worker {
 	bool stop;      /* told to stop (under lock) */
 };
 
-
 void
 server_config_default(struct server_config *cfg)
 {
@@ -79,7 +78,6 @@ server_default_url(char *buf, size_t len)
 	return n > 0 && (size_t)n < len;
 }
 
-
 static bool
 resolve_paths(struct server *srv)
 {
@@ -89,8 +87,8 @@ resolve_paths(struct server *srv)
 	if (cfg->data_dir != NULL) {
 		n = snprintf(srv->data_dir, sizeof(srv->data_dir), "%s", cfg->data_dir);
 	} else if (getenv("XDG_DATA_HOME") != NULL && getenv("XDG_DATA_HOME")[0] == '/') {
-		n = snprintf(srv->data_dir, sizeof(srv->data_dir), "%s/secretd",
-		    getenv("XDG_DATA_HOME"));
+		n = snprintf(
+		    srv->data_dir, sizeof(srv->data_dir), "%s/secretd", getenv("XDG_DATA_HOME"));
 	} else if (getenv("HOME") != NULL && getenv("HOME")[0] == '/') {
 		n = snprintf(srv->data_dir, sizeof(srv->data_dir), "%s/.local/share/secretd",
 		    getenv("HOME"));
@@ -104,8 +102,7 @@ resolve_paths(struct server *srv)
 	if (cfg->key_file != NULL)
 		n = snprintf(srv->key_file, sizeof(srv->key_file), "%s", cfg->key_file);
 	else
-		n = snprintf(srv->key_file, sizeof(srv->key_file), "%s/secretd.key",
-		    srv->data_dir);
+		n = snprintf(srv->key_file, sizeof(srv->key_file), "%s/secretd.key", srv->data_dir);
 	if (n < 0 || (size_t)n >= sizeof(srv->key_file))
 		goto too_long;
 	n = snprintf(srv->db_path, sizeof(srv->db_path), "%s/secrets.db", srv->data_dir);
@@ -149,10 +146,10 @@ open_with_passphrase(struct server *srv, struct store_config *db)
 	st = keys_passphrase_read(path, srv->passphrase, &srv->passphrase_len);
 	if (st != STORE_OK) {
 		log_msg(&srv->log, LOG_ERROR, "passphrase file %s: %s", path,
-		    st == STORE_PERMISSION ? "must be readable only by its owner (chmod 600)"
-		    : st == STORE_INVALID  ? "is empty or longer than 1024 bytes"
+		    st == STORE_PERMISSION  ? "must be readable only by its owner (chmod 600)"
+		    : st == STORE_INVALID   ? "is empty or longer than 1024 bytes"
 		    : st == STORE_NOT_FOUND ? "does not exist"
-					    : "cannot be read");
+		                            : "cannot be read");
 		return false;
 	}
 	db->key = srv->passphrase;
@@ -163,8 +160,8 @@ open_with_passphrase(struct server *srv, struct store_config *db)
 		log_msg(&srv->log, LOG_ERROR, "database %s with passphrase file %s: %s",
 		    srv->db_path, path,
 		    st == STORE_BAD_KEY ? "the passphrase does not open this database; the "
-					  "database was left untouched"
-					: store_hint(st));
+		                          "database was left untouched"
+		                        : store_hint(st));
 		return false;
 	}
 	return true;
@@ -213,7 +210,6 @@ open_stores(struct server *srv)
 	return true;
 }
 
-
 /* Fill a caller from the pipe a message came on: its role from the transport alone. The
  * printable peer is left for describe_peer (formatting it for every request cost more than
  * the rest of a Get). */
@@ -243,16 +239,14 @@ describe_peer(struct caller *c)
 	p.id = c->conn;
 	if (c->ipc) {
 		(void)snprintf(c->peer, sizeof(c->peer), "uid:%llu", (unsigned long long)c->uid);
-	} else if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 &&
-		   sa.s_family == NNG_AF_INET) {
+	} else if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET) {
 		const uint8_t *a = (const uint8_t *)&sa.s_in.sa_addr;
 
 		(void)snprintf(c->peer, sizeof(c->peer), "tcp:%u.%u.%u.%u:%u", a[0], a[1], a[2],
 		    a[3], (unsigned)ntohs(sa.s_in.sa_port));
-	} else if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 &&
-		   sa.s_family == NNG_AF_INET6) {
-		(void)snprintf(c->peer, sizeof(c->peer), "tcp6:port %u",
-		    (unsigned)ntohs(sa.s_in6.sa_port));
+	} else if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET6) {
+		(void)snprintf(
+		    c->peer, sizeof(c->peer), "tcp6:port %u", (unsigned)ntohs(sa.s_in6.sa_port));
 	} else {
 		(void)snprintf(c->peer, sizeof(c->peer), "unknown");
 	}
@@ -293,8 +287,8 @@ now_us(void)
 
 /* service.audit_attempt: the "attempt" line written before a state change. */
 static bool
-audit_attempt(void *arg, struct caller *caller, const char *method, const char *name,
-    const char *storage)
+audit_attempt(
+    void *arg, struct caller *caller, const char *method, const char *name, const char *storage)
 {
 	struct server *srv = arg;
 	struct audit_record rec = {
@@ -363,7 +357,7 @@ serve(struct worker *w, nng_msg *msg)
 		    describe_peer(&caller));
 	}
 	level = info.outcome.status == ST_OK || info.outcome.status == ST_NOT_FOUND ? LOG_DEBUG
-										    : LOG_INFO;
+	                                                                            : LOG_INFO;
 	if (level <= srv->log.level)
 		log_msg(&srv->log, level,
 		    "method=%s%s status=%s reason=%s name=%s storage=%s peer=%s role=%s "
@@ -438,8 +432,8 @@ static bool
 start_workers(struct server *srv)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t n = srv->cfg->workers > 0 ? (size_t)srv->cfg->workers
-					 : (size_t)(ncpu > 0 ? ncpu : 1) * 4;
+	size_t n =
+	    srv->cfg->workers > 0 ? (size_t)srv->cfg->workers : (size_t)(ncpu > 0 ? ncpu : 1) * 4;
 
 	srv->workers = calloc(n, sizeof(*srv->workers));
 	if (srv->workers == NULL)
@@ -673,8 +667,9 @@ rekey_passphrase_offline(struct server *srv, struct store_config *db)
 	}
 	st = store_rekey(srv->persistent, next, next_len);
 	if (st != STORE_OK) {
-		log_msg(&srv->log, LOG_ERROR, "rekey failed: %s; the old passphrase still opens "
-					      "the database",
+		log_msg(&srv->log, LOG_ERROR,
+		    "rekey failed: %s; the old passphrase still opens "
+		    "the database",
 		    store_status_str(st));
 		goto out;
 	}

@@ -24,19 +24,19 @@
 struct server_config {
 	const char *listen[SERVER_MAX_LISTEN]; /* URLs; none: the default ipc socket */
 	size_t n_listen;
-	const char *data_dir;     /* NULL: $XDG_DATA_HOME/secretd or ~/.local/share/secretd */
-	const char *key_file;     /* NULL: <data_dir>/secretd.key */
-	const char *passphrase_file;     /* passphrase mode instead of a key file */
+	const char *data_dir;        /* NULL: $XDG_DATA_HOME/secretd or ~/.local/share/secretd */
+	const char *key_file;        /* NULL: <data_dir>/secretd.key */
+	const char *passphrase_file; /* passphrase mode instead of a key file */
 	const char *new_passphrase_file; /* secretd rekey in passphrase mode */
-	const char *tokens_file;  /* NULL: no tokens (only same-uid ipc peers may call) */
-	const char *tls_cert;     /* PEM certificate for tls+tcp:// */
-	const char *tls_key;      /* its PEM key */
+	const char *tokens_file;         /* NULL: no tokens (only same-uid ipc peers may call) */
+	const char *tls_cert;            /* PEM certificate for tls+tcp:// */
+	const char *tls_key;             /* its PEM key */
 	const char *tls_ca;       /* optional: require client certificates signed by this CA */
 	const char *audit_file;   /* NULL: no audit trail */
 	const char *socket_group; /* NULL: ipc socket 0600; else 0660 with this group */
 	int workers;              /* 0: 4 per core */
 	enum log_level log_level;
-	bool insecure;            /* allow plain tcp:// (still needs tokens) */
+	bool insecure;                /* allow plain tcp:// (still needs tokens) */
 	const char *test_rekey_crash; /* test hook: see keys_rotate (SECRETD_TEST_REKEY_CRASH) */
 	struct limits limits;
 };

@@ -35,13 +35,13 @@ struct method_entry {
 };
 
 static const struct method_entry method_handlers[] = {
-	{"Create", handle_create, true},
-	{"Drop", handle_drop, true},
-	{"List", handle_list, false},
-	{"Get", handle_get, false},
-	{"Resolve", handle_resolve, false},
-	{"Execute", handle_execute, true},
-	{"Rekey", handle_rekey, false},
+    {"Create", handle_create, true},
+    {"Drop", handle_drop, true},
+    {"List", handle_list, false},
+    {"Get", handle_get, false},
+    {"Resolve", handle_resolve, false},
+    {"Execute", handle_execute, true},
+    {"Rekey", handle_rekey, false},
 };
 
 /* Wraps the caller's reply allocator to see the reply frame, for dedup_finish. */
@@ -173,7 +173,7 @@ strings_clean(const ProtobufCMessage *m)
 				if (!strings_clean(item))
 					return false;
 			} else if (item != protobuf_c_empty_string &&
-				   strlen(item) + 1 != arena_pb_size(item)) {
+			           strlen(item) + 1 != arena_pb_size(item)) {
 				return false;
 			}
 		}
@@ -187,8 +187,8 @@ service_authenticate(struct service *svc, struct caller *caller, const char *tok
 	caller->token_id[0] = '\0';
 	caller->role = caller->transport_role;
 	if (token != NULL && token[0] != '\0') {
-		enum role r = auth_check(svc->auth, token, caller->token_id,
-		    sizeof(caller->token_id));
+		enum role r =
+		    auth_check(svc->auth, token, caller->token_id, sizeof(caller->token_id));
 
 		/* A presented token that is wrong is an error even for a peer the transport
 		 * trusts: the caller meant to use it. */
@@ -223,8 +223,8 @@ handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, 
 	}
 	if (frame[3] != FRAME_VERSION) {
 		outcome_set(oc, ST_UNIMPLEMENTED, "VERSION",
-		    "protocol version %u is not supported; this server speaks version %d",
-		    frame[3], FRAME_VERSION);
+		    "protocol version %u is not supported; this server speaks version %d", frame[3],
+		    FRAME_VERSION);
 		goto reply;
 	}
 	if (len > svc->limits.max_frame) {
@@ -247,8 +247,8 @@ handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, 
 	}
 	method = protobuf_c_service_descriptor_get_method_by_name(sd, env->method);
 	if (method == NULL) {
-		outcome_set(oc, ST_UNIMPLEMENTED, "UNKNOWN_METHOD", "unknown method '%.64s'",
-		    env->method);
+		outcome_set(
+		    oc, ST_UNIMPLEMENTED, "UNKNOWN_METHOD", "unknown method '%.64s'", env->method);
 		goto reply;
 	}
 	/* protobuf-c only asserts the index and never checks the handler: check both. */
@@ -262,9 +262,10 @@ handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, 
 	info->method = method->name;
 	service_authenticate(svc, caller, env->token);
 	if (caller->role == ROLE_NONE) {
-		outcome_set(oc, ST_UNAUTHENTICATED, env->token[0] != '\0' ? "BAD_TOKEN" : "NO_TOKEN",
+		outcome_set(oc, ST_UNAUTHENTICATED,
+		    env->token[0] != '\0' ? "BAD_TOKEN" : "NO_TOKEN",
 		    env->token[0] != '\0' ? "the token is not valid"
-					  : "this connection needs a token");
+		                          : "this connection needs a token");
 		goto reply;
 	}
 	if (entry->may_mutate && svc->dedup != NULL) {
@@ -308,8 +309,7 @@ handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, 
 	if (entry->fn(&rq, in, out) != ST_OK)
 		out = NULL;
 reply:
-	st = write_reply(oc, request_id, oc->status == ST_OK ? out : NULL, capture_alloc,
-	    &capture);
+	st = write_reply(oc, request_id, oc->status == ST_OK ? out : NULL, capture_alloc, &capture);
 	if (dd == DEDUP_NEW)
 		dedup_finish(svc->dedup, request_id, fp,
 		    st == ST_OK && info->mutating ? capture.buf : NULL, capture.len);

@@ -25,12 +25,12 @@ struct dedup;
 
 /* Limits of SPEC section 7; every one configurable. */
 struct limits {
-	size_t max_frame;       /* bytes of one request frame (64 KiB) */
-	size_t max_name;        /* bytes of a secret name (255) */
-	size_t max_value;       /* bytes of one field value (16 KiB) */
-	size_t max_fields;      /* fields per secret (16) */
-	size_t max_scope;       /* scope entries per secret (16) */
-	size_t max_secrets;     /* secrets per storage (1,000,000) */
+	size_t max_frame;   /* bytes of one request frame (64 KiB) */
+	size_t max_name;    /* bytes of a secret name (255) */
+	size_t max_value;   /* bytes of one field value (16 KiB) */
+	size_t max_fields;  /* fields per secret (16) */
+	size_t max_scope;   /* scope entries per secret (16) */
+	size_t max_secrets; /* secrets per storage (1,000,000) */
 };
 
 /* The defaults of SPEC section 7. */

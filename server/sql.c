@@ -103,10 +103,10 @@ static enum status
 parse_name(struct parser *p, char **namep)
 {
 	if (!at_name(p))
-		return sql_fail_syntax(p,
-		    p->tok.kind == TOK_IDENT
-		        ? "a secret name (a keyword used as a name must be double-quoted)"
-		        : "a secret name");
+		return sql_fail_syntax(
+		    p, p->tok.kind == TOK_IDENT
+		           ? "a secret name (a keyword used as a name must be double-quoted)"
+		           : "a secret name");
 	return take_name(p, namep);
 }
 
@@ -315,7 +315,7 @@ parse_create(struct parser *p, Secretd__V1__SecretCreate *c)
 	enum status st;
 	bool replace = false, temporary = false, persistent = false, named = false;
 	Secretd__V1__Storage storage = SECRETD__V1__STORAGE__STORAGE_UNSPECIFIED;
-	struct token storage_tok = { TOK_END, 0, 0 };
+	struct token storage_tok = {TOK_END, 0, 0};
 	const char *expect;
 
 	if ((st = sql_lex_next(p)) != ST_OK)
@@ -386,7 +386,7 @@ parse_from_storage(
     struct parser *p, bool temporary, bool persistent, Secretd__V1__Storage *storagep)
 {
 	enum status st;
-	struct token storage_tok = { TOK_END, 0, 0 };
+	struct token storage_tok = {TOK_END, 0, 0};
 
 	if (!at_kw(p, "FROM"))
 		return ST_OK;
@@ -583,8 +583,7 @@ sql_parse(
     const char *text, size_t len, struct arena *a, struct sql_statement *stmt, struct outcome *out)
 {
 	struct parser p = {
-		.s = text, .n = len, .pos = 0, .string_end = SIZE_MAX, .a = a, .out = out
-	};
+	    .s = text, .n = len, .pos = 0, .string_end = SIZE_MAX, .a = a, .out = out};
 	const char *nul;
 	enum status st;
 

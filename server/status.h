@@ -39,7 +39,7 @@ struct outcome {
 };
 
 /* Set an outcome's status, reason and printf-formatted message; returns status. */
-enum status outcome_set(struct outcome *out, enum status st, const char *reason,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+enum status outcome_set(struct outcome *out, enum status st, const char *reason, const char *fmt,
+    ...) __attribute__((format(printf, 4, 5)));
 
 #endif

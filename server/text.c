@@ -90,15 +90,14 @@ secret_json(const pb_secret *s)
 		const pb_field *f = s->fields[i];
 
 		if (json_object_set_new(fields, f->key,
-			json_stringn((const char *)f->value.data, f->value.len)) != 0) {
+		        json_stringn((const char *)f->value.data, f->value.len)) != 0) {
 			json_decref(fields);
 			return NULL;
 		}
 	}
 	obj = json_pack("{s:s, s:s, s:s, s:b, s:s, s:o?, s:o}", "name", s->name, "type", s->type,
 	    "provider", s->provider, "persistent", s->storage == PB_STORAGE_SQLCIPHER, "storage",
-	    storage_json(s->storage), "scope", scope_json(s->scope, s->n_scope), "fields",
-	    fields);
+	    storage_json(s->storage), "scope", scope_json(s->scope, s->n_scope), "fields", fields);
 	return obj;
 }
 
@@ -129,9 +128,9 @@ result_json(const pb_statement_reply *rep)
 		for (size_t i = 0; rows != NULL && i < rep->n_resolved; i++) {
 			const pb_resolve_row *r = rep->resolved[i];
 
-			if (json_array_append_new(rows,
-				json_pack("{s:s, s:s, s:s}", "name", r->name, "persistent",
-				    r->persistent, "storage", r->storage)) != 0) {
+			if (json_array_append_new(
+			        rows, json_pack("{s:s, s:s, s:s}", "name", r->name, "persistent",
+			                  r->persistent, "storage", r->storage)) != 0) {
 				json_decref(rows);
 				rows = NULL;
 			}
@@ -200,8 +199,8 @@ text_handle(struct service *svc, struct caller *caller, const uint8_t *frame, si
 		goto error;
 	}
 	if (!utf8_valid(frame, len)) {
-		outcome_set(oc, ST_INVALID_ARGUMENT, "BAD_TEXT",
-		    "the statement text is not valid UTF-8");
+		outcome_set(
+		    oc, ST_INVALID_ARGUMENT, "BAD_TEXT", "the statement text is not valid UTF-8");
 		goto error;
 	}
 	if (len >= 5 && strncasecmp(text, "AUTH ", 5) == 0) {
@@ -225,8 +224,9 @@ text_handle(struct service *svc, struct caller *caller, const uint8_t *frame, si
 	service_authenticate(svc, caller, token);
 	if (caller->role == ROLE_NONE) {
 		outcome_set(oc, ST_UNAUTHENTICATED, token != NULL ? "BAD_TOKEN" : "NO_TOKEN",
-		    token != NULL ? "the token is not valid"
-				  : "this connection needs a token: send a line `AUTH <token>` first");
+		    token != NULL
+		        ? "the token is not valid"
+		        : "this connection needs a token: send a line `AUTH <token>` first");
 		goto error;
 	}
 	stmt.text = arena_strndup(a, text, text_len);

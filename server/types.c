@@ -6,30 +6,30 @@
 #include <string.h>
 
 static const struct type_def type_defs[] = {
-	{
-	    .type = "openai",
-	    .default_name = "__default_openai",
-	    .default_scope = "openai://",
-	    .fields = {"api_key", "base_url"},
-	    .required = {"api_key"},
-	    .redacted = {"api_key"},
-	},
-	{
-	    .type = "ollama",
-	    .default_name = "__default_ollama",
-	    .default_scope = "ollama://",
-	    .fields = {"api_url"},
-	    .required = {"api_url"},
-	    .redacted = {"api_url"},
-	},
-	{
-	    .type = "azure_llm",
-	    .default_name = "__default_azure",
-	    .default_scope = "azure_llm://",
-	    .fields = {"api_key", "resource_name", "api_version"},
-	    .required = {"api_key", "resource_name", "api_version"},
-	    .redacted = {"api_key"},
-	},
+    {
+        .type = "openai",
+        .default_name = "__default_openai",
+        .default_scope = "openai://",
+        .fields = {"api_key", "base_url"},
+        .required = {"api_key"},
+        .redacted = {"api_key"},
+    },
+    {
+        .type = "ollama",
+        .default_name = "__default_ollama",
+        .default_scope = "ollama://",
+        .fields = {"api_url"},
+        .required = {"api_url"},
+        .redacted = {"api_url"},
+    },
+    {
+        .type = "azure_llm",
+        .default_name = "__default_azure",
+        .default_scope = "azure_llm://",
+        .fields = {"api_key", "resource_name", "api_version"},
+        .required = {"api_key", "resource_name", "api_version"},
+        .redacted = {"api_key"},
+    },
 };
 
 static bool
@@ -113,4 +113,3 @@ type_secret_string(struct arena *a, const struct store_secret *s, bool unredacte
 	*p = '\0';
 	return buf;
 }
-

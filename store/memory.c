@@ -309,8 +309,8 @@ fail:
 }
 
 store_status
-store_memory_prepare(void *impl, struct store_secret *s, size_t batch_secrets,
-    size_t batch_scopes, struct store_memory_prep **prepp)
+store_memory_prepare(void *impl, struct store_secret *s, size_t batch_secrets, size_t batch_scopes,
+    struct store_memory_prep **prepp)
 {
 	struct store_memory *m = impl;
 	store_status rc;

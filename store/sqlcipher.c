@@ -425,7 +425,7 @@ sqlcipher_open(const struct store_config *cfg, void **implp)
 	*implp = NULL;
 	if (cfg->path == NULL || cfg->key == NULL ||
 	    (cfg->passphrase ? cfg->key_len == 0 || cfg->key_len > STORE_PASSPHRASE_MAX
-			     : cfg->key_len != STORE_KEY_LEN))
+	                     : cfg->key_len != STORE_KEY_LEN))
 		goto fail;
 	rc = STORE_NO_MEMORY;
 	sc = calloc(1, sizeof(*sc));
@@ -556,7 +556,7 @@ sqlcipher_rekey(void *impl, const uint8_t *key, size_t key_len)
 	int rc;
 
 	if (sc->passphrase ? key_len == 0 || key_len > STORE_PASSPHRASE_MAX
-			   : key_len != STORE_KEY_LEN)
+	                   : key_len != STORE_KEY_LEN)
 		return STORE_INVALID;
 	if (pthread_mutex_lock(&sc->write_lock) != 0)
 		return STORE_IO;

@@ -69,8 +69,7 @@ struct store_secret {
  * STORE_NO_MEMORY / STORE_INVALID (NULL name or type). Does not validate the contents.
  */
 store_status store_secret_new(const char *name, const char *type, const char *const *scope,
-    size_t n_scope, const struct store_field *fields, size_t n_fields,
-    struct store_secret **outp);
+    size_t n_scope, const struct store_field *fields, size_t n_fields, struct store_secret **outp);
 
 /* Copy a secret. Caller frees *outp with store_secret_free. */
 store_status store_secret_dup(const struct store_secret *s, struct store_secret **outp);
@@ -118,8 +117,8 @@ struct store_ops {
 	const char *name; /* "memory" or "sqlcipher" */
 	store_status (*open)(const struct store_config *cfg, void **implp);
 	void (*close)(void *impl);
-	store_status (*put)(void *impl, struct store_secret *s, enum store_conflict mode,
-	    bool *createdp);
+	store_status (*put)(
+	    void *impl, struct store_secret *s, enum store_conflict mode, bool *createdp);
 	store_status (*get)(void *impl, const char *name, struct store_secret **outp);
 	bool (*contains)(void *impl, const char *name);
 	store_status (*read)(void *impl, const char *name, store_visit_fn visit, void *arg);
@@ -137,8 +136,8 @@ extern const struct store_ops store_sqlcipher_ops;
 struct store; /* opaque: a backend and its state */
 
 /* Open a store with the given backend. Caller closes *storep with store_close. */
-store_status store_open(const struct store_ops *ops, const struct store_config *cfg,
-    struct store **storep);
+store_status store_open(
+    const struct store_ops *ops, const struct store_config *cfg, struct store **storep);
 
 /* Close a store, wiping every secret it holds in memory. NULL-safe. */
 void store_close(struct store *st);
@@ -153,8 +152,8 @@ const char *store_name(const struct store *st);
  * when STORE_CONFLICT_IGNORE left an existing secret in place.
  * STORE_EXISTS, STORE_FULL, STORE_NO_SPACE, STORE_IO, STORE_READ_ONLY, STORE_NO_MEMORY.
  */
-store_status store_put(struct store *st, struct store_secret *s, enum store_conflict mode,
-    bool *createdp);
+store_status store_put(
+    struct store *st, struct store_secret *s, enum store_conflict mode, bool *createdp);
 
 /* Copy out the secret named name. Caller frees *outp with store_secret_free.
  * STORE_NOT_FOUND when absent. */
@@ -179,8 +178,8 @@ store_status store_list(struct store *st, const char *type, store_visit_fn visit
  * holding the store's read lock. STORE_OK with *itemsp (caller frees with
  * store_secret_array_free(*itemsp, *np); NULL when *np is 0), or STORE_NO_MEMORY.
  */
-store_status store_list_copy(struct store *st, const char *type, struct store_secret ***itemsp,
-    size_t *np);
+store_status store_list_copy(
+    struct store *st, const char *type, struct store_secret ***itemsp, size_t *np);
 
 /*
  * Among secrets of type, find the one whose longest scope entry is a byte prefix of
@@ -188,8 +187,8 @@ store_status store_list_copy(struct store *st, const char *type, struct store_se
  * store_secret_free) and *match_lenp set to that scope's length, or STORE_NOT_FOUND.
  * Cost does not grow with the number of secrets (an index by type and scope).
  */
-store_status store_resolve(struct store *st, const char *type, const char *path,
-    size_t path_len, struct store_secret **outp, size_t *match_lenp);
+store_status store_resolve(struct store *st, const char *type, const char *path, size_t path_len,
+    struct store_secret **outp, size_t *match_lenp);
 
 /* Number of secrets held. */
 size_t store_count(struct store *st);

@@ -104,7 +104,8 @@ harness_start(struct server_proc *sp, int *exitp)
 		if (waitpid(pid, &status, WNOHANG) == pid) {
 			sp->pid = -1;
 			if (exitp != NULL)
-				*exitp = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+				*exitp = WIFEXITED(status) ? WEXITSTATUS(status)
+				                           : 128 + WTERMSIG(status);
 			return false;
 		}
 		if (answers(sp->url))
@@ -221,8 +222,8 @@ drain_fd(int fd, char *buf, size_t len, size_t *usedp)
 }
 
 int
-run_capture(const char *const argv[], const char *in, char *out, size_t outlen, char *err,
-    size_t errlen)
+run_capture(
+    const char *const argv[], const char *in, char *out, size_t outlen, char *err, size_t errlen)
 {
 	int pin[2], pout[2], perr[2];
 	size_t out_used = 0, err_used = 0;

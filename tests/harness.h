@@ -14,10 +14,10 @@
 
 struct server_proc {
 	pid_t pid;
-	char dir[256];      /* private temp dir */
-	char data_dir[300]; /* dir/data */
-	char url[320];      /* ipc://dir/secretd.sock */
-	char log_path[300]; /* dir/server.log (appended to across restarts) */
+	char dir[256];         /* private temp dir */
+	char data_dir[300];    /* dir/data */
+	char url[320];         /* ipc://dir/secretd.sock */
+	char log_path[300];    /* dir/server.log (appended to across restarts) */
 	const char *extra[16]; /* extra flags, NULL-terminated */
 };
 
@@ -46,7 +46,7 @@ char *file_read(const char *path, size_t *lenp);
 
 /* Run argv with stdin from in (may be NULL), capture stdout into out[outlen] (NUL-ended)
  * and stderr into err[errlen]; returns the exit status, or -1. */
-int run_capture(const char *const argv[], const char *in, char *out, size_t outlen, char *err,
-    size_t errlen);
+int run_capture(
+    const char *const argv[], const char *in, char *out, size_t outlen, char *err, size_t errlen);
 
 #endif

@@ -78,8 +78,8 @@ typedef struct secretd_client secretd_client;
 
 /* Options for secretd_client_open; a NULL pointer or zeroed struct gives the defaults. */
 typedef struct secretd_options {
-	const char *token;       /* bearer token, or NULL (ipc peers with the server's uid) */
-	const char *tls_ca_file; /* PEM CA that signed the server's certificate (tls+tcp) */
+	const char *token;           /* bearer token, or NULL (ipc peers with the server's uid) */
+	const char *tls_ca_file;     /* PEM CA that signed the server's certificate (tls+tcp) */
 	const char *tls_server_name; /* name to verify; default: the host of the URL */
 	const char *tls_cert_file;   /* optional client certificate (PEM) */
 	const char *tls_key_file;    /* its key (PEM) */
@@ -102,8 +102,8 @@ secretd_status secretd_default_url(char *buf, size_t len);
  * scheme are an error. Caller closes *clientp with secretd_client_close.
  * SECRETD_INVALID_ARGUMENT for a bad URL or options, SECRETD_INTERNAL otherwise.
  */
-secretd_status secretd_client_open(const char *url, const secretd_options *options,
-    secretd_client **clientp, secretd_error *err);
+secretd_status secretd_client_open(
+    const char *url, const secretd_options *options, secretd_client **clientp, secretd_error *err);
 
 /* Close a client. Calls still running on other threads fail with SECRETD_CANCELLED, and
  * close waits for them to return before it frees the handle. NULL-safe. */
@@ -139,8 +139,8 @@ const secretd_field *secretd_secret_field(const secretd_secret *secret, const ch
 
 /* What to create. fields/scope are borrowed for the call. */
 typedef struct secretd_create_args {
-	const char *name;  /* NULL or "": the type's default name */
-	const char *type;  /* "openai", "ollama", "azure_llm" (any case) */
+	const char *name;            /* NULL or "": the type's default name */
+	const char *type;            /* "openai", "ollama", "azure_llm" (any case) */
 	const secretd_field *fields; /* value_len 0 with a non-NULL value means strlen */
 	size_t n_fields;
 	const char *const *scope; /* NULL/0: the type's default scope */
@@ -199,8 +199,8 @@ typedef struct secretd_list_args {
 
 /* List secrets sorted by (name, storage). args may be NULL (redacted, all). Caller frees
  * *rowsp with secretd_rows_free. */
-secretd_status secretd_list(secretd_client *client, const secretd_list_args *args,
-    int timeout_ms, secretd_rows **rowsp, secretd_error *err);
+secretd_status secretd_list(secretd_client *client, const secretd_list_args *args, int timeout_ms,
+    secretd_rows **rowsp, secretd_error *err);
 
 /* Read one secret with its values. Caller frees *secretp with secretd_secret_free. */
 secretd_status secretd_get(secretd_client *client, const char *name, secretd_storage storage,
@@ -229,12 +229,12 @@ typedef struct secretd_resolved_row {
 
 typedef struct secretd_result {
 	secretd_result_kind kind;
-	secretd_create_result created;  /* SECRETD_RESULT_CREATED */
-	secretd_drop_result dropped;    /* SECRETD_RESULT_DROPPED */
-	secretd_rows *rows;             /* SECRETD_RESULT_ROWS */
+	secretd_create_result created;        /* SECRETD_RESULT_CREATED */
+	secretd_drop_result dropped;          /* SECRETD_RESULT_DROPPED */
+	secretd_rows *rows;                   /* SECRETD_RESULT_ROWS */
 	const secretd_resolved_row *resolved; /* SECRETD_RESULT_RESOLVED: 0 or 1 rows */
 	size_t n_resolved;
-	secretd_secret *secret;         /* SECRETD_RESULT_SECRET */
+	secretd_secret *secret; /* SECRETD_RESULT_SECRET */
 } secretd_result;
 
 /* Wipe and free a result. NULL-safe. result->rows, ->resolved and ->secret point into the

@@ -57,8 +57,8 @@ test_defaults(secretd_client *c)
 	secretd_error e;
 	secretd_field openai[] = {F("API_KEY", V_OPENAI)};
 	secretd_field ollama[] = {F("api_url", V_OLLAMA)};
-	secretd_field azure[] = {F("api_key", V_AZURE), F("resource_name", "res1"),
-	    F("api_version", "2024-06-01")};
+	secretd_field azure[] = {
+	    F("api_key", V_AZURE), F("resource_name", "res1"), F("api_version", "2024-06-01")};
 
 	CHECK_STATUS(create(c, NULL, "OPENAI", false, 0, openai, 1, NULL, 0, &r, &e), SECRETD_OK);
 	CHECK_STR(r.name, "__default_openai");
@@ -69,8 +69,8 @@ test_defaults(secretd_client *c)
 	CHECK_STATUS(create(c, NULL, "Azure_LLM", false, 0, azure, 3, NULL, 0, &r, &e), SECRETD_OK);
 	CHECK_STR(r.name, "__default_azure");
 	/* A named secret: ASCII letters lowercased, non-ASCII kept. */
-	CHECK_STATUS(create(c, "MyKey-Ä", "openai", false, 0, openai, 1, NULL, 0, &r, &e),
-	    SECRETD_OK);
+	CHECK_STATUS(
+	    create(c, "MyKey-Ä", "openai", false, 0, openai, 1, NULL, 0, &r, &e), SECRETD_OK);
 	CHECK_STR(r.name, "mykey-Ä");
 }
 
@@ -94,34 +94,34 @@ test_validation(secretd_client *c)
 	const struct bad_case cases[] = {
 	    {"no type", NULL, "", {F("api_key", "x")}, 1, NULL, SECRETD_INVALID_ARGUMENT, "TYPE"},
 	    {"unknown type", NULL, "anthropic", {F("api_key", "x")}, 1, NULL,
-		SECRETD_INVALID_ARGUMENT, "Secret type 'anthropic' not found"},
+	        SECRETD_INVALID_ARGUMENT, "Secret type 'anthropic' not found"},
 	    {"unknown field", NULL, "openai", {F("api_key", "x"), F("model", "m")}, 2, NULL,
-		SECRETD_INVALID_ARGUMENT, "Unknown field 'model'"},
+	        SECRETD_INVALID_ARGUMENT, "Unknown field 'model'"},
 	    {"duplicate field", NULL, "openai", {F("api_key", "x"), F("API_KEY", "y")}, 2, NULL,
-		SECRETD_INVALID_ARGUMENT, "more than once"},
+	        SECRETD_INVALID_ARGUMENT, "more than once"},
 	    {"missing required", NULL, "openai", {F("base_url", "http://h")}, 1, NULL,
-		SECRETD_INVALID_ARGUMENT, "Missing required field: 'api_key'"},
+	        SECRETD_INVALID_ARGUMENT, "Missing required field: 'api_key'"},
 	    {"empty required", NULL, "ollama", {F("api_url", "")}, 1, NULL,
-		SECRETD_INVALID_ARGUMENT, "Missing required field: 'api_url'"},
+	        SECRETD_INVALID_ARGUMENT, "Missing required field: 'api_url'"},
 	    {"azure order 1", NULL, "azure_llm", {F("api_version", "v")}, 1, NULL,
-		SECRETD_INVALID_ARGUMENT, "Missing required field: 'api_key'"},
+	        SECRETD_INVALID_ARGUMENT, "Missing required field: 'api_key'"},
 	    {"azure order 2", NULL, "azure_llm", {F("api_key", "k"), F("api_version", "v")}, 2,
-		NULL, SECRETD_INVALID_ARGUMENT, "Missing required field: 'resource_name'"},
+	        NULL, SECRETD_INVALID_ARGUMENT, "Missing required field: 'resource_name'"},
 	    {"azure order 3", NULL, "azure_llm", {F("api_key", "k"), F("resource_name", "r")}, 2,
-		NULL, SECRETD_INVALID_ARGUMENT, "Missing required field: 'api_version'"},
+	        NULL, SECRETD_INVALID_ARGUMENT, "Missing required field: 'api_version'"},
 	    {"provider", NULL, "openai", {F("api_key", "x")}, 1, "env", SECRETD_INVALID_ARGUMENT,
-		"Unknown provider 'env'"},
+	        "Unknown provider 'env'"},
 	    {"long name", long_name, "openai", {F("api_key", "x")}, 1, NULL,
-		SECRETD_INVALID_ARGUMENT, "longer than 255 bytes"},
+	        SECRETD_INVALID_ARGUMENT, "longer than 255 bytes"},
 	    {"control char", "bad\tname", "openai", {F("api_key", "x")}, 1, NULL,
-		SECRETD_INVALID_ARGUMENT, "control character"},
+	        SECRETD_INVALID_ARGUMENT, "control character"},
 	    {"big value", NULL, "openai", {F("api_key", big_value)}, 1, NULL,
-		SECRETD_INVALID_ARGUMENT, "longer than 16384 bytes"},
+	        SECRETD_INVALID_ARGUMENT, "longer than 16384 bytes"},
 	    {"bad utf8", NULL, "openai", {F("api_key", bad_utf8)}, 1, NULL,
-		SECRETD_INVALID_ARGUMENT, "not valid UTF-8"},
+	        SECRETD_INVALID_ARGUMENT, "not valid UTF-8"},
 	    /* Validation comes before the conflict check: the name exists, the field is bad. */
 	    {"validate first", "__default_openai", "openai", {F("nope", "x")}, 1, NULL,
-		SECRETD_INVALID_ARGUMENT, "Unknown field 'nope'"},
+	        SECRETD_INVALID_ARGUMENT, "Unknown field 'nope'"},
 	};
 	secretd_field many[17];
 
@@ -164,32 +164,32 @@ test_conflicts(secretd_client *c)
 	secretd_secret *s = NULL;
 	secretd_error e;
 
-	CHECK_STATUS(create(c, "conf", "openai", false, SECRETD_CONFLICT_ERROR, f1, 1, NULL, 0, &r,
-			 &e),
+	CHECK_STATUS(
+	    create(c, "conf", "openai", false, SECRETD_CONFLICT_ERROR, f1, 1, NULL, 0, &r, &e),
 	    SECRETD_OK);
-	CHECK_STATUS(create(c, "conf", "openai", false, SECRETD_CONFLICT_ERROR, f1, 1, NULL, 0, &r,
-			 &e),
+	CHECK_STATUS(
+	    create(c, "conf", "openai", false, SECRETD_CONFLICT_ERROR, f1, 1, NULL, 0, &r, &e),
 	    SECRETD_ALREADY_EXISTS);
 	CHECK_STR(e.message, "Temporary secret with name 'conf' already exists!");
 	/* The other storage is never looked at. */
-	CHECK_STATUS(create(c, "conf", "openai", true, SECRETD_CONFLICT_ERROR, f1, 1, NULL, 0, &r,
-			 &e),
+	CHECK_STATUS(
+	    create(c, "conf", "openai", true, SECRETD_CONFLICT_ERROR, f1, 1, NULL, 0, &r, &e),
 	    SECRETD_OK);
-	CHECK_STATUS(create(c, "CONF", "openai", true, SECRETD_CONFLICT_ERROR, f1, 1, NULL, 0, &r,
-			 &e),
+	CHECK_STATUS(
+	    create(c, "CONF", "openai", true, SECRETD_CONFLICT_ERROR, f1, 1, NULL, 0, &r, &e),
 	    SECRETD_ALREADY_EXISTS);
 	CHECK_STR(e.message, "Persistent secret with name 'conf' already exists!");
 	/* ignore: nothing changes. */
-	CHECK_STATUS(create(c, "conf", "ollama", false, SECRETD_CONFLICT_IGNORE, f2, 1, NULL, 0, &r,
-			 &e),
+	CHECK_STATUS(
+	    create(c, "conf", "ollama", false, SECRETD_CONFLICT_IGNORE, f2, 1, NULL, 0, &r, &e),
 	    SECRETD_OK);
 	CHECK(!r.created);
 	CHECK_STATUS(secretd_get(c, "conf", SECRETD_STORAGE_MEMORY, 5000, &s, &e), SECRETD_OK);
 	CHECK(s != NULL && strcmp(s->type, "openai") == 0);
 	secretd_secret_free(s);
 	/* replace: whole, and the type may change. */
-	CHECK_STATUS(create(c, "conf", "ollama", false, SECRETD_CONFLICT_REPLACE, f2, 1, NULL, 0,
-			 &r, &e),
+	CHECK_STATUS(
+	    create(c, "conf", "ollama", false, SECRETD_CONFLICT_REPLACE, f2, 1, NULL, 0, &r, &e),
 	    SECRETD_OK);
 	CHECK(r.created);
 	s = NULL;
@@ -215,23 +215,21 @@ test_both_storages(secretd_client *c)
 	CHECK_STATUS(secretd_drop(c, "twin", SECRETD_STORAGE_ANY, true, 5000, &d, &e),
 	    SECRETD_FAILED_PRECONDITION);
 	CHECK_STR(e.reason, "AMBIGUOUS");
-	CHECK_STATUS(secretd_get(c, "twin", SECRETD_STORAGE_ANY, 5000, &s, &e),
-	    SECRETD_FAILED_PRECONDITION);
+	CHECK_STATUS(
+	    secretd_get(c, "twin", SECRETD_STORAGE_ANY, 5000, &s, &e), SECRETD_FAILED_PRECONDITION);
 	CHECK_STR(e.reason, "AMBIGUOUS");
 	CHECK_STATUS(secretd_get(c, "TWIN", SECRETD_STORAGE_SQLCIPHER, 5000, &s, &e), SECRETD_OK);
 	CHECK(s != NULL && s->storage == SECRETD_STORAGE_SQLCIPHER);
 	secretd_secret_free(s);
-	CHECK_STATUS(secretd_drop(c, "twin", SECRETD_STORAGE_MEMORY, false, 5000, &d, &e),
-	    SECRETD_OK);
+	CHECK_STATUS(
+	    secretd_drop(c, "twin", SECRETD_STORAGE_MEMORY, false, 5000, &d, &e), SECRETD_OK);
 	CHECK(d.dropped && d.storage == SECRETD_STORAGE_MEMORY);
-	CHECK_STATUS(secretd_drop(c, "twin", SECRETD_STORAGE_ANY, false, 5000, &d, &e),
-	    SECRETD_OK);
+	CHECK_STATUS(secretd_drop(c, "twin", SECRETD_STORAGE_ANY, false, 5000, &d, &e), SECRETD_OK);
 	CHECK(d.dropped && d.storage == SECRETD_STORAGE_SQLCIPHER);
-	CHECK_STATUS(secretd_drop(c, "twin", SECRETD_STORAGE_ANY, false, 5000, &d, &e),
-	    SECRETD_NOT_FOUND);
+	CHECK_STATUS(
+	    secretd_drop(c, "twin", SECRETD_STORAGE_ANY, false, 5000, &d, &e), SECRETD_NOT_FOUND);
 	CHECK_STR(e.message, "Failed to remove non-existent secret with name 'twin'");
-	CHECK_STATUS(secretd_drop(c, "twin", SECRETD_STORAGE_ANY, true, 5000, &d, &e),
-	    SECRETD_OK);
+	CHECK_STATUS(secretd_drop(c, "twin", SECRETD_STORAGE_ANY, true, 5000, &d, &e), SECRETD_OK);
 	CHECK(!d.dropped);
 	CHECK_STATUS(secretd_get(c, "twin", SECRETD_STORAGE_ANY, 5000, &s, &e), SECRETD_NOT_FOUND);
 }
@@ -270,34 +268,34 @@ test_list(secretd_client *c)
 	secretd_field base[] = {F("api_key", V_PERS), F("base_url", "http://llm.local/v1")};
 	const struct want_row want[] = {
 	    {"__default_azure", "azure_llm", false, "memory", "azure_llm://",
-		"name=__default_azure;type=azure_llm;provider=config;serializable=true;"
-		"scope=azure_llm://;api_key=redacted;api_version=2024-06-01;resource_name=res1"},
+	        "name=__default_azure;type=azure_llm;provider=config;serializable=true;"
+	        "scope=azure_llm://;api_key=redacted;api_version=2024-06-01;resource_name=res1"},
 	    {"__default_ollama", "ollama", true, "sqlcipher", "ollama://",
-		"name=__default_ollama;type=ollama;provider=config;serializable=true;"
-		"scope=ollama://;api_url=redacted"},
+	        "name=__default_ollama;type=ollama;provider=config;serializable=true;"
+	        "scope=ollama://;api_url=redacted"},
 	    {"__default_openai", "openai", false, "memory", "openai://",
-		"name=__default_openai;type=openai;provider=config;serializable=true;"
-		"scope=openai://;api_key=redacted"},
+	        "name=__default_openai;type=openai;provider=config;serializable=true;"
+	        "scope=openai://;api_key=redacted"},
 	    {"conf", "ollama", false, "memory", "ollama://",
-		"name=conf;type=ollama;provider=config;serializable=true;scope=ollama://;"
-		"api_url=redacted"},
+	        "name=conf;type=ollama;provider=config;serializable=true;scope=ollama://;"
+	        "api_url=redacted"},
 	    {"conf", "openai", true, "sqlcipher", "openai://",
-		"name=conf;type=openai;provider=config;serializable=true;scope=openai://;"
-		"api_key=redacted"},
+	        "name=conf;type=openai;provider=config;serializable=true;scope=openai://;"
+	        "api_key=redacted"},
 	    {"mykey-Ä", "openai", false, "memory", "openai://",
-		"name=mykey-Ä;type=openai;provider=config;serializable=true;scope=openai://;"
-		"api_key=redacted"},
+	        "name=mykey-Ä;type=openai;provider=config;serializable=true;scope=openai://;"
+	        "api_key=redacted"},
 	    {"withbase", "openai", true, "sqlcipher", "openai://",
-		"name=withbase;type=openai;provider=config;serializable=true;scope=openai://;"
-		"api_key=redacted;base_url=http://llm.local/v1"},
+	        "name=withbase;type=openai;provider=config;serializable=true;scope=openai://;"
+	        "api_key=redacted;base_url=http://llm.local/v1"},
 	};
 	secretd_list_args unred = {.unredacted = true, .type = "ollama"};
 	secretd_list_args pers = {.storage = SECRETD_STORAGE_SQLCIPHER};
 	secretd_rows *rows = NULL;
 	secretd_error e;
 
-	CHECK_STATUS(create(c, "withbase", "openai", true, 0, base, 2, NULL, 0, NULL, &e),
-	    SECRETD_OK);
+	CHECK_STATUS(
+	    create(c, "withbase", "openai", true, 0, base, 2, NULL, 0, NULL, &e), SECRETD_OK);
 	CHECK_STATUS(secretd_list(c, NULL, 5000, &rows, &e), SECRETD_OK);
 	if (rows != NULL) {
 		check_rows(rows, want, sizeof(want) / sizeof(want[0]));
@@ -354,8 +352,8 @@ test_get_resolve(secretd_client *c)
 	secretd_secret *s = NULL;
 	secretd_error e;
 
-	CHECK_STATUS(secretd_get(c, "__default_openai", SECRETD_STORAGE_ANY, 5000, &s, &e),
-	    SECRETD_OK);
+	CHECK_STATUS(
+	    secretd_get(c, "__default_openai", SECRETD_STORAGE_ANY, 5000, &s, &e), SECRETD_OK);
 	if (s != NULL) {
 		const secretd_field *f = secretd_secret_field(s, "api_key");
 
@@ -370,18 +368,18 @@ test_get_resolve(secretd_client *c)
 	CHECK_STATUS(secretd_get(c, "nope", SECRETD_STORAGE_ANY, 5000, &s, &e), SECRETD_NOT_FOUND);
 	CHECK(s == NULL);
 
-	CHECK_STATUS(create(c, "zz_gpt4_t", "openai", false, 0, fa, 1, gpt4, 1, NULL, &e),
-	    SECRETD_OK);
-	CHECK_STATUS(create(c, "aa_gpt4_p", "openai", true, 0, fa, 1, gpt4, 1, NULL, &e),
-	    SECRETD_OK);
-	CHECK_STATUS(create(c, "mm_gpt4_t", "openai", false, 0, fa, 1, gpt4, 1, NULL, &e),
-	    SECRETD_OK);
+	CHECK_STATUS(
+	    create(c, "zz_gpt4_t", "openai", false, 0, fa, 1, gpt4, 1, NULL, &e), SECRETD_OK);
+	CHECK_STATUS(
+	    create(c, "aa_gpt4_p", "openai", true, 0, fa, 1, gpt4, 1, NULL, &e), SECRETD_OK);
+	CHECK_STATUS(
+	    create(c, "mm_gpt4_t", "openai", false, 0, fa, 1, gpt4, 1, NULL, &e), SECRETD_OK);
 	CHECK_STATUS(create(c, "multi", "openai", true, 0, fa, 1, multi, 2, NULL, &e), SECRETD_OK);
 	/* Same length: temporary beats persistent, then the smaller name. */
 	expect_resolve(c, "openai://gpt-4-turbo", "openai", "mm_gpt4_t", SECRETD_STORAGE_MEMORY);
 	/* Longest prefix wins over storage. */
-	expect_resolve(c, "openai://gpt-4o-mini-2024", "openai", "multi",
-	    SECRETD_STORAGE_SQLCIPHER);
+	expect_resolve(
+	    c, "openai://gpt-4o-mini-2024", "openai", "multi", SECRETD_STORAGE_SQLCIPHER);
 	expect_resolve(c, "https://x/y", "OpenAI", "multi", SECRETD_STORAGE_SQLCIPHER);
 	/* Among several default scopes the smaller name wins (temporary first). */
 	expect_resolve(c, "openai://davinci", "openai", "__default_openai", SECRETD_STORAGE_MEMORY);
@@ -392,14 +390,13 @@ test_get_resolve(secretd_client *c)
 	expect_resolve(c, "s3://bucket", "azure_llm", NULL, 0);
 	/* SCOPE '' matches every path. */
 	CHECK_STATUS(create(c, "catchall", "azure_llm", false, 0,
-			 (secretd_field[]){F("api_key", "k"), F("resource_name", "r"),
-			     F("api_version", "v")},
-			 3, empty, 1, NULL, &e),
+	                 (secretd_field[]){
+	                     F("api_key", "k"), F("resource_name", "r"), F("api_version", "v")},
+	                 3, empty, 1, NULL, &e),
 	    SECRETD_OK);
 	expect_resolve(c, "s3://bucket", "azure_llm", "catchall", SECRETD_STORAGE_MEMORY);
 	expect_resolve(c, "", "azure_llm", "catchall", SECRETD_STORAGE_MEMORY);
-	CHECK_STATUS(secretd_resolve(c, "x", "nosuchtype", 5000, &s, &e),
-	    SECRETD_INVALID_ARGUMENT);
+	CHECK_STATUS(secretd_resolve(c, "x", "nosuchtype", 5000, &s, &e), SECRETD_INVALID_ARGUMENT);
 }
 
 static void
@@ -454,7 +451,8 @@ test_wrong_key(secretd_client **cp)
 	CHECK(!harness_start(&srv, &exit_status));
 	CHECK_STATUS(exit_status, 1);
 	after = file_read(db_path, &na);
-	CHECK(before != NULL && after != NULL && nb == na && nb > 0 && memcmp(before, after, nb) == 0);
+	CHECK(before != NULL && after != NULL && nb == na && nb > 0 &&
+	      memcmp(before, after, nb) == 0);
 	free(before);
 	free(after);
 	{
@@ -484,7 +482,8 @@ load_worker(void *p)
 	for (int i = 0; i < 60; i++) {
 		char name[64], val[64];
 		secretd_field f[1];
-		secretd_create_args a = {.name = name, .type = "openai", .fields = f, .n_fields = 1};
+		secretd_create_args a = {
+		    .name = name, .type = "openai", .fields = f, .n_fields = 1};
 		secretd_secret *s = NULL;
 		secretd_drop_result d;
 

@@ -35,8 +35,11 @@ writer_main(void *p)
 	for (int i = 0; i < PER_THREAD; i++) {
 		char name[64];
 		secretd_field f = {"api_key", name, 0};
-		secretd_create_args a = {.name = name, .type = "openai", .fields = &f,
-		    .n_fields = 1, .persistent = (i % 2) == 0};
+		secretd_create_args a = {.name = name,
+		    .type = "openai",
+		    .fields = &f,
+		    .n_fields = 1,
+		    .persistent = (i % 2) == 0};
 
 		(void)snprintf(name, sizeof(name), "d%d-%d-%d", w->round, w->id, i);
 		f.value_len = strlen(name);
@@ -83,8 +86,8 @@ main(void)
 				secretd_secret *s = NULL;
 
 				(void)snprintf(name, sizeof(name), "d%d-%d-%d", round, t, i);
-				CHECK_STATUS(secretd_get(c, name, SECRETD_STORAGE_SQLCIPHER, 5000, &s,
-						 NULL),
+				CHECK_STATUS(
+				    secretd_get(c, name, SECRETD_STORAGE_SQLCIPHER, 5000, &s, NULL),
 				    SECRETD_OK);
 				CHECK(s != NULL && strcmp(s->fields[0].value, name) == 0);
 				secretd_secret_free(s);
@@ -94,8 +97,9 @@ main(void)
 		secretd_client_close(c);
 		CHECK_STATUS(harness_stop(&srv), 0);
 	}
-	fprintf(stderr, "%d SIGTERM rounds under load: %ld creates acknowledged, %ld persistent "
-			"ones verified after restart\n",
+	fprintf(stderr,
+	    "%d SIGTERM rounds under load: %ld creates acknowledged, %ld persistent "
+	    "ones verified after restart\n",
 	    ROUNDS, acked_total, verified);
 	CHECK(acked_total > 0);
 	harness_cleanup(&srv);

@@ -755,8 +755,9 @@ close_loop(const char *url, const char *id)
 			return 3;
 		}
 		if (now_ms() - t0 > 1000) {
-			fprintf(stderr, "close-loop %s: round %d: nng_close did not finish; "
-					"secretd_client_close returned after its bounded wait\n",
+			fprintf(stderr,
+			    "close-loop %s: round %d: nng_close did not finish; "
+			    "secretd_client_close returned after its bounded wait\n",
 			    id, i);
 			/* nng's library destructors would run under the thread still inside
 			 * nng_close: leave without them. */
@@ -809,8 +810,8 @@ test_close_after_timeout(void)
 			(void)kill(kids[p], SIGKILL);
 			(void)waitpid(kids[p], &st, 0);
 		} else if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
-			fprintf(stderr, "close-after-timeout: client process %d ended with %s %d\n", p,
-			    WIFEXITED(st) ? "status" : "signal",
+			fprintf(stderr, "close-after-timeout: client process %d ended with %s %d\n",
+			    p, WIFEXITED(st) ? "status" : "signal",
 			    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
 			failed++;
 		}

@@ -5,10 +5,10 @@
  */
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,11 +17,10 @@
 #include "secretd.h"
 
 static secretd_status
-create(secretd_client *c, const char *name, const char *value, size_t n_fields,
-    secretd_error *e)
+create(secretd_client *c, const char *name, const char *value, size_t n_fields, secretd_error *e)
 {
-	secretd_field f[3] = {{"api_key", value, strlen(value)}, {"base_url", "u", 1},
-	    {"api_key", "dup", 3}};
+	secretd_field f[3] = {
+	    {"api_key", value, strlen(value)}, {"base_url", "u", 1}, {"api_key", "dup", 3}};
 	secretd_create_args a = {.name = name, .type = "openai", .fields = f, .n_fields = n_fields};
 
 	return secretd_create(c, &a, 5000, NULL, e);
@@ -111,8 +110,11 @@ main(int argc, char **argv)
 	CHECK_STR(e.reason, "STORE_FULL");
 	{
 		secretd_field f = {"api_key", "w", 1};
-		secretd_create_args a = {.name = "third", .type = "openai", .fields = &f,
-		    .n_fields = 1, .on_conflict = SECRETD_CONFLICT_REPLACE};
+		secretd_create_args a = {.name = "third",
+		    .type = "openai",
+		    .fields = &f,
+		    .n_fields = 1,
+		    .on_conflict = SECRETD_CONFLICT_REPLACE};
 
 		CHECK_STATUS(secretd_create(c, &a, 5000, NULL, &e), SECRETD_OK);
 		a.name = "pers";

@@ -117,8 +117,11 @@ main(void)
 	for (int i = 0; i < N_SECRETS; i++) {
 		char name[32], val[32];
 		secretd_field f = {"api_key", val, 0};
-		secretd_create_args a = {.name = name, .type = "openai", .fields = &f,
-		    .n_fields = 1, .persistent = true};
+		secretd_create_args a = {.name = name,
+		    .type = "openai",
+		    .fields = &f,
+		    .n_fields = 1,
+		    .persistent = true};
 
 		(void)snprintf(name, sizeof(name), "rk%04d", i);
 		value_of(i, val, sizeof(val));
@@ -149,8 +152,8 @@ main(void)
 		total_reads += readers[i].reads;
 		total_failures += readers[i].failures;
 	}
-	fprintf(stderr, "reads during 5 rotations: %ld, failed: %ld\n", total_reads,
-	    total_failures);
+	fprintf(
+	    stderr, "reads during 5 rotations: %ld, failed: %ld\n", total_reads, total_failures);
 	CHECK(total_reads > 100);
 	CHECK_STATUS(total_failures, 0);
 	CHECK_STATUS(check_all(c), 0);

@@ -117,11 +117,21 @@ open_tls(const char *token, const char *ca)
 }
 
 /* The status of every operation for one client, in this order. */
-enum op { OP_CREATE, OP_GET, OP_LIST, OP_LIST_UNREDACTED, OP_RESOLVE, OP_DROP, OP_SQL_CREATE,
-	OP_SQL_LIST, OP_SQL_UNREDACTED, N_OPS };
+enum op {
+	OP_CREATE,
+	OP_GET,
+	OP_LIST,
+	OP_LIST_UNREDACTED,
+	OP_RESOLVE,
+	OP_DROP,
+	OP_SQL_CREATE,
+	OP_SQL_LIST,
+	OP_SQL_UNREDACTED,
+	N_OPS
+};
 
-static const char *const op_names[N_OPS] = {"create", "get", "list", "list unredacted",
-    "resolve", "drop", "sql create", "sql list", "sql unredacted"};
+static const char *const op_names[N_OPS] = {"create", "get", "list", "list unredacted", "resolve",
+    "drop", "sql create", "sql list", "sql unredacted"};
 
 static void
 run_ops(secretd_client *c, const char *name, secretd_status got[N_OPS])
@@ -146,8 +156,10 @@ run_ops(secretd_client *c, const char *name, secretd_status got[N_OPS])
 	got[OP_RESOLVE] = secretd_resolve(c, "openai://m", "openai", 5000, &s, NULL);
 	secretd_secret_free(s);
 	got[OP_DROP] = secretd_drop(c, name, 0, true, 5000, NULL, NULL);
-	(void)snprintf(stmt, sizeof(stmt), "CREATE OR REPLACE SECRET %s_sql (TYPE openai, "
-					   "API_KEY 'x')", name);
+	(void)snprintf(stmt, sizeof(stmt),
+	    "CREATE OR REPLACE SECRET %s_sql (TYPE openai, "
+	    "API_KEY 'x')",
+	    name);
 	got[OP_SQL_CREATE] = secretd_execute(c, stmt, 5000, &res, NULL);
 	secretd_result_free(res);
 	res = NULL;
@@ -176,13 +188,13 @@ expect_ops(const char *who, secretd_client *c, const char *name, const secretd_s
 	}
 }
 
-static const secretd_status all_unauth[N_OPS] = {SECRETD_UNAUTHENTICATED,
+static const secretd_status all_unauth[N_OPS] = {SECRETD_UNAUTHENTICATED, SECRETD_UNAUTHENTICATED,
     SECRETD_UNAUTHENTICATED, SECRETD_UNAUTHENTICATED, SECRETD_UNAUTHENTICATED,
     SECRETD_UNAUTHENTICATED, SECRETD_UNAUTHENTICATED, SECRETD_UNAUTHENTICATED,
-    SECRETD_UNAUTHENTICATED, SECRETD_UNAUTHENTICATED};
-static const secretd_status reader_ops[N_OPS] = {SECRETD_PERMISSION_DENIED, SECRETD_OK,
-    SECRETD_OK, SECRETD_PERMISSION_DENIED, SECRETD_OK, SECRETD_PERMISSION_DENIED,
-    SECRETD_PERMISSION_DENIED, SECRETD_OK, SECRETD_PERMISSION_DENIED};
+    SECRETD_UNAUTHENTICATED};
+static const secretd_status reader_ops[N_OPS] = {SECRETD_PERMISSION_DENIED, SECRETD_OK, SECRETD_OK,
+    SECRETD_PERMISSION_DENIED, SECRETD_OK, SECRETD_PERMISSION_DENIED, SECRETD_PERMISSION_DENIED,
+    SECRETD_OK, SECRETD_PERMISSION_DENIED};
 static const secretd_status admin_ops[N_OPS] = {SECRETD_OK, SECRETD_OK, SECRETD_OK, SECRETD_OK,
     SECRETD_OK, SECRETD_OK, SECRETD_OK, SECRETD_OK, SECRETD_OK};
 
@@ -330,8 +342,8 @@ test_non_owner(void)
 	{
 		secretd_client *c = NULL;
 		secretd_field f = {"api_key", "x", 1};
-		secretd_create_args ca = {.name = "fixture", .type = "openai", .fields = &f,
-		    .n_fields = 1};
+		secretd_create_args ca = {
+		    .name = "fixture", .type = "openai", .fields = &f, .n_fields = 1};
 		struct stat sb;
 		char sock[400];
 
@@ -528,8 +540,8 @@ main(int argc, char **argv)
 	CHECK_STATUS(secretd_client_open(srv.url, NULL, &c, NULL), SECRETD_OK);
 	{
 		secretd_field f = {"api_key", VALUE, strlen(VALUE)};
-		secretd_create_args ca = {.name = "fixture", .type = "openai", .fields = &f,
-		    .n_fields = 1};
+		secretd_create_args ca = {
+		    .name = "fixture", .type = "openai", .fields = &f, .n_fields = 1};
 
 		CHECK_STATUS(secretd_create(c, &ca, 5000, NULL, NULL), SECRETD_OK);
 	}

@@ -198,8 +198,8 @@ probe_visit(const struct store_secret *s, void *arg)
 	struct read_probe *p = arg;
 
 	p->calls++;
-	p->value_ok = value_eq(s, "api_key", VALUE_A, strlen(VALUE_A)) &&
-		      strcmp(s->name, "alpha") == 0;
+	p->value_ok =
+	    value_eq(s, "api_key", VALUE_A, strlen(VALUE_A)) && strcmp(s->name, "alpha") == 0;
 	return true;
 }
 

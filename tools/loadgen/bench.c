@@ -206,23 +206,23 @@ static int
 parse_options(int argc, char **argv, struct options *o, struct bench_env *env)
 {
 	static const struct option longopts[] = {
-		{"duration", required_argument, NULL, OPT_DURATION},
-		{"warmup", required_argument, NULL, OPT_WARMUP},
-		{"ops", required_argument, NULL, OPT_OPS},
-		{"concurrency", required_argument, NULL, OPT_CONC},
-		{"transport", required_argument, NULL, OPT_TRANSPORT},
-		{"workers", required_argument, NULL, OPT_WORKERS},
-		{"count", required_argument, NULL, OPT_COUNT},
-		{"rounds", required_argument, NULL, OPT_ROUNDS},
-		{"json", no_argument, NULL, OPT_JSON},
-		{"scale", no_argument, NULL, OPT_SCALE},
-		{"secretd", required_argument, NULL, OPT_SECRETD},
-		{"echo", required_argument, NULL, OPT_ECHO},
-		{"wrap", required_argument, NULL, OPT_WRAP},
-		{"timeout", required_argument, NULL, OPT_TIMEOUT},
-		{"keep", no_argument, NULL, OPT_KEEP},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"duration", required_argument, NULL, OPT_DURATION},
+	    {"warmup", required_argument, NULL, OPT_WARMUP},
+	    {"ops", required_argument, NULL, OPT_OPS},
+	    {"concurrency", required_argument, NULL, OPT_CONC},
+	    {"transport", required_argument, NULL, OPT_TRANSPORT},
+	    {"workers", required_argument, NULL, OPT_WORKERS},
+	    {"count", required_argument, NULL, OPT_COUNT},
+	    {"rounds", required_argument, NULL, OPT_ROUNDS},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"scale", no_argument, NULL, OPT_SCALE},
+	    {"secretd", required_argument, NULL, OPT_SECRETD},
+	    {"echo", required_argument, NULL, OPT_ECHO},
+	    {"wrap", required_argument, NULL, OPT_WRAP},
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"keep", no_argument, NULL, OPT_KEEP},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	bool any_op = false;
 	bool any_transport = false;
@@ -381,8 +381,8 @@ prepare_env(struct bench_env *env)
 }
 
 static void
-cell_failed(struct bench_server *s, enum bench_op_kind kind, enum bench_transport t,
-    unsigned conc, const char *err)
+cell_failed(struct bench_server *s, enum bench_op_kind kind, enum bench_transport t, unsigned conc,
+    const char *err)
 {
 	(void)fprintf(stderr, " FAILED\nsecretd-bench: %s, %s over %s at concurrency %u: %s\n",
 	    s->name, bench_op_label(kind), bench_transport_name(t), conc, err);
@@ -416,7 +416,7 @@ run_cell(const struct options *o, struct bench_env *env, struct bench_server *se
 	for (int k = 0; k < 2; k++) {
 		bench_op_init(&op[k], c->op, k == SERVER_ECHO, token);
 		if (bench_op_verify(&op[k], servers[k]->sock[c->transport], env->timeout_ms, err,
-			sizeof(err)) != 0) {
+		        sizeof(err)) != 0) {
 			cell_failed(servers[k], c->op, c->transport, c->concurrency, err);
 			goto done;
 		}
@@ -425,7 +425,7 @@ run_cell(const struct options *o, struct bench_env *env, struct bench_server *se
 		for (int k = 0; k < 2; k++) {
 			spec.op = &op[k].base;
 			if (load_run_into(servers[k]->sock[c->transport], &spec, &acc[k], err,
-				sizeof(err)) != 0) {
+			        sizeof(err)) != 0) {
 				cell_failed(servers[k], c->op, c->transport, c->concurrency, err);
 				goto done;
 			}
@@ -440,8 +440,8 @@ run_cell(const struct options *o, struct bench_env *env, struct bench_server *se
 		}
 		c->have[k] = true;
 	}
-	(void)fprintf(stderr, " secretd %8.0f req/s, echo %8.0f req/s\n",
-	    c->r[SERVER_SECRETD].rps, c->r[SERVER_ECHO].rps);
+	(void)fprintf(stderr, " secretd %8.0f req/s, echo %8.0f req/s\n", c->r[SERVER_SECRETD].rps,
+	    c->r[SERVER_ECHO].rps);
 	rc = 0;
 done:
 	load_samples_free(&acc[0]);
@@ -478,7 +478,7 @@ run_matrix(const struct options *o, struct bench_env *env, struct bench_report *
 		if (!o->ops[k])
 			continue;
 		if (bench_populate(sd.sock[TR_IPC], &fillers, bench_op_population(k),
-			env->timeout_ms, err, sizeof(err)) != 0) {
+		        env->timeout_ms, err, sizeof(err)) != 0) {
 			(void)fprintf(stderr, "secretd-bench: filling the store: %s\n", err);
 			goto done;
 		}

@@ -77,16 +77,15 @@ struct bench_op {
 	enum bench_op_kind kind;
 	bool echo;
 	const char *token;
-	unsigned long base_k;  /* OP_FILL/OP_UNFILL/OP_PGET: first index */
-	size_t population;     /* secrets that exist while it runs (List's row count) */
+	unsigned long base_k;         /* OP_FILL/OP_UNFILL/OP_PGET: first index */
+	size_t population;            /* secrets that exist while it runs (List's row count) */
 	unsigned long resolve_target; /* OP_RESOLVE: the fill_ index its path selects */
 };
 
 /* servers.c */
 const char *bench_transport_name(enum bench_transport t);
-int bench_server_start(struct bench_env *env, struct bench_server *s,
-    enum bench_server_kind kind, const char *tag, const bool transports[N_TRANSPORTS],
-    const char *const *extra_args);
+int bench_server_start(struct bench_env *env, struct bench_server *s, enum bench_server_kind kind,
+    const char *tag, const bool transports[N_TRANSPORTS], const char *const *extra_args);
 int bench_server_stop(struct bench_server *s, double *stop_sp);
 void bench_server_kill(struct bench_server *s);
 int bench_server_check_alive(struct bench_server *s);
@@ -96,11 +95,11 @@ const char *bench_op_name(enum bench_op_kind k);
 const char *bench_op_label(enum bench_op_kind k);
 int bench_op_parse(const char *name, enum bench_op_kind *kp);
 void bench_op_init(struct bench_op *op, enum bench_op_kind kind, bool echo, const char *token);
-int bench_op_verify(const struct bench_op *op, nng_socket sock, int timeout_ms, char *err,
-    size_t errlen);
+int bench_op_verify(
+    const struct bench_op *op, nng_socket sock, int timeout_ms, char *err, size_t errlen);
 int bench_seed(nng_socket sock, int timeout_ms, char *err, size_t errlen);
-int bench_populate(nng_socket sock, size_t *fillersp, size_t want, int timeout_ms, char *err,
-    size_t errlen);
+int bench_populate(
+    nng_socket sock, size_t *fillersp, size_t want, int timeout_ms, char *err, size_t errlen);
 size_t bench_op_population(enum bench_op_kind k);
 unsigned long bench_resolve_target(size_t population);
 

@@ -123,8 +123,8 @@ main(int argc, char **argv)
 			listen[n_listen++] = argv[++i];
 		} else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
 			if (!parse_workers(argv[++i], &n_workers)) {
-				(void)fprintf(stderr, "secretd-bench-echo: bad --workers %s\n",
-				    argv[i]);
+				(void)fprintf(
+				    stderr, "secretd-bench-echo: bad --workers %s\n", argv[i]);
 				return 2;
 			}
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -148,8 +148,8 @@ main(int argc, char **argv)
 	(void)signal(SIGPIPE, SIG_IGN);
 
 	if ((rv = nng_rep0_open(&sock)) != 0) {
-		(void)fprintf(stderr, "secretd-bench-echo: cannot open a REP socket: %s\n",
-		    nng_strerror(rv));
+		(void)fprintf(
+		    stderr, "secretd-bench-echo: cannot open a REP socket: %s\n", nng_strerror(rv));
 		goto done;
 	}
 	sock_open = true;
@@ -171,8 +171,8 @@ main(int argc, char **argv)
 		w->sock = sock;
 		if ((rv = nng_aio_alloc(&w->aio, NULL, NULL)) != 0 ||
 		    (rv = nng_ctx_open(&w->ctx, sock)) != 0) {
-			(void)fprintf(stderr, "secretd-bench-echo: worker %zu: %s\n", i,
-			    nng_strerror(rv));
+			(void)fprintf(
+			    stderr, "secretd-bench-echo: worker %zu: %s\n", i, nng_strerror(rv));
 			goto done;
 		}
 		if (pthread_create(&w->thread, NULL, echo_worker_main, w) != 0) {

@@ -145,8 +145,7 @@ exchange(struct requester *r, uint64_t k, unsigned step, uint64_t *donep)
 	}
 	*donep = load_now_ns();
 	msg = nng_aio_get_msg(r->aio);
-	if (!op->check(op, &r->w, k, step, nng_msg_body(msg), nng_msg_len(msg), err,
-		sizeof(err))) {
+	if (!op->check(op, &r->w, k, step, nng_msg_body(msg), nng_msg_len(msg), err, sizeof(err))) {
 		nng_msg_free(msg);
 		run_fail(run, "requester %u, iteration %llu, request %u: %s", r->w.id,
 		    (unsigned long long)k, step, err);
@@ -260,8 +259,8 @@ load_summarise(struct load_samples *acc, struct load_result *res, char *err, siz
 	res->requests = total;
 	res->seconds = acc->seconds;
 	if (total == 0) {
-		(void)snprintf(err, errlen,
-		    "no request completed in %.2f s: the server is stalled", acc->seconds);
+		(void)snprintf(err, errlen, "no request completed in %.2f s: the server is stalled",
+		    acc->seconds);
 		return -1;
 	}
 	qsort(acc->ns, total, sizeof(*acc->ns), cmp_u64);
@@ -299,8 +298,8 @@ load_run(nng_socket sock, const struct load_spec *spec, struct load_result *res,
 }
 
 int
-load_run_into(nng_socket sock, const struct load_spec *spec, struct load_samples *acc,
-    char *err, size_t errlen)
+load_run_into(nng_socket sock, const struct load_spec *spec, struct load_samples *acc, char *err,
+    size_t errlen)
 {
 	struct requester *rs = NULL;
 	struct run run;
@@ -383,8 +382,8 @@ load_run_into(nng_socket sock, const struct load_spec *spec, struct load_samples
 		(void)snprintf(err, errlen, "%s", run.err);
 		goto done;
 	}
-	rc = gather(rs, n, spec->count > 0 ? (double)(t1 - t0) / 1e9 : spec->duration_s, acc,
-	    err, errlen);
+	rc = gather(
+	    rs, n, spec->count > 0 ? (double)(t1 - t0) / 1e9 : spec->duration_s, acc, err, errlen);
 done:
 	if (rs != NULL) {
 		for (unsigned i = 0; i < n; i++) {

@@ -44,8 +44,8 @@ uint64_t load_nonce(void);
 struct load_op;
 
 /* Build request `step` of iteration k into *msgp (a new message). Returns 0 or NNG_E*. */
-typedef int (*load_build_fn)(const struct load_op *op, struct load_worker *w, uint64_t k,
-    unsigned step, nng_msg **msgp);
+typedef int (*load_build_fn)(
+    const struct load_op *op, struct load_worker *w, uint64_t k, unsigned step, nng_msg **msgp);
 
 /* Check a reply frame (borrowed). False with a message in err when it is not what the
  * request should get. */

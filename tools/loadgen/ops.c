@@ -36,17 +36,17 @@ static const struct {
 	unsigned steps;
 	size_t population;
 } op_table[] = {
-	[OP_GET] = {"get", "Get 1 KiB", 1, 100},
-	[OP_GET_TEXT] = {"get-text", "Get 1 KiB, text frame", 1, 100},
-	[OP_LIST] = {"list", "List 100 (redacted)", 1, 100},
-	[OP_CREATE_TEMP] = {"create-temp", "Create+Drop temporary", 2, 100},
-	[OP_CREATE_PERSIST] = {"create-persistent", "Create+Drop persistent", 2, 100},
-	[OP_RESOLVE] = {"resolve", "Resolve among 1,000", 1, 1000},
-	[OP_FILL] = {"fill", "fill", 1, 0},
-	[OP_UNFILL] = {"unfill", "unfill", 1, 0},
-	[OP_PCREATE] = {"pcreate", "persistent create", 1, 0},
-	[OP_MCREATE] = {"mcreate", "temporary create", 1, 0},
-	[OP_PGET] = {"pget", "persistent get", 1, 0},
+    [OP_GET] = {"get", "Get 1 KiB", 1, 100},
+    [OP_GET_TEXT] = {"get-text", "Get 1 KiB, text frame", 1, 100},
+    [OP_LIST] = {"list", "List 100 (redacted)", 1, 100},
+    [OP_CREATE_TEMP] = {"create-temp", "Create+Drop temporary", 2, 100},
+    [OP_CREATE_PERSIST] = {"create-persistent", "Create+Drop persistent", 2, 100},
+    [OP_RESOLVE] = {"resolve", "Resolve among 1,000", 1, 1000},
+    [OP_FILL] = {"fill", "fill", 1, 0},
+    [OP_UNFILL] = {"unfill", "unfill", 1, 0},
+    [OP_PCREATE] = {"pcreate", "persistent create", 1, 0},
+    [OP_MCREATE] = {"mcreate", "temporary create", 1, 0},
+    [OP_PGET] = {"pget", "persistent get", 1, 0},
 };
 
 const char *
@@ -99,8 +99,8 @@ value_fill(char *buf, size_t len)
 
 /* A create request: name, an openai api_key, optional scope. */
 static int
-build_create(struct load_worker *w, const struct bench_op *op, const char *name,
-    const char *value, const char *scope, bool persistent, uint64_t request_id, nng_msg **msgp)
+build_create(struct load_worker *w, const struct bench_op *op, const char *name, const char *value,
+    const char *scope, bool persistent, uint64_t request_id, nng_msg **msgp)
 {
 	Secretd__V1__SecretCreate c = SECRETD__V1__SECRET_CREATE__INIT;
 	Secretd__V1__Field f = SECRETD__V1__FIELD__INIT;
@@ -130,7 +130,7 @@ build_drop(struct load_worker *w, const struct bench_op *op, const char *name, b
 
 	d.name = (char *)name;
 	d.storage = persistent ? SECRETD__V1__STORAGE__STORAGE_SQLCIPHER
-			       : SECRETD__V1__STORAGE__STORAGE_MEMORY;
+	                       : SECRETD__V1__STORAGE__STORAGE_MEMORY;
 	return wire_request("Drop", &d.base, op->token, 0, request_id, &w->scratch, msgp);
 }
 
@@ -144,8 +144,8 @@ build_get(struct load_worker *w, const struct bench_op *op, const char *name, nn
 }
 
 static int
-op_build(const struct load_op *base, struct load_worker *w, uint64_t k, unsigned step,
-    nng_msg **msgp)
+op_build(
+    const struct load_op *base, struct load_worker *w, uint64_t k, unsigned step, nng_msg **msgp)
 {
 	const struct bench_op *op = (const struct bench_op *)(const void *)base;
 	unsigned long i = op->base_k + (unsigned long)k;
@@ -168,7 +168,8 @@ op_build(const struct load_op *base, struct load_worker *w, uint64_t k, unsigned
 	case OP_RESOLVE: {
 		Secretd__V1__SecretResolve r = SECRETD__V1__SECRET_RESOLVE__INIT;
 
-		(void)snprintf(path, sizeof(path), "openai://fill/%06lu/gpt-4o", op->resolve_target);
+		(void)snprintf(
+		    path, sizeof(path), "openai://fill/%06lu/gpt-4o", op->resolve_target);
 		r.path = path;
 		r.type = (char *)"openai";
 		return wire_request("Resolve", &r.base, op->token, 0, 0, &w->scratch, msgp);
@@ -193,10 +194,11 @@ op_build(const struct load_op *base, struct load_worker *w, uint64_t k, unsigned
 		return build_drop(w, op, name, false, request_id, msgp);
 	case OP_PCREATE:
 	case OP_MCREATE:
-		(void)snprintf(name, sizeof(name), "%c%07lu", op->kind == OP_PCREATE ? 'p' : 'm', i);
+		(void)snprintf(
+		    name, sizeof(name), "%c%07lu", op->kind == OP_PCREATE ? 'p' : 'm', i);
 		(void)snprintf(value, sizeof(value), "sk-scale-%023lu", i);
-		return build_create(w, op, name, value, NULL, op->kind == OP_PCREATE, request_id,
-		    msgp);
+		return build_create(
+		    w, op, name, value, NULL, op->kind == OP_PCREATE, request_id, msgp);
 	case OP_PGET:
 		(void)snprintf(name, sizeof(name), "p%07lu", i);
 		return build_get(w, op, name, msgp);
@@ -234,8 +236,7 @@ check_text(const uint8_t *frame, size_t len, char *err, size_t errlen)
 	static const char ok[] = "{\"status\":\"OK\"";
 
 	if (len < sizeof(ok) - 1 || memcmp(frame, ok, sizeof(ok) - 1) != 0) {
-		(void)snprintf(err, errlen, "text reply is not OK: %.200s",
-		    (const char *)frame);
+		(void)snprintf(err, errlen, "text reply is not OK: %.200s", (const char *)frame);
 		return false;
 	}
 	if (!contains(frame, len, get_value, GET_VALUE_LEN))
@@ -264,8 +265,7 @@ op_check(const struct load_op *base, struct load_worker *w, uint64_t k, unsigned
 		return fail_msg(err, errlen, "malformed reply frame");
 	if (r.status != ST_OK) {
 		(void)snprintf(err, errlen, "status %u (%.*s): %.*s", r.status, (int)r.reason.len,
-		    (const char *)r.reason.data, (int)r.message.len,
-		    (const char *)r.message.data);
+		    (const char *)r.reason.data, (int)r.message.len, (const char *)r.message.data);
 		return false;
 	}
 	if (op->echo)
@@ -273,8 +273,8 @@ op_check(const struct load_op *base, struct load_worker *w, uint64_t k, unsigned
 	switch (op->kind) {
 	case OP_GET:
 	case OP_PGET:
-		if (!wire_secret_read(r.body.data, r.body.len, false, "api_key", &found, &name,
-			&value) ||
+		if (!wire_secret_read(
+		        r.body.data, r.body.len, false, "api_key", &found, &name, &value) ||
 		    !found)
 			return fail_msg(err, errlen, "Get reply holds no secret");
 		if (op->kind == OP_PGET)
@@ -287,14 +287,14 @@ op_check(const struct load_op *base, struct load_worker *w, uint64_t k, unsigned
 		if (!wire_list_rows(r.body.data, r.body.len, &rows))
 			return fail_msg(err, errlen, "malformed List reply");
 		if (rows != op->population) {
-			(void)snprintf(err, errlen, "List returned %zu rows, want %zu", rows,
-			    op->population);
+			(void)snprintf(
+			    err, errlen, "List returned %zu rows, want %zu", rows, op->population);
 			return false;
 		}
 		return true;
 	case OP_RESOLVE:
-		if (!wire_secret_read(r.body.data, r.body.len, true, "api_key", &found, &name,
-			&value))
+		if (!wire_secret_read(
+		        r.body.data, r.body.len, true, "api_key", &found, &name, &value))
 			return fail_msg(err, errlen, "malformed Resolve reply");
 		(void)snprintf(want, sizeof(want), "fill_%06lu", op->resolve_target);
 		if (!found || !wire_bytes_eq(name, want)) {
@@ -357,7 +357,7 @@ verify_unpacked(const struct bench_op *op, unsigned step, const uint8_t *frame, 
 	case OP_CREATE_TEMP:
 	case OP_CREATE_PERSIST:
 		d = step == 0 ? &secretd__v1__secret_create_reply__descriptor
-			      : &secretd__v1__secret_drop_reply__descriptor;
+		              : &secretd__v1__secret_drop_reply__descriptor;
 		break;
 	default:
 		ok = true;
@@ -404,8 +404,8 @@ verify_unpacked(const struct bench_op *op, unsigned step, const uint8_t *frame, 
 		break;
 	}
 	if (!ok)
-		(void)snprintf(err, errlen, "protobuf-c: the %s is not what was asked for",
-		    d->name);
+		(void)snprintf(
+		    err, errlen, "protobuf-c: the %s is not what was asked for", d->name);
 done:
 	if (body != NULL)
 		protobuf_c_message_free_unpacked(body, NULL);
@@ -414,8 +414,8 @@ done:
 }
 
 int
-bench_op_verify(const struct bench_op *op, nng_socket sock, int timeout_ms, char *err,
-    size_t errlen)
+bench_op_verify(
+    const struct bench_op *op, nng_socket sock, int timeout_ms, char *err, size_t errlen)
 {
 	struct load_worker w = {.id = 0, .scratch = {NULL, 0}, .nonce = load_nonce()};
 	/* An iteration number no requester uses. */
@@ -430,15 +430,15 @@ bench_op_verify(const struct bench_op *op, nng_socket sock, int timeout_ms, char
 
 		if ((rv = op_build(&op->base, &w, k, step, &msg)) != 0 ||
 		    (rv = load_call(sock, msg, timeout_ms, &reply)) != 0) {
-			(void)snprintf(err, errlen, "%s: %s", bench_op_name(op->kind),
-			    nng_strerror(rv));
+			(void)snprintf(
+			    err, errlen, "%s: %s", bench_op_name(op->kind), nng_strerror(rv));
 			goto done;
 		}
 		if (!op_check(&op->base, &w, k, step, nng_msg_body(reply), nng_msg_len(reply), why,
-			sizeof(why)) ||
+		        sizeof(why)) ||
 		    (!op->echo && op->kind != OP_GET_TEXT &&
-			!verify_unpacked(op, step, nng_msg_body(reply), nng_msg_len(reply), why,
-			    sizeof(why)))) {
+		        !verify_unpacked(
+		            op, step, nng_msg_body(reply), nng_msg_len(reply), why, sizeof(why)))) {
 			(void)snprintf(err, errlen, "%s: %s", bench_op_name(op->kind), why);
 			nng_msg_free(reply);
 			goto done;
@@ -469,8 +469,8 @@ bench_seed(nng_socket sock, int timeout_ms, char *err, size_t errlen)
 		goto done;
 	}
 	if (!wire_reply_read(nng_msg_body(reply), nng_msg_len(reply), &r) || r.status != ST_OK) {
-		(void)snprintf(err, errlen, "cannot create %s: status %u: %.*s", GET_NAME,
-		    r.status, (int)r.message.len, (const char *)r.message.data);
+		(void)snprintf(err, errlen, "cannot create %s: status %u: %.*s", GET_NAME, r.status,
+		    (int)r.message.len, (const char *)r.message.data);
 		goto done;
 	}
 	rc = 0;
@@ -482,8 +482,8 @@ done:
 }
 
 int
-bench_populate(nng_socket sock, size_t *fillersp, size_t want, int timeout_ms, char *err,
-    size_t errlen)
+bench_populate(
+    nng_socket sock, size_t *fillersp, size_t want, int timeout_ms, char *err, size_t errlen)
 {
 	size_t want_fillers = want > 0 ? want - 1 : 0; /* bench_get is one of them */
 	struct load_spec spec = {.concurrency = FILL_BATCH_CONC, .timeout_ms = timeout_ms};

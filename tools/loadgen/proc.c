@@ -68,8 +68,8 @@ proc_spawn(char *const argv[], const char *log_path, pid_t *pidp)
 	}
 	rv = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
 	if (rv == 0)
-		rv = posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log_path,
-		    O_WRONLY | O_CREAT | O_APPEND, 0600);
+		rv = posix_spawn_file_actions_addopen(
+		    &fa, STDOUT_FILENO, log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
 	if (rv == 0)
 		rv = posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
 	if (rv == 0)

@@ -20,8 +20,8 @@ int proc_tmpdir(char *buf, size_t len);
 /* Remove a directory tree (best effort; the benchmark's own temporary files only). */
 void proc_rmtree(const char *dir);
 
-/* Start argv[0] (a path, or a name looked up in PATH) with stdin from /dev/null and stdout+stderr appended to log_path.
- * Returns 0 with *pidp, or -1 with errno set. */
+/* Start argv[0] (a path, or a name looked up in PATH) with stdin from /dev/null and stdout+stderr
+ * appended to log_path. Returns 0 with *pidp, or -1 with errno set. */
 int proc_spawn(char *const argv[], const char *log_path, pid_t *pidp);
 
 /* Whether pid has exited (reaped; *statusp holds its wait status). */

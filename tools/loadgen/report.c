@@ -63,8 +63,8 @@ bench_report_machine(struct bench_report *rep)
 }
 
 static const struct bench_cell *
-find_cell(const struct bench_report *rep, enum bench_op_kind op, enum bench_transport t,
-    unsigned conc)
+find_cell(
+    const struct bench_report *rep, enum bench_op_kind op, enum bench_transport t, unsigned conc)
 {
 	for (size_t i = 0; i < rep->n_cells; i++) {
 		const struct bench_cell *c = &rep->cells[i];
@@ -85,14 +85,13 @@ rps_ratio(const struct bench_cell *c)
 static double
 p50_ratio(const struct bench_cell *c)
 {
-	return c->r[SERVER_ECHO].p50_us > 0
-		   ? c->r[SERVER_SECRETD].p50_us / c->r[SERVER_ECHO].p50_us
-		   : 0;
+	return c->r[SERVER_ECHO].p50_us > 0 ? c->r[SERVER_SECRETD].p50_us / c->r[SERVER_ECHO].p50_us
+	                                    : 0;
 }
 
 static void
-target_set(struct target *t, bool measured, double value, double limit, bool at_least,
-    const char *unit)
+target_set(
+    struct target *t, bool measured, double value, double limit, bool at_least, const char *unit)
 {
 	t->measured = measured;
 	t->value = value;
@@ -123,14 +122,14 @@ targets(const struct bench_report *rep, struct target *ts, size_t max)
 		c = find_cell(rep, fast_ops[i], TR_IPC, 1);
 		(void)snprintf(ts[n].what, sizeof(ts[n].what), "%s, ipc, c=1: p50 latency",
 		    bench_op_label(fast_ops[i]));
-		target_set(&ts[n++], c != NULL, c != NULL ? p50_ratio(c) : 0, 1.15, false,
-		    "x echo");
+		target_set(
+		    &ts[n++], c != NULL, c != NULL ? p50_ratio(c) : 0, 1.15, false, "x echo");
 	}
 	if (n + 2 > max)
 		return n;
 	c = find_cell(rep, OP_LIST, TR_IPC, 8);
-	(void)snprintf(ts[n].what, sizeof(ts[n].what), "%s, ipc, c=8: req/s",
-	    bench_op_label(OP_LIST));
+	(void)snprintf(
+	    ts[n].what, sizeof(ts[n].what), "%s, ipc, c=8: req/s", bench_op_label(OP_LIST));
 	target_set(&ts[n++], c != NULL, c != NULL ? rps_ratio(c) : 0, 0.6, true, "x echo");
 	c = find_cell(rep, OP_CREATE_PERSIST, TR_IPC, 64);
 	c1 = find_cell(rep, OP_CREATE_PERSIST, TR_IPC, 1);
@@ -138,8 +137,8 @@ targets(const struct bench_report *rep, struct target *ts, size_t max)
 	    "%s, ipc: req/s at c=64 over c=1 (group commit)", bench_op_label(OP_CREATE_PERSIST));
 	target_set(&ts[n++], c != NULL && c1 != NULL && c1->r[SERVER_SECRETD].rps > 0,
 	    c != NULL && c1 != NULL && c1->r[SERVER_SECRETD].rps > 0
-		? c->r[SERVER_SECRETD].rps / c1->r[SERVER_SECRETD].rps
-		: 0,
+	        ? c->r[SERVER_SECRETD].rps / c1->r[SERVER_SECRETD].rps
+	        : 0,
 	    10.0, true, "x c=1");
 	return n;
 }
@@ -156,7 +155,7 @@ print_target(FILE *out, const struct target *t)
 	if (!t->met)
 		(void)fprintf(out, "; %s by %.0f%%", "missed",
 		    100.0 * (t->at_least ? (t->limit - t->value) / t->limit
-					 : (t->value - t->limit) / t->limit));
+		                         : (t->value - t->limit) / t->limit));
 	(void)fprintf(out, ")\n");
 }
 
@@ -253,8 +252,9 @@ bench_report_json(const struct bench_report *rep, FILE *out)
 
 	(void)fprintf(out, "{");
 	bench_json_header(rep, out);
-	(void)fprintf(out, ",\"warmup_s\":%.3f,\"duration_s\":%.3f,\"rounds\":%u,\"workers\":",
-	    rep->warmup_s, rep->duration_s, rep->rounds);
+	(void)fprintf(out,
+	    ",\"warmup_s\":%.3f,\"duration_s\":%.3f,\"rounds\":%u,\"workers\":", rep->warmup_s,
+	    rep->duration_s, rep->rounds);
 	if (rep->workers != NULL)
 		bench_json_str(out, rep->workers);
 	else
@@ -263,8 +263,8 @@ bench_report_json(const struct bench_report *rep, FILE *out)
 	for (size_t i = 0; i < rep->n_cells; i++) {
 		const struct bench_cell *c = &rep->cells[i];
 
-		(void)fprintf(out, "%s\n{\"op\":\"%s\",\"label\":", i > 0 ? "," : "",
-		    bench_op_name(c->op));
+		(void)fprintf(
+		    out, "%s\n{\"op\":\"%s\",\"label\":", i > 0 ? "," : "", bench_op_name(c->op));
 		bench_json_str(out, bench_op_label(c->op));
 		(void)fprintf(out, ",\"transport\":\"%s\",\"concurrency\":%u",
 		    bench_transport_name(c->transport), c->concurrency);
@@ -289,8 +289,8 @@ bench_report_json(const struct bench_report *rep, FILE *out)
 			(void)fprintf(out,
 			    ",\"value\":%.4f,\"limit\":%.4f,\"unit\":\"%s\",\"op\":\"%s\","
 			    "\"met\":%s}",
-			    ts[i].value, ts[i].limit, ts[i].unit, ts[i].at_least ? ">=" : "<=",
-			    ts[i].met ? "true" : "false");
+			    ts[i].value, ts[i].limit, ts[i].unit,
+			    ts[i].at_least ? ">=" : "<=", ts[i].met ? "true" : "false");
 		else
 			(void)fprintf(out, ",\"measured\":false}");
 	}

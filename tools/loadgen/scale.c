@@ -83,8 +83,8 @@ figure_startup(struct bench_env *env, struct scale_figures *f)
 		goto done;
 	f->pcreate_s = res.seconds;
 	f->pcreate_rps = res.rps;
-	(void)fprintf(stderr, "scale: %.1f s (%.0f creates/s); restarting %d times\n",
-	    res.seconds, res.rps, RESTARTS);
+	(void)fprintf(stderr, "scale: %.1f s (%.0f creates/s); restarting %d times\n", res.seconds,
+	    res.rps, RESTARTS);
 	if (bench_server_stop(&s, &f->stop_s) != 0)
 		goto done;
 	for (int i = 0; i < RESTARTS; i++) {
@@ -108,8 +108,8 @@ done:
 
 /* About one second of one-at-a-time requests (at least 5, at most 5000). */
 static int
-measure_c1(struct bench_env *env, struct bench_server *s, struct bench_op *op,
-    struct load_result *res)
+measure_c1(
+    struct bench_env *env, struct bench_server *s, struct bench_op *op, struct load_result *res)
 {
 	uint64_t n;
 
@@ -137,9 +137,10 @@ figure_listing(struct bench_env *env, struct scale_figures *f)
 		goto done;
 	}
 	for (size_t i = 0; i < N_SIZES; i++) {
-		(void)fprintf(stderr, "scale: List and Resolve at %zu secrets...\n", scale_sizes[i]);
+		(void)fprintf(
+		    stderr, "scale: List and Resolve at %zu secrets...\n", scale_sizes[i]);
 		if (bench_populate(s.sock[TR_IPC], &fillers, scale_sizes[i], env->timeout_ms, err,
-			sizeof(err)) != 0) {
+		        sizeof(err)) != 0) {
 			(void)fprintf(stderr, "secretd-bench: filling the store: %s\n", err);
 			goto done;
 		}
@@ -229,8 +230,8 @@ print_text(const struct bench_report *rep, const struct scale_figures *f, FILE *
 	    "%.0f creates/s; clean stop %.3f s):\n",
 	    START_SECRETS, FILL_CONC, f->pcreate_s, f->pcreate_rps, f->stop_s);
 	for (int i = 0; i < RESTARTS; i++)
-		(void)fprintf(out, "  restart %d: %.3f s until it answered\n", i + 1,
-		    f->start_s[i]);
+		(void)fprintf(
+		    out, "  restart %d: %.3f s until it answered\n", i + 1, f->start_s[i]);
 	(void)fprintf(out,
 	    "\nmemory at %lu temporary secrets (name %d bytes, one 32-byte api_key, default "
 	    "scope; created in %.1f s):\n"
@@ -238,7 +239,7 @@ print_text(const struct bench_report *rep, const struct scale_figures *f, FILE *
 	    MEM_SECRETS, MEM_NAME_LEN, f->mcreate_s, f->rss_before_kib, f->rss_after_kib,
 	    f->bytes_per_secret);
 	(void)fprintf(out, "\nList (redacted, all rows) and Resolve at concurrency 1, ipc "
-			   "(microseconds per request):\n");
+	                   "(microseconds per request):\n");
 	(void)fprintf(out, "  %9s | %10s %10s %10s | %10s %10s %10s\n", "secrets", "List p50",
 	    "mean", "x prev", "Resolve p50", "mean", "x prev");
 	for (size_t i = 0; i < N_SIZES; i++) {
@@ -250,14 +251,15 @@ print_text(const struct bench_report *rep, const struct scale_figures *f, FILE *
 		    i > 0 && f->list[i - 1].p50_us > 0 ? l->p50_us / f->list[i - 1].p50_us : 0,
 		    r->p50_us, r->mean_us,
 		    i > 0 && f->resolve[i - 1].p50_us > 0 ? r->p50_us / f->resolve[i - 1].p50_us
-							  : 0);
+		                                          : 0);
 	}
 	(void)fprintf(out, "\ntargets (reported, not enforced):\n");
 	ok = f->start_max_s <= 1.0;
 	(void)fprintf(out, "  [%s]  start-up with 100,000 persistent secrets: %.3f s (<= 1 s)\n",
 	    ok ? "met " : "MISS", f->start_max_s);
 	ok = f->bytes_per_secret <= 300.0;
-	(void)fprintf(out, "  [%s]  overhead per temporary secret at 1,000,000: %.0f B (<= 300 B)\n",
+	(void)fprintf(out,
+	    "  [%s]  overhead per temporary secret at 1,000,000: %.0f B (<= 300 B)\n",
 	    ok ? "met " : "MISS", f->bytes_per_secret);
 	ok = rratio > 0 && rratio <= 2.0;
 	(void)fprintf(out,
@@ -296,8 +298,8 @@ print_json(const struct bench_report *rep, const struct scale_figures *f, FILE *
 	    f->bytes_per_secret, f->bytes_per_secret <= 300.0 ? "true" : "false");
 	(void)fprintf(out, "\"listing\":[");
 	for (size_t i = 0; i < N_SIZES; i++) {
-		(void)fprintf(out, "%s\n{\"secrets\":%zu,\"list\":", i > 0 ? "," : "",
-		    scale_sizes[i]);
+		(void)fprintf(
+		    out, "%s\n{\"secrets\":%zu,\"list\":", i > 0 ? "," : "", scale_sizes[i]);
 		json_result(out, &f->list[i]);
 		(void)fprintf(out, ",\"resolve\":");
 		json_result(out, &f->resolve[i]);
@@ -316,8 +318,8 @@ bench_scale(struct bench_env *env, const struct bench_report *rep, bool json, FI
 	memset(&f, 0, sizeof(f));
 	if (figure_startup(env, &f) != 0 || figure_listing(env, &f) != 0 ||
 	    figure_memory(env, &f) != 0) {
-		(void)fprintf(stderr, "secretd-bench: scale figures FAILED (files kept in %s)\n",
-		    env->dir);
+		(void)fprintf(
+		    stderr, "secretd-bench: scale figures FAILED (files kept in %s)\n", env->dir);
 		env->keep = true;
 		return -1;
 	}

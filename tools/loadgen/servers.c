@@ -59,8 +59,8 @@ fail:
 
 /* One probe: 1 when answered as expected, 0 when not answered yet, -1 on a wrong answer. */
 static int
-probe(struct bench_env *env, struct bench_server *s, enum bench_transport t, char *err,
-    size_t errlen)
+probe(
+    struct bench_env *env, struct bench_server *s, enum bench_transport t, char *err, size_t errlen)
 {
 	Secretd__V1__SecretGet get = SECRETD__V1__SECRET_GET__INIT;
 	struct wire_buf scratch = {NULL, 0};
@@ -91,8 +91,7 @@ probe(struct bench_env *env, struct bench_server *s, enum bench_transport t, cha
 	} else if (r.status != (s->kind == SERVER_ECHO ? STATUS_OK : STATUS_NOT_FOUND)) {
 		(void)snprintf(err, errlen, "%s over %s: probe answered status %u (%.*s): %.*s",
 		    s->name, bench_transport_name(t), r.status, (int)r.reason.len,
-		    (const char *)r.reason.data, (int)r.message.len,
-		    (const char *)r.message.data);
+		    (const char *)r.reason.data, (int)r.message.len, (const char *)r.message.data);
 	} else {
 		rc = 1;
 	}
@@ -125,8 +124,8 @@ bench_server_check_alive(struct bench_server *s)
 
 /* Build argv for the server into args (pointers into env, s and the static strings). */
 static size_t
-build_argv(struct bench_env *env, struct bench_server *s, const char *const *extra,
-    const char **args)
+build_argv(
+    struct bench_env *env, struct bench_server *s, const char *const *extra, const char **args)
 {
 	size_t n = 0;
 
@@ -198,8 +197,8 @@ bench_server_start(struct bench_env *env, struct bench_server *s, enum bench_ser
 					(void)fprintf(stderr, "secretd-bench: no free TCP port\n");
 					return -1;
 				}
-				(void)snprintf(s->url[t], sizeof(s->url[t]), "tcp://127.0.0.1:%d",
-				    port);
+				(void)snprintf(
+				    s->url[t], sizeof(s->url[t]), "tcp://127.0.0.1:%d", port);
 			}
 		}
 	}
@@ -207,8 +206,8 @@ bench_server_start(struct bench_env *env, struct bench_server *s, enum bench_ser
 	(void)build_argv(env, s, extra_args, args);
 	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (proc_spawn((char *const *)(void *)args, s->log_path, &s->pid) != 0) {
-		(void)fprintf(stderr, "secretd-bench: cannot start %s: %s\n", args[0],
-		    strerror(errno));
+		(void)fprintf(
+		    stderr, "secretd-bench: cannot start %s: %s\n", args[0], strerror(errno));
 		return -1;
 	}
 	s->running = true;

@@ -197,8 +197,8 @@ wire_reply_read(const uint8_t *frame, size_t len, struct wire_reply *r)
 
 /* Secret{1 name, ..., 6 fields: Field{1 key, 2 value}}: the name and one field's value. */
 static bool
-secret_read(struct wire_bytes secret, const char *key, struct wire_bytes *namep,
-    struct wire_bytes *valuep)
+secret_read(
+    struct wire_bytes secret, const char *key, struct wire_bytes *namep, struct wire_bytes *valuep)
 {
 	const uint8_t *p = secret.data;
 	const uint8_t *end = secret.data + secret.len;
@@ -234,8 +234,8 @@ secret_read(struct wire_bytes secret, const char *key, struct wire_bytes *namep,
 }
 
 bool
-wire_secret_read(const uint8_t *body, size_t len, bool resolve, const char *key,
-    bool *foundp, struct wire_bytes *namep, struct wire_bytes *valuep)
+wire_secret_read(const uint8_t *body, size_t len, bool resolve, const char *key, bool *foundp,
+    struct wire_bytes *namep, struct wire_bytes *valuep)
 {
 	const uint8_t *p = body;
 	const uint8_t *end = body + len;

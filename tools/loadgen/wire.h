@@ -72,8 +72,8 @@ bool wire_reply_read(const uint8_t *frame, size_t len, struct wire_reply *r);
  * name and the value of its field key. found is set for a resolve reply's found flag (true
  * for a get reply that holds a secret). False when the body is malformed.
  */
-bool wire_secret_read(const uint8_t *body, size_t len, bool resolve, const char *key,
-    bool *foundp, struct wire_bytes *namep, struct wire_bytes *valuep);
+bool wire_secret_read(const uint8_t *body, size_t len, bool resolve, const char *key, bool *foundp,
+    struct wire_bytes *namep, struct wire_bytes *valuep);
 
 /* Count the rows of a packed SecretListReply. False when the body is malformed. */
 bool wire_list_rows(const uint8_t *body, size_t len, size_t *rowsp);
