@@ -21,8 +21,8 @@ channel_ctx(const struct channel *ch)
 	return ch->ctx;
 }
 
-static void
-wipe_free_msg(nng_msg *msg)
+void
+channel_msg_free(nng_msg *msg)
 {
 	if (msg == NULL)
 		return;
@@ -39,7 +39,7 @@ send_done(void *arg)
 
 	/* After a failed send the message is still ours; after a good one nng has it. */
 	if (nng_aio_result(ch->send_aio) != 0) {
-		wipe_free_msg(nng_aio_get_msg(ch->send_aio));
+		channel_msg_free(nng_aio_get_msg(ch->send_aio));
 		nng_aio_set_msg(ch->send_aio, NULL);
 	}
 	(void)pthread_mutex_lock(&cs->lock);

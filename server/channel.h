@@ -35,6 +35,9 @@ struct channels {
 	nng_duration send_timeout; /* a reply not taken by then is dropped */
 };
 
+/* Wipe an nng message's body (it may carry secret values) and free it. NULL-safe. */
+void channel_msg_free(nng_msg *msg);
+
 /* The context to receive on. */
 nng_ctx channel_ctx(const struct channel *ch);
 

@@ -364,6 +364,16 @@ storages_allowed(struct request *rq, int storage, bool *memp, bool *persp)
 	}
 }
 
+/* The answer when name is in both storages and the request did not say which. */
+static enum status
+ambiguous(struct request *rq, const char *name)
+{
+	return outcome_set(&rq->info->outcome, ST_FAILED_PRECONDITION, "AMBIGUOUS",
+	    "Ambiguous secret name '%s': it exists in both memory and sqlcipher; "
+	    "name the storage (TEMPORARY or PERSISTENT)",
+	    name);
+}
+
 /*
  * Find which storage holds name among those allowed: ST_OK with *persistentp, or
  * NOT_FOUND (message unset), or FAILED_PRECONDITION/AMBIGUOUS when both do.
@@ -381,10 +391,7 @@ locate(struct request *rq, const char *name, int storage, bool *persistentp)
 	in_mem = mem && store_contains(rq->svc->temporary, name);
 	in_pers = pers && store_contains(rq->svc->persistent, name);
 	if (in_mem && in_pers)
-		return outcome_set(&rq->info->outcome, ST_FAILED_PRECONDITION, "AMBIGUOUS",
-		    "Ambiguous secret name '%s': it exists in both memory and sqlcipher; "
-		    "name the storage (TEMPORARY or PERSISTENT)",
-		    name);
+		return ambiguous(rq, name);
 	if (!in_mem && !in_pers)
 		return ST_NOT_FOUND;
 	*persistentp = in_pers;
@@ -631,10 +638,7 @@ handle_get(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out
 	if (want_mem)
 		(void)store_read(rq->svc->temporary, name, build_secret, &mem);
 	if (mem.found && want_pers && store_contains(rq->svc->persistent, name))
-		return outcome_set(&rq->info->outcome, ST_FAILED_PRECONDITION, "AMBIGUOUS",
-		    "Ambiguous secret name '%s': it exists in both memory and sqlcipher; "
-		    "name the storage (TEMPORARY or PERSISTENT)",
-		    name);
+		return ambiguous(rq, name);
 	if (mem.found)
 		hit = &mem;
 	else if (want_pers &&

@@ -269,13 +269,6 @@ alloc_reply(void *arg, size_t len)
 	return nng_msg_body(slot->msg);
 }
 
-static void
-wipe_free(nng_msg *msg)
-{
-	explicit_bzero(nng_msg_body(msg), nng_msg_len(msg));
-	nng_msg_free(msg);
-}
-
 static uint64_t
 now_us(void)
 {
@@ -345,7 +338,7 @@ serve(struct worker *w, nng_msg *msg)
 	caller_from_pipe(srv, msg, &caller);
 	(void)service_handle(&srv->svc, &caller, nng_msg_body(msg), nng_msg_len(msg), &w->arena,
 	    alloc_reply, &slot, &info);
-	wipe_free(msg);
+	channel_msg_free(msg);
 	if (slot.msg != NULL) {
 		/* The reply goes out without waiting, on the channel it came in on; this worker
 		 * receives its next request on another channel. A peer that does not read its
