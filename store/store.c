@@ -432,3 +432,9 @@ store_rekey(struct store *st, const uint8_t *key, size_t key_len)
 		return STORE_INVALID;
 	return st->ops->rekey(st->impl, key, key_len);
 }
+
+uint64_t
+store_revision(struct store *st)
+{
+	return st->ops->revision != NULL ? st->ops->revision(st->impl) : 0;
+}

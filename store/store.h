@@ -102,6 +102,13 @@ struct store_config {
 	bool passphrase;
 	/* Most secrets the store will hold; 0 means 1,000,000. */
 	size_t max_secrets;
+	/* Called after each change (a put that changed something, a remove, and for a shared
+	 * backend a change made elsewhere and applied here) has become visible to readers, from
+	 * the thread that made it visible, with the secret's name (borrowed for the call). It must
+	 * not call back into the store. NULL: no calls. Lets the server raise its revision and
+	 * publish invalidations without knowing how a backend learns of changes. */
+	void (*on_change)(void *arg, const char *name);
+	void *on_change_arg;
 };
 
 /* Called by store_list for each secret in name order. Return false to stop. The secret is
@@ -128,6 +135,9 @@ struct store_ops {
 	    struct store_secret **outp, size_t *match_lenp);
 	size_t (*count)(void *impl);
 	store_status (*rekey)(void *impl, const uint8_t *key, size_t key_len);
+	/* Optional: the backend's revision of what readers see now (etcd's revision for a
+	 * shared store); NULL for a backend that has none. */
+	uint64_t (*revision)(void *impl);
 };
 
 extern const struct store_ops store_memory_ops;
@@ -196,6 +206,10 @@ size_t store_count(struct store *st);
 /* sqlcipher: re-encrypt the database under a new 32-byte key (or a new passphrase, for a
  * store opened with one). memory: STORE_OK. */
 store_status store_rekey(struct store *st, const uint8_t *key, size_t key_len);
+
+/* The backend's revision of what readers see now (etcd's store revision); 0 for a backend
+ * without one (memory, sqlcipher). */
+uint64_t store_revision(struct store *st);
 
 /* Size of a raw database key in bytes. */
 #define STORE_KEY_LEN 32
