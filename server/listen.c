@@ -142,6 +142,12 @@ done:
 bool
 listen_one(struct server *srv, const char *url)
 {
+	return listen_socket(srv, srv->sock, url, NULL);
+}
+
+bool
+listen_socket(struct server *srv, nng_socket sock, const char *url, const char *what)
+{
 	const struct server_config *cfg = srv->cfg;
 	nng_listener l;
 	size_t hard_max;
@@ -187,7 +193,7 @@ listen_one(struct server *srv, const char *url)
 		    "unsupported listen URL %s (use ipc://, tcp:// or tls+tcp://)", url);
 		return false;
 	}
-	rv = nng_listener_create(&l, srv->sock, url);
+	rv = nng_listener_create(&l, sock, url);
 	if (rv != 0)
 		goto fail;
 	/* nng drops (and closes the connection on) a frame over RECVMAXSZ without a word, so
@@ -213,7 +219,10 @@ listen_one(struct server *srv, const char *url)
 			return false;
 		}
 	}
-	log_msg(&srv->log, LOG_INFO, "listening on %s", url);
+	if (what != NULL)
+		log_msg(&srv->log, LOG_INFO, "listening on %s for %s", url, what);
+	else
+		log_msg(&srv->log, LOG_INFO, "listening on %s", url);
 	return true;
 fail:
 	log_msg(&srv->log, LOG_ERROR, "cannot listen on %s: %s", url, nng_strerror(rv));

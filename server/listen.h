@@ -10,6 +10,7 @@
 #ifndef SECRETD_SERVER_LISTEN_H
 #define SECRETD_SERVER_LISTEN_H
 
+#include <nng/nng.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -31,5 +32,9 @@ bool listen_dir_is_private(struct server *srv, const char *dir, const char *what
  * without tokens, and without TLS unless insecure; for tls+tcp, sets up srv->tls on first
  * use (the caller frees it with nng_tls_config_free). Returns false after logging why. */
 bool listen_one(struct server *srv, const char *url);
+
+/* listen_one on another socket of the server (the notify socket), under the same rules;
+ * what (borrowed, may be NULL) names the socket's purpose in the log line. */
+bool listen_socket(struct server *srv, nng_socket sock, const char *url, const char *what);
 
 #endif

@@ -22,6 +22,9 @@ static const char usage_text[] =
     "                      repeatable (SECRETD_LISTEN, comma-separated)\n"
     "                      default: ipc://$XDG_RUNTIME_DIR/secretd.sock,\n"
     "                      else ipc:///tmp/secretd-$UID/secretd.sock\n"
+    "  --notify-listen URL  publish invalidations for caching clients on URL, or `none`\n"
+    "                      (SECRETD_NOTIFY_LISTEN); default: PATH.notify.sock next to\n"
+    "                      each ipc://PATH.sock listener; same rules as --listen\n"
     "  --data-dir DIR      database directory, mode 0700 (SECRETD_DATA_DIR)\n"
     "                      default: $XDG_DATA_HOME/secretd, else ~/.local/share/secretd\n"
     "  --key-file FILE     raw 256-bit database key, 64 hex digits, mode 0600; created with\n"
@@ -83,6 +86,7 @@ enum {
 	OPT_MAX_FIELDS,
 	OPT_MAX_SECRETS,
 	OPT_VERSION,
+	OPT_NOTIFY_LISTEN,
 };
 
 /* Each option with its environment twin. */
@@ -110,6 +114,7 @@ static const struct {
     {{"max-value", required_argument, NULL, OPT_MAX_VALUE}, "SECRETD_MAX_VALUE"},
     {{"max-fields", required_argument, NULL, OPT_MAX_FIELDS}, "SECRETD_MAX_FIELDS"},
     {{"max-secrets", required_argument, NULL, OPT_MAX_SECRETS}, "SECRETD_MAX_SECRETS"},
+    {{"notify-listen", required_argument, NULL, OPT_NOTIFY_LISTEN}, "SECRETD_NOTIFY_LISTEN"},
     {{"help", no_argument, NULL, 'h'}, NULL},
     {{"version", no_argument, NULL, OPT_VERSION}, NULL},
 };
@@ -151,6 +156,9 @@ apply(struct cli *cli, int id, const char *name, const char *val)
 			return false;
 		}
 		cfg->listen[cfg->n_listen++] = val;
+		return true;
+	case OPT_NOTIFY_LISTEN:
+		cfg->notify_listen = val;
 		return true;
 	case OPT_DATA_DIR:
 		cfg->data_dir = val;

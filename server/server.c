@@ -36,6 +36,7 @@
 #include "dedup.h"
 #include "keys.h"
 #include "listen.h"
+#include "notify.h"
 #include "server_internal.h"
 #include "store.h"
 #include "text.h"
@@ -170,10 +171,16 @@ open_with_passphrase(struct server *srv, struct store_config *db)
 static bool
 open_stores(struct server *srv)
 {
-	struct store_config mem = {.max_secrets = srv->cfg->limits.max_secrets};
+	struct store_config mem = {
+	    .max_secrets = srv->cfg->limits.max_secrets,
+	    .on_change = notify_changed,
+	    .on_change_arg = srv->notify,
+	};
 	struct store_config db = {
 	    .path = srv->db_path,
 	    .max_secrets = srv->cfg->limits.max_secrets,
+	    .on_change = notify_changed,
+	    .on_change_arg = srv->notify,
 	};
 	const char *note = NULL;
 	store_status st;
@@ -507,6 +514,26 @@ harden_process(struct server *srv)
 	(void)setrlimit(RLIMIT_CORE, &rl);
 }
 
+/* The notify socket: --notify-listen URL, none, or next to each ipc listener. */
+static bool
+listen_notify(struct server *srv)
+{
+	const struct server_config *cfg = srv->cfg;
+	char url[4300];
+
+	if (cfg->notify_listen != NULL)
+		return strcmp(cfg->notify_listen, "none") == 0 ||
+		       notify_listen(srv->notify, srv, cfg->notify_listen);
+	if (cfg->n_listen == 0)
+		return !notify_default_url(srv->default_url, url, sizeof(url)) ||
+		       notify_listen(srv->notify, srv, url);
+	for (size_t i = 0; i < cfg->n_listen; i++)
+		if (notify_default_url(cfg->listen[i], url, sizeof(url)) &&
+		    !notify_listen(srv->notify, srv, url))
+			return false;
+	return true;
+}
+
 /* Wait for signals: SIGHUP reloads tokens, SIGTERM/SIGINT return. */
 static void
 wait_for_stop(struct server *srv, const sigset_t *set)
@@ -571,6 +598,11 @@ server_run(const struct server_config *cfg)
 		log_msg(&srv->log, LOG_ERROR, "%s", err);
 		goto done;
 	}
+	if (notify_open(&srv->log, &srv->notify) != ST_OK) {
+		log_msg(&srv->log, LOG_ERROR, "cannot set up notifications (no randomness?)");
+		goto done;
+	}
+	srv->svc.notify = srv->notify;
 	if (!open_stores(srv))
 		goto done;
 	srv->svc.temporary = srv->temporary;
@@ -604,6 +636,8 @@ server_run(const struct server_config *cfg)
 	for (size_t i = 0; i < cfg->n_listen; i++)
 		if (!listen_one(srv, cfg->listen[i]))
 			goto done;
+	if (!listen_notify(srv) || !notify_start(srv->notify))
+		goto done;
 	if (!start_workers(srv))
 		goto done;
 	log_msg(&srv->log, LOG_INFO,
@@ -623,6 +657,7 @@ done:
 		nng_tls_config_free(srv->tls);
 	store_close(srv->persistent);
 	store_close(srv->temporary);
+	notify_close(srv->notify);
 	auth_free(srv->auth);
 	dedup_free(srv->dedup);
 	explicit_bzero(srv->key, sizeof(srv->key));

@@ -34,6 +34,7 @@ struct server_config {
 	const char *tls_ca;       /* optional: require client certificates signed by this CA */
 	const char *audit_file;   /* NULL: no audit trail */
 	const char *socket_group; /* NULL: ipc socket 0600; else 0660 with this group */
+	const char *notify_listen; /* NULL: next to each ipc listener (notify.h); "none": off */
 	int workers;              /* 0: 4 per core */
 	enum log_level log_level;
 	bool insecure;                /* allow plain tcp:// (still needs tokens) */

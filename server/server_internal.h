@@ -25,6 +25,7 @@
 
 struct auth;
 struct dedup;
+struct notify;
 struct worker;
 
 struct server {
@@ -35,6 +36,7 @@ struct server {
 	struct store *persistent;
 	struct auth *auth;
 	struct dedup *dedup;
+	struct notify *notify; /* epoch, rev and the notify socket (notify.h) */
 	nng_socket sock;
 	bool sock_open;
 	nng_tls_config *tls;

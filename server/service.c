@@ -19,6 +19,7 @@
 #include "auth.h"
 #include "dedup.h"
 #include "handlers.h"
+#include "notify.h"
 #include "pb.h"
 #include "text.h"
 
@@ -42,6 +43,7 @@ static const struct method_entry method_handlers[] = {
     {"Resolve", handle_resolve, false},
     {"Execute", handle_execute, true},
     {"Rekey", handle_rekey, false},
+    {"Subscribe", handle_subscribe, false},
 };
 
 /* Wraps the caller's reply allocator to see the reply frame, for dedup_finish. */
@@ -101,7 +103,7 @@ varint_size(size_t v)
  */
 static enum status
 write_reply(const struct outcome *oc, uint64_t request_id, const ProtobufCMessage *body,
-    reply_alloc_fn alloc, void *alloc_arg)
+    reply_alloc_fn alloc, void *alloc_arg, const struct notify *notify, uint64_t rev)
 {
 	pb_reply env = SECRETD__V1__REPLY__INIT;
 	size_t env_len;
@@ -114,6 +116,8 @@ write_reply(const struct outcome *oc, uint64_t request_id, const ProtobufCMessag
 	env.reason = (char *)(oc->reason != NULL ? oc->reason : "");
 	env.message = (char *)oc->message;
 	env.request_id = request_id;
+	env.epoch = notify_epoch(notify);
+	env.rev = rev;
 	env_len = secretd__v1__reply__get_packed_size(&env);
 	total = FRAME_HEADER + env_len;
 	if (body != NULL) {
@@ -211,6 +215,9 @@ handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, 
 	const struct method_entry *entry;
 	struct reply_capture capture = {alloc, alloc_arg, NULL, 0};
 	enum dedup_result dd = DEDUP_OFF;
+	/* Read before any store is looked at: what this call reads holds every change up to
+	 * rev (notify.h); a call that changes state reports rev as it is after its change. */
+	uint64_t rev = notify_rev(svc->notify);
 	uint64_t fp = 0;
 	uint64_t request_id = 0;
 	unsigned idx;
@@ -309,7 +316,8 @@ handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, 
 	if (entry->fn(&rq, in, out) != ST_OK)
 		out = NULL;
 reply:
-	st = write_reply(oc, request_id, oc->status == ST_OK ? out : NULL, capture_alloc, &capture);
+	st = write_reply(oc, request_id, oc->status == ST_OK ? out : NULL, capture_alloc, &capture,
+	    svc->notify, info->mutating ? notify_rev(svc->notify) : rev);
 	if (dd == DEDUP_NEW)
 		dedup_finish(svc->dedup, request_id, fp,
 		    st == ST_OK && info->mutating ? capture.buf : NULL, capture.len);

@@ -67,6 +67,7 @@ struct service {
 	struct store *persistent; /* sqlcipher backend; borrowed */
 	struct auth *auth;        /* token table; borrowed, may be NULL (no tokens) */
 	struct dedup *dedup;      /* recent mutating replies; borrowed, may be NULL */
+	struct notify *notify;    /* epoch and rev for replies (notify.h); borrowed, may be NULL */
 	struct limits limits;
 	/* Called by a handler just before it changes state, to write the audit trail's
 	 * "attempt" line; false refuses the call (fail closed). NULL: no audit trail. */

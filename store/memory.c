@@ -61,6 +61,9 @@ struct store_memory {
 	struct entry **order; /* every entry in name order when !order_dirty */
 	size_t order_cap;
 	bool order_dirty;
+	/* store_config.on_change: called after each change is visible (NULL for a mirror). */
+	void (*on_change)(void *arg, const char *name);
+	void *on_change_arg;
 };
 
 struct store_memory_prep {
@@ -224,8 +227,16 @@ fail:
 static store_status
 memory_open(const struct store_config *cfg, void **implp)
 {
-	return memory_open_with(
+	store_status rc = memory_open_with(
 	    cfg->max_secrets == 0 ? MEMORY_DEFAULT_MAX : cfg->max_secrets, implp);
+
+	if (rc == STORE_OK) {
+		struct store_memory *m = *implp;
+
+		m->on_change = cfg->on_change;
+		m->on_change_arg = cfg->on_change_arg;
+	}
+	return rc;
 }
 
 store_status
@@ -299,6 +310,10 @@ memory_put(void *impl, struct store_secret *s, enum store_conflict mode, bool *c
 	if (rc != STORE_OK)
 		goto unlock;
 	publish_locked(m, &prep, 1, NULL, 0);
+	/* Under the write lock: the name belongs to the store now, and a later write to it
+	 * cannot be observed before this one. */
+	if (m->on_change != NULL)
+		m->on_change(m->on_change_arg, s->name);
 	s = NULL;
 	*createdp = true;
 unlock:
@@ -413,6 +428,9 @@ memory_remove(void *impl, const char *name)
 	unlock(m);
 	if (e == NULL)
 		return STORE_NOT_FOUND;
+	/* e is unlinked and ours alone: its name stays valid until entry_free. */
+	if (m->on_change != NULL)
+		m->on_change(m->on_change_arg, e->s->name);
 	entry_free(e);
 	return STORE_OK;
 }

@@ -432,6 +432,8 @@ sqlcipher_open(const struct store_config *cfg, void **implp)
 	if (sc == NULL)
 		goto fail;
 	sc->passphrase = cfg->passphrase;
+	sc->on_change = cfg->on_change;
+	sc->on_change_arg = cfg->on_change_arg;
 	sc->max_secrets = cfg->max_secrets == 0 ? SQLCIPHER_DEFAULT_MAX : cfg->max_secrets;
 	if (pthread_mutex_init(&sc->write_lock, NULL) != 0)
 		goto fail;

@@ -34,6 +34,10 @@ struct store_sqlcipher {
 	size_t max_secrets;
 	bool read_only;
 	bool passphrase; /* keyed with a passphrase (see store_config) */
+	/* store_config.on_change, called once per committed change after it is published to
+	 * the mirror (sqlcipher_write.c). */
+	void (*on_change)(void *arg, const char *name);
+	void *on_change_arg;
 	sqlite3_stmt *begin;
 	sqlite3_stmt *commit;
 	sqlite3_stmt *rollback;

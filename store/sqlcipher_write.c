@@ -210,6 +210,12 @@ commit_group(struct store_sqlcipher *sc, struct write_op *group)
 			}
 		}
 		store_memory_publish_batch(sc->mem, preps, n_preps, removes, n_removes);
+		/* Durable and visible: tell the observer, still under write_lock so that no
+		 * later write to these names (which would free them) can run first. */
+		for (struct write_op *op = group; op != NULL && sc->on_change != NULL;
+		     op = op->next)
+			if (op->effective)
+				sc->on_change(sc->on_change_arg, op->name);
 	}
 	(void)pthread_mutex_unlock(&sc->write_lock);
 out:
