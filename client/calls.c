@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "client.h"
 
 /* Copy the call's outcome to the caller's err (NULL-safe) and return its status. */
@@ -22,6 +23,41 @@ call_finish(const struct client_call *call, secretd_error *err)
 	if (err != NULL)
 		*err = call->err;
 	return call->err.status;
+}
+
+/* The cache's key for a storage: "" any, "m" memory, "s" sqlcipher. */
+static const char *
+cache_storage(secretd_storage storage)
+{
+	return storage == SECRETD_STORAGE_MEMORY ? "m" : storage == SECRETD_STORAGE_SQLCIPHER ? "s" : "";
+}
+
+/* A call answered from the cache: err says OK like a call answered by the server. */
+static secretd_status
+cache_hit(secretd_error *err)
+{
+	if (err != NULL) {
+		err->status = SECRETD_OK;
+		err->reason[0] = '\0';
+		memcpy(err->message, "OK", sizeof("OK"));
+	}
+	return SECRETD_OK;
+}
+
+/* After a read that went to the server: keep a result, or serve a stale one when the
+ * server could not be reached (cache.h). Returns the call's status. */
+static secretd_status
+cache_after_read(secretd_client *client, enum cache_kind kind, const char *a, const char *b,
+    const struct client_call *call, secretd_status st, secretd_secret **secretp,
+    secretd_error *err)
+{
+	client_cache_reply(client->cache, call->epoch, call->rev, false);
+	if (st == SECRETD_OK && *secretp != NULL)
+		client_cache_insert(client->cache, kind, a, b, call->epoch, call->rev, *secretp);
+	else if ((st == SECRETD_UNAVAILABLE || st == SECRETD_DEADLINE_EXCEEDED) &&
+	         client_cache_lookup_stale(client->cache, kind, a, b, secretp))
+		return cache_hit(err);
+	return st;
 }
 
 /*
@@ -219,6 +255,7 @@ secretd_create(secretd_client *client, const secretd_create_args *args, int time
 	secretd__v1__secrets__create(client_service(client), &req,
 	    (Secretd__V1__SecretCreateReply_Closure)create_closure, &call);
 	st = call_finish(&call, err);
+	client_cache_reply(client->cache, call.epoch, call.rev, true);
 done:
 	free(field_ptrs);
 	free(fields); /* only pointers to the caller's values */
@@ -246,6 +283,7 @@ secretd_drop(secretd_client *client, const char *name, secretd_storage storage, 
 	client_call_init(&call, timeout_ms, result);
 	secretd__v1__secrets__drop(client_service(client), &req,
 	    (Secretd__V1__SecretDropReply_Closure)drop_closure, &call);
+	client_cache_reply(client->cache, call.epoch, call.rev, true);
 	return call_finish(&call, err);
 }
 
@@ -297,6 +335,9 @@ secretd_get(secretd_client *client, const char *name, secretd_storage storage, i
 	if (!storage_valid(storage))
 		return client_fail(
 		    err, SECRETD_INVALID_ARGUMENT, "unknown storage %d", (int)storage);
+	if (client->cache != NULL &&
+	    client_cache_lookup(client->cache, CACHE_GET, name, cache_storage(storage), secretp))
+		return cache_hit(err);
 	req.name = (char *)name;
 	req.storage = client_storage_to_pb(storage);
 	client_call_init(&call, timeout_ms, secretp);
@@ -307,6 +348,9 @@ secretd_get(secretd_client *client, const char *name, secretd_storage storage, i
 		secretd_secret_free(*secretp);
 		*secretp = NULL;
 	}
+	if (client->cache != NULL)
+		st = cache_after_read(
+		    client, CACHE_GET, name, cache_storage(storage), &call, st, secretp, err);
 	return st;
 }
 
@@ -323,6 +367,9 @@ secretd_resolve(secretd_client *client, const char *path, const char *type, int 
 	if (client == NULL || path == NULL || type == NULL || secretp == NULL)
 		return client_fail(err, SECRETD_INVALID_ARGUMENT,
 		    "secretd_resolve needs a client, a path, a type and secretp");
+	if (client->cache != NULL &&
+	    client_cache_lookup(client->cache, CACHE_RESOLVE, type, path, secretp))
+		return cache_hit(err);
 	req.path = (char *)path;
 	req.type = (char *)type;
 	client_call_init(&call, timeout_ms, secretp);
@@ -333,6 +380,8 @@ secretd_resolve(secretd_client *client, const char *path, const char *type, int 
 		secretd_secret_free(*secretp);
 		*secretp = NULL;
 	}
+	if (client->cache != NULL)
+		st = cache_after_read(client, CACHE_RESOLVE, type, path, &call, st, secretp, err);
 	return st;
 }
 
@@ -354,6 +403,8 @@ secretd_execute(secretd_client *client, const char *statement, int timeout_ms,
 	secretd__v1__secrets__execute(client_service(client), &req,
 	    (Secretd__V1__StatementReply_Closure)execute_closure, &call);
 	st = call_finish(&call, err);
+	/* A statement may have changed state: the next reads wait for its invalidation. */
+	client_cache_reply(client->cache, call.epoch, call.rev, true);
 	if (st != SECRETD_OK) {
 		secretd_result_free(*resultp);
 		*resultp = NULL;

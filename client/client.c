@@ -26,6 +26,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
 
+#include "cache.h"
 #include "client.h"
 
 const char *
@@ -514,6 +515,8 @@ secretd_client_open(
 		st = client_nng_fail(err, rv, url, "cannot dial");
 		goto fail;
 	}
+	if ((st = client_cache_open(client, options, &client->cache, err)) != SECRETD_OK)
+		goto fail;
 	*clientp = client;
 	return SECRETD_OK;
 
@@ -621,6 +624,9 @@ secretd_client_close(secretd_client *client)
 	(void)pthread_mutex_lock(&client->mu);
 	client->closing = true;
 	(void)pthread_mutex_unlock(&client->mu);
+	/* The subscriber first: it may be inside a call on the socket closed next. */
+	client_cache_close(client->cache);
+	client->cache = NULL;
 	/* Aborts every call in flight with NNG_ECLOSED (SECRETD_CANCELLED). */
 	if (client->sock_open) {
 		close_socket_bounded(client->sock);

@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <nng/nng.h>
 #include <nng/supplemental/tls/tls.h>
@@ -56,6 +57,7 @@ struct secretd_client {
 	nng_ctx *ctx_pool; /* idle contexts, reused (see client_ctx_put) */
 	size_t n_ctx_pool;
 	size_t cap_ctx_pool;
+	struct client_cache *cache; /* NULL unless secretd_options.cache (cache.h) */
 };
 
 /* A context for one call: an idle one from the pool, or a new one. 0 or an NNG_E* code. */
@@ -90,6 +92,8 @@ struct client_call {
 	int timeout_ms;    /* as given by the caller: 0 default, < 0 forever */
 	secretd_error err; /* the call's outcome */
 	void *target;      /* borrowed: where the closure stores what it built */
+	uint64_t epoch;    /* the reply's epoch and rev (0 when no reply came) */
+	uint64_t rev;
 };
 
 /* Prepare call for one exchange with the given timeout; target is borrowed. */
@@ -115,6 +119,10 @@ Secretd__V1__Storage client_storage_to_pb(secretd_storage storage);
  * memory runs out, or SECRETD_INTERNAL for a reply that breaks the wire contract.
  */
 secretd_status client_secret_build(const Secretd__V1__Secret *in, secretd_secret **outp);
+/* Copy a secret built by client_secret_build (or copied by this) into one new allocation.
+ * SECRETD_OK with *outp (caller frees with secretd_secret_free) or
+ * SECRETD_RESOURCE_EXHAUSTED. */
+secretd_status client_secret_dup(const secretd_secret *in, secretd_secret **outp);
 secretd_status client_rows_build(
     size_t n_rows, Secretd__V1__SecretRow *const *rows, secretd_rows **outp);
 secretd_status client_result_build(const Secretd__V1__StatementReply *in, secretd_result **outp);

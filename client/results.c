@@ -412,3 +412,44 @@ secretd_secret_field(const secretd_secret *secret, const char *key)
 	}
 	return NULL;
 }
+
+/* Move a pointer into a copied block: from inside src's block to the same place in dst's. */
+static const void *
+blob_move(const void *p, const void *src, void *dst)
+{
+	return p == NULL ? NULL : (const unsigned char *)dst + ((const unsigned char *)p - (const unsigned char *)src);
+}
+
+secretd_status
+client_secret_dup(const secretd_secret *in, secretd_secret **outp)
+{
+	const unsigned char *head = (const unsigned char *)in - BLOB_HEADER;
+	secretd_secret *out;
+	const char **scope;
+	secretd_field *fields;
+	size_t size;
+
+	/* A built secret is one block whose pointers all point inside it: copy the block
+	 * and move each pointer by the distance between the two blocks. */
+	memcpy(&size, head, sizeof(size));
+	out = blob_alloc(size);
+	if (out == NULL)
+		return SECRETD_RESOURCE_EXHAUSTED;
+	memcpy(out, in, size);
+	out->name = blob_move(in->name, in, out);
+	out->type = blob_move(in->type, in, out);
+	out->provider = blob_move(in->provider, in, out);
+	scope = (const char **)blob_move(in->scope, in, out);
+	for (size_t i = 0; i < in->n_scope; i++)
+		scope[i] = blob_move(in->scope[i], in, out);
+	out->scope = scope;
+	fields = (secretd_field *)blob_move(in->fields, in, out);
+	for (size_t i = 0; i < in->n_fields; i++) {
+		fields[i].key = blob_move(in->fields[i].key, in, out);
+		fields[i].value = blob_move(in->fields[i].value, in, out);
+	}
+	out->fields = fields;
+	out->stale = false;
+	*outp = out;
+	return SECRETD_OK;
+}

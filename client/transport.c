@@ -384,6 +384,8 @@ client_invoke(ProtobufCService *service, unsigned method_index, const ProtobufCM
 	if (st != SECRETD_OK)
 		goto done;
 
+	call->epoch = reply->epoch; /* for the cache (cache.h) */
+	call->rev = reply->rev;
 	if (reply->request_id != 0 && reply->request_id != request_id) {
 		st = client_fail(&call->err, SECRETD_INTERNAL,
 		    "bad reply to %s from %s: it answers another request", method->name,

@@ -83,6 +83,30 @@ typedef struct secretd_options {
 	const char *tls_server_name; /* name to verify; default: the host of the URL */
 	const char *tls_cert_file;   /* optional client certificate (PEM) */
 	const char *tls_key_file;    /* its key (PEM) */
+
+	/*
+	 * The cache (opt-in, off when cache is false). Get and Resolve results are kept in
+	 * this process's memory and served from it while fresh; the server's notify socket
+	 * (secretd --notify-listen) says which entries a change made stale. The guarantee:
+	 * a value served from the cache was the server's current value at some moment no
+	 * more than cache_bound_ms before the call (1 s by default), and a write made through
+	 * this client (create, drop, execute) is seen by every later call on it at once.
+	 * Anything that could break that (a gap in the server's revisions, a new server
+	 * epoch, a lost or new notify connection, no heartbeat within the bound) sends reads
+	 * to the server until the cache has caught up. Nothing is written to disk; cached
+	 * values are wiped when evicted and when the client closes.
+	 */
+	bool cache;
+	int cache_bound_ms;       /* staleness bound; 0: 1000 */
+	int cache_max_age_ms;     /* longest an entry is kept at all; 0: 60000 */
+	size_t cache_max_entries; /* 0: 4096 */
+	/* Stale if error: when the server cannot be reached (UNAVAILABLE, DEADLINE_EXCEEDED),
+	 * serve an entry that was fresh no more than this long ago, with secret->stale set;
+	 * never one whose invalidation was seen. 0: off. */
+	int cache_max_stale_ms;
+	/* The notify socket; NULL: next to an ipc:// url (PATH.sock -> PATH.notify.sock).
+	 * Without one (e.g. a tcp url and NULL here) every call goes to the server. */
+	const char *notify_url;
 } secretd_options;
 
 /*
@@ -129,6 +153,9 @@ typedef struct secretd_secret {
 	size_t n_scope;
 	const secretd_field *fields; /* sorted by key */
 	size_t n_fields;
+	/* Served from the cache past its staleness bound because the server could not be
+	 * reached (secretd_options.cache_max_stale_ms); false otherwise. */
+	bool stale;
 } secretd_secret;
 
 /* Wipe and free a secret. NULL-safe. */

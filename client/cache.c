@@ -1,0 +1,698 @@
+/*
+ * cache.c: libsecretd's cache of Get and Resolve results and its notify subscriber. The
+ * rules are in cache.h; the message format in server/notify.h.
+ *
+ * What it does not do: it never writes to disk, never logs, and never serves an entry
+ * while it cannot prove freshness (except stale-if-error, flagged on the result).
+ *
+ * Thread safety: c->mu guards everything but the subscriber socket, which only the
+ * subscriber thread reads, and the counters of connected pipes (atomic). No nng or rpc
+ * call is made under c->mu.
+ */
+#include "cache.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/sub.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Recent invalidations remembered to decide whether a fetch was overtaken. */
+#define RING 1024
+/* How long the subscriber waits for a message before checking its deadlines. */
+#define SUB_POLL_MS 20
+/* Longest cache key: a kind, a storage or type, and a name or path. */
+#define KEY_MAX 1100
+
+#define NOTIFY_KEY_LEN 16
+#define NOTIFY_MSG_LEN 40
+#define NOTIFY_HEARTBEAT 1
+#define NOTIFY_INVALIDATION 2
+
+struct entry {
+	struct entry *hnext; /* bucket chain */
+	struct entry *prev;  /* age list: oldest first */
+	struct entry *next;
+	uint64_t hash; /* CACHE_GET: SipHash(name key, name), the digest invalidations carry */
+	char kind;
+	bool suspect;         /* from before a flush: only for stale-if-error */
+	uint64_t inserted_us; /* for max_age */
+	uint64_t verified_us; /* suspect: when it was last known fresh */
+	size_t klen;
+	char *key;
+	secretd_secret *secret;
+};
+
+struct client_cache {
+	secretd_client *client;
+	pthread_mutex_t mu;
+	uint64_t bound_us, max_age_us, max_stale_us;
+	size_t max_entries;
+	char *notify_url;
+
+	/* Sync state (see cache.h). */
+	bool synced;
+	bool have_key;
+	uint64_t epoch; /* 0: unknown */
+	uint64_t applied;
+	uint64_t barrier, barrier_epoch;
+	uint8_t name_key[NOTIFY_KEY_LEN];
+	uint64_t sync_client_us, sync_server_us;
+	uint64_t fresh_us; /* the cache's state was current at this client time, or later */
+	uint64_t ring_base;
+	uint64_t ring_rev[RING];
+	uint64_t ring_digest[RING];
+
+	/* Entries. */
+	struct entry **buckets;
+	size_t n_buckets; /* a power of two */
+	size_t count;
+	size_t n_resolve;
+	struct entry *oldest, *newest;
+
+	/* Subscriber. */
+	nng_socket sub;
+	bool sub_open;
+	atomic_int sub_pipes;
+	atomic_bool stop;
+	pthread_t thread;
+	bool thread_started;
+};
+
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t
+rotl(uint64_t x, int b)
+{
+	return (x << b) | (x >> (64 - b));
+}
+
+static void
+sip_round(uint64_t v[4])
+{
+	v[0] += v[1];
+	v[1] = rotl(v[1], 13) ^ v[0];
+	v[0] = rotl(v[0], 32);
+	v[2] += v[3];
+	v[3] = rotl(v[3], 16) ^ v[2];
+	v[0] += v[3];
+	v[3] = rotl(v[3], 21) ^ v[0];
+	v[2] += v[1];
+	v[1] = rotl(v[1], 17) ^ v[2];
+	v[2] = rotl(v[2], 32);
+}
+
+static uint64_t
+le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* SipHash-2-4: the same digest the server puts on the notify socket (server/notify.c). */
+static uint64_t
+siphash(const uint8_t key[NOTIFY_KEY_LEN], const void *data, size_t len)
+{
+	const uint8_t *in = data;
+	uint64_t k0 = le64(key);
+	uint64_t k1 = le64(key + 8);
+	uint64_t v[4] = {k0 ^ 0x736f6d6570736575ull, k1 ^ 0x646f72616e646f6dull,
+	    k0 ^ 0x6c7967656e657261ull, k1 ^ 0x7465646279746573ull};
+	uint64_t last = (uint64_t)len << 56;
+	size_t i;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		uint64_t m = le64(in + i);
+
+		v[3] ^= m;
+		sip_round(v);
+		sip_round(v);
+		v[0] ^= m;
+	}
+	for (size_t j = 0; i + j < len; j++)
+		last |= (uint64_t)in[i + j] << (8 * j);
+	v[3] ^= last;
+	sip_round(v);
+	sip_round(v);
+	v[0] ^= last;
+	v[2] ^= 0xff;
+	for (int r = 0; r < 4; r++)
+		sip_round(v);
+	return v[0] ^ v[1] ^ v[2] ^ v[3];
+}
+
+/* Build the key of (kind, a, b) into buf: kind, then for CACHE_GET the storage and the
+ * name with ASCII letters lowercased as the server stores it, for CACHE_RESOLVE the type
+ * lowercased, a NUL and the path; *lenp gets its length. false when it does not fit (such
+ * a call is simply not cached). */
+static bool
+make_key(enum cache_kind kind, const char *a, const char *b, char buf[KEY_MAX], size_t *lenp)
+{
+	size_t la = strlen(a), lb = strlen(b), n = 0;
+
+	if (la + lb + 3 > KEY_MAX)
+		return false;
+	buf[n++] = (char)kind;
+	if (kind == CACHE_GET) {
+		buf[n++] = b[0]; /* storage: 0, 'm' or 's' */
+		for (size_t i = 0; i < la; i++)
+			buf[n++] = (char)(a[i] >= 'A' && a[i] <= 'Z' ? a[i] - 'A' + 'a' : a[i]);
+	} else {
+		for (size_t i = 0; i < la; i++)
+			buf[n++] = (char)(a[i] >= 'A' && a[i] <= 'Z' ? a[i] - 'A' + 'a' : a[i]);
+		buf[n++] = '\0';
+		memcpy(buf + n, b, lb);
+		n += lb;
+	}
+	*lenp = n;
+	return true;
+}
+
+/* The hash of a key: for a Get, the digest of the name alone (what invalidations carry). */
+static uint64_t
+key_hash(const struct client_cache *c, const char *key, size_t len)
+{
+	if (key[0] == CACHE_GET)
+		return siphash(c->name_key, key + 2, len - 2);
+	return siphash(c->name_key, key, len);
+}
+
+static void
+entry_free(struct entry *e)
+{
+	if (e == NULL)
+		return;
+	secretd_secret_free(e->secret);
+	if (e->key != NULL) {
+		explicit_bzero(e->key, e->klen);
+		free(e->key);
+	}
+	free(e);
+}
+
+/* Unlink e from its bucket and the age list and free it (wiped). Under c->mu. */
+static void
+entry_remove(struct client_cache *c, struct entry *e)
+{
+	struct entry **pp = &c->buckets[e->hash & (c->n_buckets - 1)];
+
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	if (e->prev != NULL)
+		e->prev->next = e->next;
+	else
+		c->oldest = e->next;
+	if (e->next != NULL)
+		e->next->prev = e->prev;
+	else
+		c->newest = e->prev;
+	c->count--;
+	if (e->kind == CACHE_RESOLVE)
+		c->n_resolve--;
+	entry_free(e);
+}
+
+static struct entry *
+entry_find(struct client_cache *c, uint64_t hash, const char *key, size_t len)
+{
+	for (struct entry *e = c->buckets[hash & (c->n_buckets - 1)]; e != NULL; e = e->hnext)
+		if (e->hash == hash && e->klen == len && memcmp(e->key, key, len) == 0)
+			return e;
+	return NULL;
+}
+
+/* Everything goes, suspect entries too: a new epoch, or close. Under c->mu. */
+static void
+wipe_all(struct client_cache *c)
+{
+	while (c->oldest != NULL)
+		entry_remove(c, c->oldest);
+	c->synced = false;
+}
+
+/* Freshness can no longer be proven: stop serving until the next sync; keep entries only
+ * for stale-if-error. Under c->mu. */
+static void
+flush(struct client_cache *c)
+{
+	struct entry *e = c->oldest;
+
+	c->synced = false;
+	while (e != NULL) {
+		struct entry *next = e->next;
+
+		if (c->max_stale_us == 0) {
+			entry_remove(c, e);
+		} else if (!e->suspect) {
+			e->suspect = true;
+			e->verified_us = c->fresh_us;
+		}
+		e = next;
+	}
+}
+
+/* Whether entries may be served now. Under c->mu. */
+static bool
+servable(const struct client_cache *c, uint64_t now)
+{
+	if (!c->synced || now > c->fresh_us + c->bound_us)
+		return false;
+	return c->barrier_epoch != c->epoch || c->applied >= c->barrier;
+}
+
+/* Apply one notify message. Under c->mu. */
+static void
+apply_message(struct client_cache *c, const uint8_t *p, size_t len)
+{
+	uint64_t epoch, rev, server_us, digest, t = 0;
+	int kind;
+
+	if (len != NOTIFY_MSG_LEN || memcmp(p, "SDN\x01", 4) != 0 || !c->synced)
+		return;
+	kind = p[4];
+	epoch = le64(p + 8);
+	rev = le64(p + 16);
+	server_us = le64(p + 24);
+	digest = le64(p + 32);
+	if (epoch != c->epoch) {
+		wipe_all(c); /* a new server process: its temporaries and revisions are new */
+		c->epoch = 0;
+		return;
+	}
+	/* When the server made this message, in our clock: at the earliest the Subscribe
+	 * call's send time plus the server time elapsed since its reply. */
+	if (server_us >= c->sync_server_us)
+		t = c->sync_client_us + (server_us - c->sync_server_us);
+	if (kind == NOTIFY_INVALIDATION) {
+		if (rev <= c->applied)
+			return; /* before the sync: already in its state */
+		if (rev != c->applied + 1) {
+			flush(c); /* a gap: some invalidation was dropped */
+			return;
+		}
+		c->applied = rev;
+		c->ring_rev[rev % RING] = rev;
+		c->ring_digest[rev % RING] = digest;
+		for (struct entry *e = c->buckets[digest & (c->n_buckets - 1)], *next; e != NULL;
+		     e = next) {
+			next = e->hnext;
+			if (e->kind == CACHE_GET && e->hash == digest)
+				entry_remove(c, e);
+		}
+		for (struct entry *e = c->oldest, *next; e != NULL && c->n_resolve > 0; e = next) {
+			next = e->next;
+			if (e->kind == CACHE_RESOLVE)
+				entry_remove(c, e);
+		}
+	} else if (kind == NOTIFY_HEARTBEAT) {
+		if (rev > c->applied) {
+			flush(c); /* invalidations up to rev never arrived */
+			return;
+		}
+		if (rev < c->applied)
+			return; /* made before an invalidation already applied */
+	} else {
+		return;
+	}
+	if (t > c->fresh_us)
+		c->fresh_us = t;
+}
+
+static void
+subscribe_closure(const ProtobufCMessage *msg, void *data)
+{
+	struct client_call *call = data;
+	const Secretd__V1__SubscribeReply *reply = (const void *)msg;
+	Secretd__V1__SubscribeReply *out = call->target;
+
+	if (reply == NULL)
+		return;
+	if (reply->name_key.len != NOTIFY_KEY_LEN || reply->epoch == 0) {
+		(void)client_fail(&call->err, SECRETD_INTERNAL, "bad reply to Subscribe");
+		return;
+	}
+	out->epoch = reply->epoch;
+	out->rev = reply->rev;
+	out->server_time_us = reply->server_time_us;
+	memcpy(out->name_key.data, reply->name_key.data, NOTIFY_KEY_LEN);
+}
+
+/* Ask the server where it stands and start applying messages from there. */
+static void
+sync_now(struct client_cache *c)
+{
+	Secretd__V1__SubscribeRequest req = SECRETD__V1__SUBSCRIBE_REQUEST__INIT;
+	Secretd__V1__SubscribeReply got = SECRETD__V1__SUBSCRIBE_REPLY__INIT;
+	uint8_t key[NOTIFY_KEY_LEN];
+	struct client_call call;
+	uint64_t sent;
+
+	got.name_key.data = key;
+	client_call_init(&call, (int)(c->bound_us / 1000), &got);
+	sent = now_us();
+	secretd__v1__secrets__subscribe(client_service(c->client), &req,
+	    (Secretd__V1__SubscribeReply_Closure)subscribe_closure, &call);
+	if (call.err.status != SECRETD_OK)
+		goto done;
+	(void)pthread_mutex_lock(&c->mu);
+	if (c->epoch != got.epoch)
+		wipe_all(c);
+	c->epoch = got.epoch;
+	memcpy(c->name_key, key, NOTIFY_KEY_LEN);
+	c->have_key = true;
+	c->applied = got.rev;
+	c->ring_base = got.rev;
+	memset(c->ring_rev, 0, sizeof(c->ring_rev));
+	c->sync_client_us = sent;
+	c->sync_server_us = got.server_time_us;
+	c->fresh_us = sent;
+	/* Only a connected subscriber sees what comes next. */
+	c->synced = atomic_load(&c->sub_pipes) > 0;
+	(void)pthread_mutex_unlock(&c->mu);
+done:
+	explicit_bzero(key, sizeof(key));
+}
+
+static void *
+sub_main(void *arg)
+{
+	struct client_cache *c = arg;
+
+	while (!atomic_load(&c->stop)) {
+		nng_msg *msg = NULL;
+		bool synced;
+		int rv;
+
+		(void)pthread_mutex_lock(&c->mu);
+		synced = c->synced;
+		(void)pthread_mutex_unlock(&c->mu);
+		if (!synced && atomic_load(&c->sub_pipes) > 0)
+			sync_now(c);
+		rv = nng_recvmsg(c->sub, &msg, 0);
+		if (rv == NNG_ECLOSED)
+			break;
+		(void)pthread_mutex_lock(&c->mu);
+		if (rv == 0)
+			apply_message(c, nng_msg_body(msg), nng_msg_len(msg));
+		if (c->synced && now_us() > c->fresh_us + c->bound_us)
+			flush(c); /* no heartbeat within the bound */
+		(void)pthread_mutex_unlock(&c->mu);
+		if (msg != NULL)
+			nng_msg_free(msg);
+	}
+	return NULL;
+}
+
+/* Runs on nng's threads: a lost notify connection may have lost messages. */
+static void
+sub_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	struct client_cache *c = arg;
+
+	(void)pipe;
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		(void)atomic_fetch_add(&c->sub_pipes, 1);
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		(void)atomic_fetch_sub(&c->sub_pipes, 1);
+		(void)pthread_mutex_lock(&c->mu);
+		flush(c);
+		(void)pthread_mutex_unlock(&c->mu);
+	}
+}
+
+/* The subscriber socket: open, subscribe to everything, dial without waiting. */
+static secretd_status
+cache_sub_open(struct client_cache *c, secretd_error *err)
+{
+	nng_dialer d;
+	int rv;
+
+	if ((rv = nng_sub0_open(&c->sub)) != 0)
+		return client_nng_fail(err, rv, c->notify_url, "cannot open a subscriber for");
+	c->sub_open = true;
+	if ((rv = nng_socket_set(c->sub, NNG_OPT_SUB_SUBSCRIBE, "", 0)) != 0 ||
+	    (rv = nng_socket_set_ms(c->sub, NNG_OPT_RECVTIMEO, SUB_POLL_MS)) != 0 ||
+	    (rv = nng_socket_set_size(c->sub, NNG_OPT_RECVMAXSZ, 4096)) != 0 ||
+	    (rv = nng_pipe_notify(c->sub, NNG_PIPE_EV_ADD_POST, sub_pipe_event, c)) != 0 ||
+	    (rv = nng_pipe_notify(c->sub, NNG_PIPE_EV_REM_POST, sub_pipe_event, c)) != 0)
+		return client_nng_fail(err, rv, c->notify_url, "cannot set up the subscriber for");
+	if ((rv = nng_dialer_create(&d, c->sub, c->notify_url)) != 0)
+		return client_fail(err, SECRETD_INVALID_ARGUMENT, "bad notify URL %s: %s",
+		    c->notify_url, nng_strerror(rv));
+	if (strncmp(c->notify_url, "tls+", 4) == 0) {
+		if (c->client->tls == NULL)
+			return client_fail(err, SECRETD_INVALID_ARGUMENT,
+			    "notify URL %s needs a tls+tcp:// server URL with its CA", c->notify_url);
+		if ((rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->client->tls)) != 0)
+			return client_nng_fail(err, rv, c->notify_url, "cannot set up TLS for");
+	}
+	if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0)
+		return client_nng_fail(err, rv, c->notify_url, "cannot dial");
+	return SECRETD_OK;
+}
+
+/* Close the subscriber socket (the thread is stopped first). Its callbacks go first, so
+ * the cache can be freed whatever nng does afterwards. */
+static void
+cache_sub_close(struct client_cache *c)
+{
+	if (!c->sub_open)
+		return;
+	(void)nng_pipe_notify(c->sub, NNG_PIPE_EV_ADD_POST, NULL, NULL);
+	(void)nng_pipe_notify(c->sub, NNG_PIPE_EV_REM_POST, NULL, NULL);
+	(void)nng_close(c->sub);
+	c->sub_open = false;
+}
+
+secretd_status
+client_cache_open(secretd_client *client, const secretd_options *o, struct client_cache **cp,
+    secretd_error *err)
+{
+	struct client_cache *c = NULL;
+	char url[4200];
+	secretd_status st;
+
+	*cp = NULL;
+	if (o == NULL || !o->cache)
+		return SECRETD_OK;
+	if (o->cache_bound_ms < 0 || o->cache_max_age_ms < 0 || o->cache_max_stale_ms < 0)
+		return client_fail(err, SECRETD_INVALID_ARGUMENT, "negative cache setting");
+	if (o->notify_url != NULL) {
+		client_copy_str(url, sizeof(url), o->notify_url);
+	} else if (strncmp(client->url, "ipc://", 6) == 0) {
+		size_t n = strlen(client->url);
+
+		if (n > 5 && strcmp(client->url + n - 5, ".sock") == 0)
+			(void)snprintf(url, sizeof(url), "%.*s.notify.sock", (int)(n - 5), client->url);
+		else
+			(void)snprintf(url, sizeof(url), "%s.notify", client->url);
+	} else {
+		return SECRETD_OK; /* no notify socket known: every call goes to the server */
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL || pthread_mutex_init(&c->mu, NULL) != 0) {
+		free(c);
+		return client_fail(err, SECRETD_INTERNAL, "out of memory");
+	}
+	c->client = client;
+	c->bound_us = (uint64_t)(o->cache_bound_ms > 0 ? o->cache_bound_ms : 1000) * 1000u;
+	c->max_age_us = (uint64_t)(o->cache_max_age_ms > 0 ? o->cache_max_age_ms : 60000) * 1000u;
+	c->max_stale_us = (uint64_t)o->cache_max_stale_ms * 1000u;
+	c->max_entries = o->cache_max_entries > 0 ? o->cache_max_entries : 4096;
+	c->n_buckets = 64;
+	while (c->n_buckets < c->max_entries && c->n_buckets < ((size_t)1 << 24))
+		c->n_buckets *= 2;
+	atomic_init(&c->sub_pipes, 0);
+	atomic_init(&c->stop, false);
+	c->buckets = calloc(c->n_buckets, sizeof(*c->buckets));
+	c->notify_url = strdup(url);
+	if (c->buckets == NULL || c->notify_url == NULL) {
+		st = client_fail(err, SECRETD_INTERNAL, "out of memory");
+		goto fail;
+	}
+	if ((st = cache_sub_open(c, err)) != SECRETD_OK)
+		goto fail;
+	if (pthread_create(&c->thread, NULL, sub_main, c) != 0) {
+		st = client_fail(err, SECRETD_INTERNAL, "cannot start the cache's subscriber");
+		goto fail;
+	}
+	c->thread_started = true;
+	*cp = c;
+	return SECRETD_OK;
+fail:
+	client_cache_close(c);
+	return st;
+}
+
+void
+client_cache_close(struct client_cache *c)
+{
+	if (c == NULL)
+		return;
+	atomic_store(&c->stop, true);
+	if (c->thread_started)
+		(void)pthread_join(c->thread, NULL);
+	cache_sub_close(c);
+	if (c->buckets != NULL) {
+		(void)pthread_mutex_lock(&c->mu);
+		wipe_all(c);
+		(void)pthread_mutex_unlock(&c->mu);
+	}
+	free(c->buckets);
+	free(c->notify_url);
+	(void)pthread_mutex_destroy(&c->mu);
+	explicit_bzero(c, sizeof(*c));
+	free(c);
+}
+
+/* Copy out the entry for a key when allowed: fresh (stale false) or stale-if-error. */
+static bool
+lookup(struct client_cache *c, enum cache_kind kind, const char *a, const char *b, bool stale,
+    secretd_secret **outp)
+{
+	char key[KEY_MAX];
+	size_t len;
+	uint64_t now = now_us();
+	struct entry *e;
+	bool hit = false;
+
+	if (c == NULL || !make_key(kind, a, b, key, &len))
+		return false;
+	(void)pthread_mutex_lock(&c->mu);
+	if (!c->have_key || (!stale && !servable(c, now)))
+		goto done;
+	e = entry_find(c, key_hash(c, key, len), key, len);
+	if (e == NULL || now > e->inserted_us + c->max_age_us)
+		goto done;
+	if (stale) {
+		uint64_t verified = e->suspect ? e->verified_us : c->fresh_us;
+
+		if (c->max_stale_us == 0 || now > verified + c->max_stale_us)
+			goto done;
+	} else if (e->suspect) {
+		goto done;
+	}
+	hit = client_secret_dup(e->secret, outp) == SECRETD_OK;
+	if (hit && stale)
+		(*outp)->stale = true;
+done:
+	(void)pthread_mutex_unlock(&c->mu);
+	return hit;
+}
+
+bool
+client_cache_lookup(struct client_cache *c, enum cache_kind kind, const char *a, const char *b,
+    secretd_secret **outp)
+{
+	return lookup(c, kind, a, b, false, outp);
+}
+
+bool
+client_cache_lookup_stale(struct client_cache *c, enum cache_kind kind, const char *a,
+    const char *b, secretd_secret **outp)
+{
+	return lookup(c, kind, a, b, true, outp);
+}
+
+/* Whether an invalidation newer than rev and touching hash (or any, for a Resolve) has been
+ * applied, or the ring cannot tell. Under c->mu. */
+static bool
+overtaken(const struct client_cache *c, enum cache_kind kind, uint64_t hash, uint64_t rev)
+{
+	if (rev >= c->applied)
+		return false;
+	if (rev < c->ring_base || c->applied - rev > RING || kind == CACHE_RESOLVE)
+		return true;
+	for (uint64_t r = rev + 1; r <= c->applied; r++)
+		if (c->ring_rev[r % RING] != r || c->ring_digest[r % RING] == hash)
+			return true;
+	return false;
+}
+
+void
+client_cache_insert(struct client_cache *c, enum cache_kind kind, const char *a, const char *b,
+    uint64_t epoch, uint64_t rev, const secretd_secret *s)
+{
+	char key[KEY_MAX];
+	size_t len;
+	struct entry *e = NULL;
+	struct entry *old;
+
+	if (c == NULL || s == NULL || !make_key(kind, a, b, key, &len))
+		return;
+	e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return;
+	e->kind = (char)kind;
+	e->klen = len;
+	e->key = malloc(len);
+	if (e->key == NULL || client_secret_dup(s, &e->secret) != SECRETD_OK)
+		goto drop;
+	memcpy(e->key, key, len);
+	(void)pthread_mutex_lock(&c->mu);
+	if (!c->synced || epoch != c->epoch) {
+		(void)pthread_mutex_unlock(&c->mu);
+		goto drop;
+	}
+	e->hash = key_hash(c, key, len);
+	if (overtaken(c, kind, e->hash, rev)) {
+		(void)pthread_mutex_unlock(&c->mu);
+		goto drop;
+	}
+	old = entry_find(c, e->hash, key, len);
+	if (old != NULL)
+		entry_remove(c, old);
+	if (c->count >= c->max_entries && c->oldest != NULL)
+		entry_remove(c, c->oldest);
+	e->inserted_us = now_us();
+	e->hnext = c->buckets[e->hash & (c->n_buckets - 1)];
+	c->buckets[e->hash & (c->n_buckets - 1)] = e;
+	e->prev = c->newest;
+	if (c->newest != NULL)
+		c->newest->next = e;
+	else
+		c->oldest = e;
+	c->newest = e;
+	c->count++;
+	if (kind == CACHE_RESOLVE)
+		c->n_resolve++;
+	(void)pthread_mutex_unlock(&c->mu);
+	return;
+drop:
+	entry_free(e);
+}
+
+void
+client_cache_reply(struct client_cache *c, uint64_t epoch, uint64_t rev, bool wrote)
+{
+	if (c == NULL || epoch == 0)
+		return;
+	(void)pthread_mutex_lock(&c->mu);
+	if (c->epoch != 0 && epoch != c->epoch) {
+		/* The server restarted: its temporaries are gone, so are ours, at once. */
+		wipe_all(c);
+		c->epoch = 0;
+	}
+	if (wrote) {
+		if (c->barrier_epoch != epoch)
+			c->barrier = 0;
+		c->barrier_epoch = epoch;
+		if (rev > c->barrier)
+			c->barrier = rev;
+	}
+	(void)pthread_mutex_unlock(&c->mu);
+}
