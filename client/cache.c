@@ -24,6 +24,8 @@
 #define RING 1024
 /* How long the subscriber waits for a message before checking its deadlines. */
 #define SUB_POLL_MS 20
+/* Wait before another Subscribe after one that failed. */
+#define SYNC_RETRY_US 100000
 /* Longest cache key: a kind, a storage or type, and a name or path. */
 #define KEY_MAX 1100
 
@@ -77,6 +79,7 @@ struct client_cache {
 	nng_socket sub;
 	bool sub_open;
 	atomic_int sub_pipes;
+	uint64_t lost; /* notify connections lost (under mu): a sync that spans one is void */
 	atomic_bool stop;
 	pthread_t thread;
 	bool thread_started;
@@ -359,8 +362,11 @@ sync_now(struct client_cache *c)
 	Secretd__V1__SubscribeReply got = SECRETD__V1__SUBSCRIBE_REPLY__INIT;
 	uint8_t key[NOTIFY_KEY_LEN];
 	struct client_call call;
-	uint64_t sent;
+	uint64_t sent, lost;
 
+	(void)pthread_mutex_lock(&c->mu);
+	lost = c->lost;
+	(void)pthread_mutex_unlock(&c->mu);
 	got.name_key.data = key;
 	client_call_init(&call, (int)(c->bound_us / 1000), &got);
 	sent = now_us();
@@ -380,8 +386,8 @@ sync_now(struct client_cache *c)
 	c->sync_client_us = sent;
 	c->sync_server_us = got.server_time_us;
 	c->fresh_us = sent;
-	/* Only a connected subscriber sees what comes next. */
-	c->synced = atomic_load(&c->sub_pipes) > 0;
+	/* Only a subscriber connected all along sees what comes next. */
+	c->synced = atomic_load(&c->sub_pipes) > 0 && c->lost == lost;
 	(void)pthread_mutex_unlock(&c->mu);
 done:
 	explicit_bzero(key, sizeof(key));
@@ -391,6 +397,7 @@ static void *
 sub_main(void *arg)
 {
 	struct client_cache *c = arg;
+	uint64_t next_sync = 0;
 
 	while (!atomic_load(&c->stop)) {
 		nng_msg *msg = NULL;
@@ -400,8 +407,13 @@ sub_main(void *arg)
 		(void)pthread_mutex_lock(&c->mu);
 		synced = c->synced;
 		(void)pthread_mutex_unlock(&c->mu);
-		if (!synced && atomic_load(&c->sub_pipes) > 0)
+		if (!synced && atomic_load(&c->sub_pipes) > 0 && now_us() >= next_sync) {
 			sync_now(c);
+			(void)pthread_mutex_lock(&c->mu);
+			/* A refused or failed sync is retried, but not in a tight loop. */
+			next_sync = c->synced ? 0 : now_us() + SYNC_RETRY_US;
+			(void)pthread_mutex_unlock(&c->mu);
+		}
 		rv = nng_recvmsg(c->sub, &msg, 0);
 		if (rv == NNG_ECLOSED)
 			break;
@@ -429,6 +441,7 @@ sub_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
 		(void)atomic_fetch_sub(&c->sub_pipes, 1);
 		(void)pthread_mutex_lock(&c->mu);
+		c->lost++;
 		flush(c);
 		(void)pthread_mutex_unlock(&c->mu);
 	}

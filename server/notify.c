@@ -179,7 +179,7 @@ static void
 send_locked(struct notify *n, int kind, uint64_t rev, uint64_t digest)
 {
 	nng_msg *msg = NULL;
-	size_t len = kind == NOTIFY_MSG_INVALIDATION ? NOTIFY_MSG_LEN : NOTIFY_MSG_LEN - 8;
+	size_t len = NOTIFY_MSG_LEN;
 	uint8_t *p;
 
 	if (!n->sock_open || nng_msg_alloc(&msg, len) != 0)
@@ -190,8 +190,8 @@ send_locked(struct notify *n, int kind, uint64_t rev, uint64_t digest)
 	p[4] = (uint8_t)kind;
 	store_le64(p + 8, n->epoch);
 	store_le64(p + 16, rev);
-	if (kind == NOTIFY_MSG_INVALIDATION)
-		store_le64(p + 24, digest);
+	store_le64(p + 24, notify_now_us());
+	store_le64(p + 32, digest);
 	/* pub0 never blocks: a full subscriber queue loses its oldest message, which the
 	 * subscriber detects from the revisions. */
 	if (nng_sendmsg(n->sock, msg, NNG_FLAG_NONBLOCK) != 0)
@@ -210,6 +210,15 @@ notify_changed(void *arg, const char *name)
 	atomic_store(&n->rev, rev);
 	send_locked(n, NOTIFY_MSG_INVALIDATION, rev, digest);
 	(void)pthread_mutex_unlock(&n->mu);
+}
+
+uint64_t
+notify_now_us(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 uint64_t
@@ -311,6 +320,8 @@ handle_subscribe(struct request *rq, const ProtobufCMessage *in, ProtobufCMessag
 		    &rq->info->outcome, ST_RESOURCE_EXHAUSTED, "NO_MEMORY", "out of memory");
 	memcpy(key, n->key, NOTIFY_KEY_LEN);
 	rep->epoch = n->epoch;
+	/* Time first: the state at rev was current at some moment at or after that time. */
+	rep->server_time_us = notify_now_us();
 	rep->rev = notify_rev(n);
 	rep->name_key.data = key;
 	rep->name_key.len = NOTIFY_KEY_LEN;

@@ -22,7 +22,11 @@
  *   bytes 8-15  epoch
  *   bytes 16-23 rev: the server's revision (a heartbeat), or the revision this change
  *               raised it to (an invalidation: consecutive, one per change)
- *   bytes 24-31 invalidation only: SipHash-2-4(name_key, stored name) of the changed secret
+ *   bytes 24-31 the server's CLOCK_MONOTONIC in microseconds when the message was made
+ *               (the Subscribe reply carries the same clock: a subscriber measures how old
+ *               a message is from these, not from when its own queue handed it over)
+ *   bytes 32-39 invalidation: SipHash-2-4(name_key, stored name) of the changed secret;
+ *               heartbeat: zero
  *
  * An invalidation is sent after the change is durable and visible; a heartbeat at least
  * every NOTIFY_HEARTBEAT_MS. Both are sent under one lock with the revision they carry, so
@@ -64,7 +68,7 @@ struct logger;
 #define NOTIFY_KEY_LEN 16
 #define NOTIFY_MSG_HEARTBEAT 1
 #define NOTIFY_MSG_INVALIDATION 2
-#define NOTIFY_MSG_LEN 32
+#define NOTIFY_MSG_LEN 40
 
 /* Draw a new epoch and name key; rev 0; no socket yet. log is borrowed for the notify's
  * life. ST_OK with *np (free with notify_close), or ST_INTERNAL (no randomness, no memory). */
@@ -88,6 +92,9 @@ void notify_close(struct notify *n);
 /* store_config.on_change: raise rev and publish an invalidation for name (borrowed).
  * arg is the struct notify. Never fails; a dropped message is what revisions are for. */
 void notify_changed(void *arg, const char *name);
+
+/* The server's monotonic clock in microseconds (the time carried by notify messages). */
+uint64_t notify_now_us(void);
 
 /* The current epoch and revision; 0 for a NULL notify (a service without one). */
 uint64_t notify_epoch(const struct notify *n);
