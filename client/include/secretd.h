@@ -11,6 +11,10 @@
  * Secret memory: every result that can carry a secret value (secretd_secret,
  * secretd_rows when unredacted, secretd_result) is wiped by its free function.
  *
+ * Cache (opt-in, secretd_options.cache): a value served from the cache was the server's
+ * current value at some moment no more than the staleness bound (1 s by default) before the
+ * call, and a client always sees its own writes.
+ *
  * Errors: every call returns a secretd_status whose values are the gRPC canonical codes,
  * and, when err is non-NULL, fills it with the server's reason and message (or the
  * library's own when the server was not reached). Messages never hold a secret value.

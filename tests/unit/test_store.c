@@ -933,6 +933,60 @@ test_concurrency(struct fixture *fx)
 	}
 }
 
+/* store_config.on_change: once per change that became visible (put that changed something,
+ * remove), with the name; never for a refused or ignored put, a missing name, or a load. */
+struct change_log {
+	char names[16][16];
+	int n;
+};
+
+static void
+record_change(void *arg, const char *name)
+{
+	struct change_log *cl = arg;
+
+	if (cl->n < 16) {
+		snprintf(cl->names[cl->n], sizeof(cl->names[0]), "%s", name);
+		cl->n++;
+	}
+}
+
+static void
+test_on_change(struct fixture *fx)
+{
+	struct change_log cl = {0};
+	struct store_config cfg = {
+	    .path = fx->path,
+	    .key = fx->key,
+	    .key_len = STORE_KEY_LEN,
+	    .on_change = record_change,
+	    .on_change_arg = &cl,
+	};
+	struct store *st = NULL;
+
+	CHECK_STATUS(store_open(fx->ops, &cfg, &st), STORE_OK);
+	if (st == NULL)
+		return;
+	CHECK_STATUS(put1(st, "a", "openai", NULL, VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_OK);
+	CHECK_STATUS(put1(st, "a", "openai", NULL, VALUE_B, STORE_CONFLICT_ERROR, NULL), STORE_EXISTS);
+	CHECK_STATUS(put1(st, "a", "openai", NULL, VALUE_B, STORE_CONFLICT_IGNORE, NULL), STORE_OK);
+	CHECK_STATUS(put1(st, "a", "openai", NULL, VALUE_B, STORE_CONFLICT_REPLACE, NULL), STORE_OK);
+	CHECK_STATUS(store_remove(st, "a"), STORE_OK);
+	CHECK_STATUS(store_remove(st, "a"), STORE_NOT_FOUND);
+	CHECK_STATUS(put1(st, "b", "openai", NULL, VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_OK);
+	CHECK_STATUS(cl.n, 4);
+	CHECK(strcmp(cl.names[0], "a") == 0 && strcmp(cl.names[1], "a") == 0 &&
+	      strcmp(cl.names[2], "a") == 0 && strcmp(cl.names[3], "b") == 0);
+	store_close(st);
+	/* Reopening (loading the database) reports nothing: no change was made. */
+	if (fx->persistent) {
+		cl.n = 0;
+		CHECK_STATUS(store_open(fx->ops, &cfg, &st), STORE_OK);
+		CHECK_STATUS(cl.n, 0);
+		store_close(st);
+	}
+}
+
 typedef void (*test_fn)(struct fixture *fx);
 
 struct test_case {
@@ -952,6 +1006,7 @@ static const struct test_case contract_tests[] = {
     {"secret_dup_free", test_secret_dup_free},
     {"resolve_model", test_resolve_model},
     {"concurrency", test_concurrency},
+    {"on_change", test_on_change},
 };
 
 /* --- sqlcipher only ------------------------------------------------------------------- */
