@@ -81,7 +81,9 @@ struct client_cache {
 	/* Subscriber. */
 	nng_socket sub;
 	bool sub_open;
-	atomic_int sub_pipes;
+	/* The connected notify pipe's id, 0 when none: set on add, cleared on the removal of
+	 * that same pipe (a count could go wrong on a removal with no add before it). */
+	_Atomic uint32_t sub_pipe;
 	uint64_t lost; /* notify connections lost (under mu): a sync that spans one is void */
 	atomic_bool stop;
 	pthread_t thread;
@@ -390,7 +392,7 @@ sync_now(struct client_cache *c)
 	c->sync_server_us = got.server_time_us;
 	c->fresh_us = sent;
 	/* Only a subscriber connected all along sees what comes next. */
-	c->synced = atomic_load(&c->sub_pipes) > 0 && c->lost == lost;
+	c->synced = atomic_load(&c->sub_pipe) != 0 && c->lost == lost;
 	(void)pthread_mutex_unlock(&c->mu);
 done:
 	explicit_bzero(key, sizeof(key));
@@ -410,7 +412,7 @@ sub_main(void *arg)
 		(void)pthread_mutex_lock(&c->mu);
 		synced = c->synced;
 		(void)pthread_mutex_unlock(&c->mu);
-		if (!synced && atomic_load(&c->sub_pipes) > 0 && now_us() >= next_sync) {
+		if (!synced && atomic_load(&c->sub_pipe) != 0 && now_us() >= next_sync) {
 			sync_now(c);
 			(void)pthread_mutex_lock(&c->mu);
 			/* A refused or failed sync is retried, but not in a tight loop. */
@@ -437,12 +439,12 @@ static void
 sub_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
 	struct client_cache *c = arg;
+	uint32_t id = nng_pipe_id(pipe);
 
-	(void)pipe;
 	if (ev == NNG_PIPE_EV_ADD_POST) {
-		(void)atomic_fetch_add(&c->sub_pipes, 1);
+		atomic_store(&c->sub_pipe, id);
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
-		(void)atomic_fetch_sub(&c->sub_pipes, 1);
+		(void)atomic_compare_exchange_strong(&c->sub_pipe, &id, 0);
 		(void)pthread_mutex_lock(&c->mu);
 		c->lost++;
 		flush(c);
@@ -612,7 +614,7 @@ client_cache_open(secretd_client *client, const secretd_options *o, struct clien
 	c->n_buckets = 64;
 	while (c->n_buckets < c->max_entries && c->n_buckets < ((size_t)1 << 24))
 		c->n_buckets *= 2;
-	atomic_init(&c->sub_pipes, 0);
+	atomic_init(&c->sub_pipe, 0);
 	atomic_init(&c->stop, false);
 	c->buckets = calloc(c->n_buckets, sizeof(*c->buckets));
 	c->notify_url = strdup(url);
