@@ -777,9 +777,16 @@ drop:
 void
 client_cache_reply(struct client_cache *c, uint64_t epoch, uint64_t rev, bool wrote)
 {
-	if (c == NULL || epoch == 0)
+	if (c == NULL || (epoch == 0 && !wrote))
 		return;
 	(void)pthread_mutex_lock(&c->mu);
+	if (epoch == 0) {
+		/* A write with no answer may still have happened: serve nothing until the
+		 * cache has synced again, so that it is seen like an answered one. */
+		flush(c);
+		(void)pthread_mutex_unlock(&c->mu);
+		return;
+	}
 	if (c->epoch != 0 && epoch != c->epoch) {
 		/* The server restarted: its temporaries are gone, so are ours, at once. */
 		wipe_all(c);

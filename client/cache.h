@@ -66,7 +66,8 @@ void client_cache_insert(struct client_cache *c, enum cache_kind kind, const cha
     const char *b, uint64_t epoch, uint64_t rev, const secretd_secret *s);
 
 /* Any reply's (epoch, rev); wrote: the call may have changed state (raises the barrier).
- * epoch 0 (no reply) is ignored. */
+ * epoch 0 (no reply): ignored after a read; after a write, the cache flushes (the write
+ * may have happened). */
 void client_cache_reply(struct client_cache *c, uint64_t epoch, uint64_t rev, bool wrote);
 
 #endif
