@@ -1,19 +1,17 @@
 /*
- * cache.c: libsecretd's cache of Get and Resolve results and its notify subscriber. The
- * rules are in cache.h; the message format in server/notify.h.
+ * cache.c: libsecretd's cache of Get and Resolve results: the table, what a notify message
+ * does to it, and the calls' lookups and inserts. The rules are in cache.h; the message
+ * format in server/notify.h; the subscriber that feeds it in cache_sub.c.
  *
  * What it does not do: it never writes to disk, never logs, and never serves an entry
  * while it cannot prove freshness (except stale-if-error, flagged on the result).
  *
  * Thread safety: c->mu guards everything but the subscriber socket, which only the
- * subscriber thread reads, and the counters of connected pipes (atomic). No nng or rpc
- * call is made under c->mu.
+ * subscriber thread reads, and the connected pipe's id (atomic). No nng or rpc call is
+ * made under c->mu.
  */
-#include "cache.h"
+#include "cache_internal.h"
 
-#include <errno.h>
-#include <nng/nng.h>
-#include <nng/protocol/pubsub0/sub.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,77 +19,8 @@
 #include <string.h>
 #include <time.h>
 
-/* Recent invalidations remembered to decide whether a fetch was overtaken. */
-#define RING 1024
-/* How long the subscriber waits for a message before checking its deadlines. */
-#define SUB_POLL_MS 20
-/* Longest cache_sub_close waits for nng_close. */
-#define SUB_CLOSE_WAIT_MS 2000
-/* Wait before another Subscribe after one that failed. */
-#define SYNC_RETRY_US 100000
-/* Longest cache key: a kind, a storage or type, and a name or path. */
-#define KEY_MAX 1100
-
-#define NOTIFY_KEY_LEN 16
-#define NOTIFY_MSG_LEN 40
-#define NOTIFY_HEARTBEAT 1
-#define NOTIFY_INVALIDATION 2
-
-struct entry {
-	struct entry *hnext; /* bucket chain */
-	struct entry *prev;  /* age list: oldest first */
-	struct entry *next;
-	uint64_t hash; /* CACHE_GET: SipHash(name key, name), the digest invalidations carry */
-	char kind;
-	bool suspect;         /* from before a flush: only for stale-if-error */
-	uint64_t inserted_us; /* for max_age */
-	uint64_t verified_us; /* suspect: when it was last known fresh */
-	size_t klen;
-	char *key;
-	secretd_secret *secret;
-};
-
-struct client_cache {
-	secretd_client *client;
-	pthread_mutex_t mu;
-	uint64_t bound_us, max_age_us, max_stale_us;
-	size_t max_entries;
-	char *notify_url;
-
-	/* Sync state (see cache.h). */
-	bool synced;
-	bool have_key;
-	uint64_t epoch; /* 0: unknown */
-	uint64_t applied;
-	uint64_t barrier, barrier_epoch;
-	uint8_t name_key[NOTIFY_KEY_LEN];
-	uint64_t sync_client_us, sync_server_us;
-	uint64_t fresh_us; /* the cache's state was current at this client time, or later */
-	uint64_t ring_base;
-	uint64_t ring_rev[RING];
-	uint64_t ring_digest[RING];
-
-	/* Entries. */
-	struct entry **buckets;
-	size_t n_buckets; /* a power of two */
-	size_t count;
-	size_t n_resolve;
-	struct entry *oldest, *newest;
-
-	/* Subscriber. */
-	nng_socket sub;
-	bool sub_open;
-	/* The connected notify pipe's id, 0 when none: set on add, cleared on the removal of
-	 * that same pipe (a count could go wrong on a removal with no add before it). */
-	_Atomic uint32_t sub_pipe;
-	uint64_t lost; /* notify connections lost (under mu): a sync that spans one is void */
-	atomic_bool stop;
-	pthread_t thread;
-	bool thread_started;
-};
-
-static uint64_t
-now_us(void)
+uint64_t
+cache_now_us(void)
 {
 	struct timespec ts;
 
@@ -244,8 +173,8 @@ entry_find(struct client_cache *c, uint64_t hash, const char *key, size_t len)
 }
 
 /* Everything goes, suspect entries too: a new epoch, or close. Under c->mu. */
-static void
-wipe_all(struct client_cache *c)
+void
+cache_wipe_all(struct client_cache *c)
 {
 	while (c->oldest != NULL)
 		entry_remove(c, c->oldest);
@@ -254,8 +183,8 @@ wipe_all(struct client_cache *c)
 
 /* Freshness can no longer be proven: stop serving until the next sync; keep entries only
  * for stale-if-error. Under c->mu. */
-static void
-flush(struct client_cache *c)
+void
+cache_flush(struct client_cache *c)
 {
 	struct entry *e = c->oldest;
 
@@ -283,8 +212,8 @@ servable(const struct client_cache *c, uint64_t now)
 }
 
 /* Apply one notify message. Under c->mu. */
-static void
-apply_message(struct client_cache *c, const uint8_t *p, size_t len)
+void
+cache_apply_message(struct client_cache *c, const uint8_t *p, size_t len)
 {
 	uint64_t epoch, rev, server_us, digest, t = 0;
 	int kind;
@@ -297,7 +226,7 @@ apply_message(struct client_cache *c, const uint8_t *p, size_t len)
 	server_us = le64(p + 24);
 	digest = le64(p + 32);
 	if (epoch != c->epoch) {
-		wipe_all(c); /* a new server process: its temporaries and revisions are new */
+		cache_wipe_all(c); /* a new server process: its temporaries and revisions are new */
 		c->epoch = 0;
 		return;
 	}
@@ -309,7 +238,7 @@ apply_message(struct client_cache *c, const uint8_t *p, size_t len)
 		if (rev <= c->applied)
 			return; /* before the sync: already in its state */
 		if (rev != c->applied + 1) {
-			flush(c); /* a gap: some invalidation was dropped */
+			cache_flush(c); /* a gap: some invalidation was dropped */
 			return;
 		}
 		c->applied = rev;
@@ -328,7 +257,7 @@ apply_message(struct client_cache *c, const uint8_t *p, size_t len)
 		}
 	} else if (kind == NOTIFY_HEARTBEAT) {
 		if (rev > c->applied) {
-			flush(c); /* invalidations up to rev never arrived */
+			cache_flush(c); /* invalidations up to rev never arrived */
 			return;
 		}
 		if (rev < c->applied)
@@ -340,245 +269,9 @@ apply_message(struct client_cache *c, const uint8_t *p, size_t len)
 		c->fresh_us = t;
 }
 
-static void
-subscribe_closure(const ProtobufCMessage *msg, void *data)
-{
-	struct client_call *call = data;
-	const Secretd__V1__SubscribeReply *reply = (const void *)msg;
-	Secretd__V1__SubscribeReply *out = call->target;
-
-	if (reply == NULL)
-		return;
-	if (reply->name_key.len != NOTIFY_KEY_LEN || reply->epoch == 0) {
-		(void)client_fail(&call->err, SECRETD_INTERNAL, "bad reply to Subscribe");
-		return;
-	}
-	out->epoch = reply->epoch;
-	out->rev = reply->rev;
-	out->server_time_us = reply->server_time_us;
-	memcpy(out->name_key.data, reply->name_key.data, NOTIFY_KEY_LEN);
-}
-
-/* Ask the server where it stands and start applying messages from there. */
-static void
-sync_now(struct client_cache *c)
-{
-	Secretd__V1__SubscribeRequest req = SECRETD__V1__SUBSCRIBE_REQUEST__INIT;
-	Secretd__V1__SubscribeReply got = SECRETD__V1__SUBSCRIBE_REPLY__INIT;
-	uint8_t key[NOTIFY_KEY_LEN];
-	struct client_call call;
-	uint64_t sent, lost;
-
-	(void)pthread_mutex_lock(&c->mu);
-	lost = c->lost;
-	(void)pthread_mutex_unlock(&c->mu);
-	got.name_key.data = key;
-	client_call_init(&call, (int)(c->bound_us / 1000), &got);
-	sent = now_us();
-	secretd__v1__secrets__subscribe(client_service(c->client), &req,
-	    (Secretd__V1__SubscribeReply_Closure)subscribe_closure, &call);
-	if (call.err.status != SECRETD_OK)
-		goto done;
-	(void)pthread_mutex_lock(&c->mu);
-	if (c->epoch != got.epoch)
-		wipe_all(c);
-	c->epoch = got.epoch;
-	memcpy(c->name_key, key, NOTIFY_KEY_LEN);
-	c->have_key = true;
-	c->applied = got.rev;
-	c->ring_base = got.rev;
-	memset(c->ring_rev, 0, sizeof(c->ring_rev));
-	c->sync_client_us = sent;
-	c->sync_server_us = got.server_time_us;
-	c->fresh_us = sent;
-	/* Only a subscriber connected all along sees what comes next. */
-	c->synced = atomic_load(&c->sub_pipe) != 0 && c->lost == lost;
-	(void)pthread_mutex_unlock(&c->mu);
-done:
-	explicit_bzero(key, sizeof(key));
-}
-
-static void *
-sub_main(void *arg)
-{
-	struct client_cache *c = arg;
-	uint64_t next_sync = 0;
-
-	while (!atomic_load(&c->stop)) {
-		nng_msg *msg = NULL;
-		bool synced;
-		int rv;
-
-		(void)pthread_mutex_lock(&c->mu);
-		synced = c->synced;
-		(void)pthread_mutex_unlock(&c->mu);
-		if (!synced && atomic_load(&c->sub_pipe) != 0 && now_us() >= next_sync) {
-			sync_now(c);
-			(void)pthread_mutex_lock(&c->mu);
-			/* A refused or failed sync is retried, but not in a tight loop. */
-			next_sync = c->synced ? 0 : now_us() + SYNC_RETRY_US;
-			(void)pthread_mutex_unlock(&c->mu);
-		}
-		rv = nng_recvmsg(c->sub, &msg, 0);
-		if (rv == NNG_ECLOSED)
-			break;
-		(void)pthread_mutex_lock(&c->mu);
-		if (rv == 0)
-			apply_message(c, nng_msg_body(msg), nng_msg_len(msg));
-		if (c->synced && now_us() > c->fresh_us + c->bound_us)
-			flush(c); /* no heartbeat within the bound */
-		(void)pthread_mutex_unlock(&c->mu);
-		if (msg != NULL)
-			nng_msg_free(msg);
-	}
-	return NULL;
-}
-
-/* Runs on nng's threads: a lost notify connection may have lost messages. */
-static void
-sub_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
-{
-	struct client_cache *c = arg;
-	uint32_t id = nng_pipe_id(pipe);
-
-	if (ev == NNG_PIPE_EV_ADD_POST) {
-		atomic_store(&c->sub_pipe, id);
-	} else if (ev == NNG_PIPE_EV_REM_POST) {
-		(void)atomic_compare_exchange_strong(&c->sub_pipe, &id, 0);
-		(void)pthread_mutex_lock(&c->mu);
-		c->lost++;
-		flush(c);
-		(void)pthread_mutex_unlock(&c->mu);
-	}
-}
-
-/* The subscriber socket: open, subscribe to everything, dial without waiting. */
-static secretd_status
-cache_sub_open(struct client_cache *c, secretd_error *err)
-{
-	nng_dialer d;
-	int rv;
-
-	if ((rv = nng_sub0_open(&c->sub)) != 0)
-		return client_nng_fail(err, rv, c->notify_url, "cannot open a subscriber for");
-	c->sub_open = true;
-	if ((rv = nng_socket_set(c->sub, NNG_OPT_SUB_SUBSCRIBE, "", 0)) != 0 ||
-	    (rv = nng_socket_set_ms(c->sub, NNG_OPT_RECVTIMEO, SUB_POLL_MS)) != 0 ||
-	    (rv = nng_socket_set_size(c->sub, NNG_OPT_RECVMAXSZ, 4096)) != 0 ||
-	    (rv = nng_pipe_notify(c->sub, NNG_PIPE_EV_ADD_POST, sub_pipe_event, c)) != 0 ||
-	    (rv = nng_pipe_notify(c->sub, NNG_PIPE_EV_REM_POST, sub_pipe_event, c)) != 0)
-		return client_nng_fail(err, rv, c->notify_url, "cannot set up the subscriber for");
-	if ((rv = nng_dialer_create(&d, c->sub, c->notify_url)) != 0)
-		return client_fail(err, SECRETD_INVALID_ARGUMENT, "bad notify URL %s: %s",
-		    c->notify_url, nng_strerror(rv));
-	if (strncmp(c->notify_url, "tls+", 4) == 0) {
-		if (c->client->tls == NULL)
-			return client_fail(err, SECRETD_INVALID_ARGUMENT,
-			    "notify URL %s needs a tls+tcp:// server URL with its CA", c->notify_url);
-		if ((rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->client->tls)) != 0)
-			return client_nng_fail(err, rv, c->notify_url, "cannot set up TLS for");
-	}
-	if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0)
-		return client_nng_fail(err, rv, c->notify_url, "cannot dial");
-	return SECRETD_OK;
-}
-
-/* nng_close of the subscriber on a thread of its own; freed by whichever side ends last. */
-struct sub_closer {
-	nng_socket sock;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool done;
-	bool abandoned;
-};
-
-static void
-sub_closer_free(struct sub_closer *cl)
-{
-	(void)pthread_cond_destroy(&cl->cv);
-	(void)pthread_mutex_destroy(&cl->mu);
-	free(cl);
-}
-
-static void *
-sub_closer_main(void *arg)
-{
-	struct sub_closer *cl = arg;
-	bool abandoned;
-
-	(void)nng_close(cl->sock);
-	(void)pthread_mutex_lock(&cl->mu);
-	cl->done = true;
-	abandoned = cl->abandoned;
-	(void)pthread_cond_signal(&cl->cv);
-	(void)pthread_mutex_unlock(&cl->mu);
-	if (abandoned)
-		sub_closer_free(cl);
-	return NULL;
-}
-
-/*
- * Close the subscriber socket (its thread is stopped first), waiting at most
- * SUB_CLOSE_WAIT_MS: nng 1.5.2's nng_close can hang for ever (DEPS.md; seen here once in a
- * reader of the cache test: one close of a subscriber socket never returned). Past the wait
- * the close is left to its thread: the socket may leak, the caller goes on. The pipe
- * callbacks are removed first, so the cache can be freed either way. (The same pattern as
- * client.c's close of the request socket; kept apart so each can follow its own rules.)
- */
-static void
-cache_sub_close(struct client_cache *c)
-{
-	struct sub_closer *cl;
-	struct timespec until;
-	pthread_t thread;
-	pthread_attr_t attr;
-	bool started = false;
-
-	if (!c->sub_open)
-		return;
-	c->sub_open = false;
-	(void)nng_pipe_notify(c->sub, NNG_PIPE_EV_ADD_POST, NULL, NULL);
-	(void)nng_pipe_notify(c->sub, NNG_PIPE_EV_REM_POST, NULL, NULL);
-	cl = calloc(1, sizeof(*cl));
-	if (cl != NULL && pthread_mutex_init(&cl->mu, NULL) != 0) {
-		free(cl);
-		cl = NULL;
-	}
-	if (cl != NULL && pthread_cond_init(&cl->cv, NULL) != 0) {
-		(void)pthread_mutex_destroy(&cl->mu);
-		free(cl);
-		cl = NULL;
-	}
-	if (cl != NULL && pthread_attr_init(&attr) == 0) {
-		cl->sock = c->sub;
-		(void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		started = pthread_create(&thread, &attr, sub_closer_main, cl) == 0;
-		(void)pthread_attr_destroy(&attr);
-	}
-	if (!started) {
-		if (cl != NULL)
-			sub_closer_free(cl);
-		(void)nng_close(c->sub);
-		return;
-	}
-	(void)clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += SUB_CLOSE_WAIT_MS / 1000;
-	(void)pthread_mutex_lock(&cl->mu);
-	while (!cl->done)
-		if (pthread_cond_timedwait(&cl->cv, &cl->mu, &until) == ETIMEDOUT)
-			break;
-	if (cl->done) {
-		(void)pthread_mutex_unlock(&cl->mu);
-		sub_closer_free(cl);
-		return;
-	}
-	cl->abandoned = true;
-	(void)pthread_mutex_unlock(&cl->mu);
-}
-
 secretd_status
-client_cache_open(secretd_client *client, const secretd_options *o, struct client_cache **cp,
-    secretd_error *err)
+client_cache_open(
+    secretd_client *client, const secretd_options *o, struct client_cache **cp, secretd_error *err)
 {
 	struct client_cache *c = NULL;
 	char url[4200];
@@ -595,7 +288,8 @@ client_cache_open(secretd_client *client, const secretd_options *o, struct clien
 		size_t n = strlen(client->url);
 
 		if (n > 5 && strcmp(client->url + n - 5, ".sock") == 0)
-			(void)snprintf(url, sizeof(url), "%.*s.notify.sock", (int)(n - 5), client->url);
+			(void)snprintf(
+			    url, sizeof(url), "%.*s.notify.sock", (int)(n - 5), client->url);
 		else
 			(void)snprintf(url, sizeof(url), "%s.notify", client->url);
 	} else {
@@ -624,11 +318,10 @@ client_cache_open(secretd_client *client, const secretd_options *o, struct clien
 	}
 	if ((st = cache_sub_open(c, err)) != SECRETD_OK)
 		goto fail;
-	if (pthread_create(&c->thread, NULL, sub_main, c) != 0) {
+	if (!cache_sub_start(c)) {
 		st = client_fail(err, SECRETD_INTERNAL, "cannot start the cache's subscriber");
 		goto fail;
 	}
-	c->thread_started = true;
 	*cp = c;
 	return SECRETD_OK;
 fail:
@@ -641,13 +334,11 @@ client_cache_close(struct client_cache *c)
 {
 	if (c == NULL)
 		return;
-	atomic_store(&c->stop, true);
-	if (c->thread_started)
-		(void)pthread_join(c->thread, NULL);
+	cache_sub_stop(c);
 	cache_sub_close(c);
 	if (c->buckets != NULL) {
 		(void)pthread_mutex_lock(&c->mu);
-		wipe_all(c);
+		cache_wipe_all(c);
 		(void)pthread_mutex_unlock(&c->mu);
 	}
 	free(c->buckets);
@@ -664,7 +355,7 @@ lookup(struct client_cache *c, enum cache_kind kind, const char *a, const char *
 {
 	char key[KEY_MAX];
 	size_t len;
-	uint64_t now = now_us();
+	uint64_t now = cache_now_us();
 	struct entry *e;
 	bool hit = false;
 
@@ -756,7 +447,7 @@ client_cache_insert(struct client_cache *c, enum cache_kind kind, const char *a,
 		entry_remove(c, old);
 	if (c->count >= c->max_entries && c->oldest != NULL)
 		entry_remove(c, c->oldest);
-	e->inserted_us = now_us();
+	e->inserted_us = cache_now_us();
 	e->hnext = c->buckets[e->hash & (c->n_buckets - 1)];
 	c->buckets[e->hash & (c->n_buckets - 1)] = e;
 	e->prev = c->newest;
@@ -783,13 +474,13 @@ client_cache_reply(struct client_cache *c, uint64_t epoch, uint64_t rev, bool wr
 	if (epoch == 0) {
 		/* A write with no answer may still have happened: serve nothing until the
 		 * cache has synced again, so that it is seen like an answered one. */
-		flush(c);
+		cache_flush(c);
 		(void)pthread_mutex_unlock(&c->mu);
 		return;
 	}
 	if (c->epoch != 0 && epoch != c->epoch) {
 		/* The server restarted: its temporaries are gone, so are ours, at once. */
-		wipe_all(c);
+		cache_wipe_all(c);
 		c->epoch = 0;
 	}
 	if (wrote) {

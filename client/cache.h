@@ -52,8 +52,8 @@ void client_cache_close(struct client_cache *c);
 /* A fresh copy of the entry for (kind, a, b) or false. For CACHE_GET a is the name and b
  * the storage ("" "m" "s"); for CACHE_RESOLVE a is the type and b the path. The caller
  * frees *outp with secretd_secret_free. */
-bool client_cache_lookup(struct client_cache *c, enum cache_kind kind, const char *a,
-    const char *b, secretd_secret **outp);
+bool client_cache_lookup(struct client_cache *c, enum cache_kind kind, const char *a, const char *b,
+    secretd_secret **outp);
 
 /* Stale if error: a copy (with ->stale set) of an entry not invalidated and fresh no more
  * than max_stale ago, or false. */
@@ -62,8 +62,8 @@ bool client_cache_lookup_stale(struct client_cache *c, enum cache_kind kind, con
 
 /* Offer a fetched result (borrowed; copied when kept) that a reply with (epoch, rev)
  * carried. */
-void client_cache_insert(struct client_cache *c, enum cache_kind kind, const char *a,
-    const char *b, uint64_t epoch, uint64_t rev, const secretd_secret *s);
+void client_cache_insert(struct client_cache *c, enum cache_kind kind, const char *a, const char *b,
+    uint64_t epoch, uint64_t rev, const secretd_secret *s);
 
 /* Any reply's (epoch, rev); wrote: the call may have changed state (raises the barrier).
  * epoch 0 (no reply): ignored after a read; after a write, the cache flushes (the write

@@ -29,7 +29,9 @@ call_finish(const struct client_call *call, secretd_error *err)
 static const char *
 cache_storage(secretd_storage storage)
 {
-	return storage == SECRETD_STORAGE_MEMORY ? "m" : storage == SECRETD_STORAGE_SQLCIPHER ? "s" : "";
+	return storage == SECRETD_STORAGE_MEMORY      ? "m"
+	       : storage == SECRETD_STORAGE_SQLCIPHER ? "s"
+	                                              : "";
 }
 
 /* A call answered from the cache: err says OK like a call answered by the server. */
@@ -48,8 +50,7 @@ cache_hit(secretd_error *err)
  * server could not be reached (cache.h). Returns the call's status. */
 static secretd_status
 cache_after_read(secretd_client *client, enum cache_kind kind, const char *a, const char *b,
-    const struct client_call *call, secretd_status st, secretd_secret **secretp,
-    secretd_error *err)
+    const struct client_call *call, secretd_status st, secretd_secret **secretp, secretd_error *err)
 {
 	client_cache_reply(client->cache, call->epoch, call->rev, false);
 	if (st == SECRETD_OK && *secretp != NULL)

@@ -417,7 +417,9 @@ secretd_secret_field(const secretd_secret *secret, const char *key)
 static const void *
 blob_move(const void *p, const void *src, void *dst)
 {
-	return p == NULL ? NULL : (const unsigned char *)dst + ((const unsigned char *)p - (const unsigned char *)src);
+	return p == NULL ? NULL
+	                 : (const unsigned char *)dst +
+	                       ((const unsigned char *)p - (const unsigned char *)src);
 }
 
 secretd_status

@@ -227,8 +227,8 @@ fail:
 static store_status
 memory_open(const struct store_config *cfg, void **implp)
 {
-	store_status rc = memory_open_with(
-	    cfg->max_secrets == 0 ? MEMORY_DEFAULT_MAX : cfg->max_secrets, implp);
+	store_status rc =
+	    memory_open_with(cfg->max_secrets == 0 ? MEMORY_DEFAULT_MAX : cfg->max_secrets, implp);
 
 	if (rc == STORE_OK) {
 		struct store_memory *m = *implp;

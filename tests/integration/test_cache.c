@@ -65,7 +65,7 @@ struct rec {
 
 struct shared {
 	atomic_int stop;
-	atomic_int pause;  /* writer: stop writing and say so in paused */
+	atomic_int pause; /* writer: stop writing and say so in paused */
 	atomic_int paused;
 	atomic_int burst; /* writer: no sleep between writes */
 	atomic_int writer_failed;
@@ -134,8 +134,9 @@ writer_main(const char *url, const char *shared_path)
 	for (uint32_t k = 0; k < N_NAMES; k++) {
 		uint64_t idx = rec_add(sh, k, false, now_us(), 0);
 
-		if (secretd_drop(c, names[k], k == 4 ? SECRETD_STORAGE_SQLCIPHER : SECRETD_STORAGE_MEMORY,
-		        true, 5000, NULL, NULL) != SECRETD_OK)
+		if (secretd_drop(c, names[k],
+		        k == 4 ? SECRETD_STORAGE_SQLCIPHER : SECRETD_STORAGE_MEMORY, true, 5000,
+		        NULL, NULL) != SECRETD_OK)
 			return 3;
 		atomic_store(&sh->recs[idx].t_ack, now_us());
 	}
@@ -161,8 +162,8 @@ writer_main(const char *url, const char *shared_path)
 		idx = rec_add(sh, k, !drop, now_us(), 0);
 		if (drop) {
 			st = secretd_drop(c, names[k],
-			    k == 4 ? SECRETD_STORAGE_SQLCIPHER : SECRETD_STORAGE_MEMORY, false, 5000,
-			    NULL, NULL);
+			    k == 4 ? SECRETD_STORAGE_SQLCIPHER : SECRETD_STORAGE_MEMORY, false,
+			    5000, NULL, NULL);
 		} else {
 			secretd_field f = {.key = "api_key", .value = value};
 			secretd_create_args a = {
@@ -171,7 +172,8 @@ writer_main(const char *url, const char *shared_path)
 			    .fields = &f,
 			    .n_fields = 1,
 			    .persistent = k == 4,
-			    .on_conflict = present[k] ? SECRETD_CONFLICT_REPLACE : SECRETD_CONFLICT_ERROR,
+			    .on_conflict =
+			        present[k] ? SECRETD_CONFLICT_REPLACE : SECRETD_CONFLICT_ERROR,
 			};
 
 			(void)snprintf(value, sizeof(value), "v%" PRIu64, idx);
@@ -260,9 +262,10 @@ reader_main(const char *url, const char *notify_url, const char *shared_path, un
 		}
 		ok = ok && read_ok(sh, k, st == SECRETD_OK, idx, t0, t1);
 		if (!ok && atomic_fetch_add(&sh->violations, 1) < 10) {
-			(void)fprintf(stderr, "violation: %s read %s (record %" PRIu64 ") in [%" PRIu64
-			    ", %" PRIu64 "]\n", names[k], st == SECRETD_OK ? "a value" : "absent",
-			    idx, t0, t1);
+			(void)fprintf(stderr,
+			    "violation: %s read %s (record %" PRIu64 ") in [%" PRIu64 ", %" PRIu64
+			    "]\n",
+			    names[k], st == SECRETD_OK ? "a value" : "absent", idx, t0, t1);
 		}
 		/* A restart makes every older temporary value unreadable at once. */
 		if (st == SECRETD_OK && k < 4 && atomic_load(&sh->restart_ready_us) != 0 &&
@@ -446,7 +449,8 @@ watcher_main(void *arg)
 		p = nng_msg_body(m);
 		if (nng_msg_len(m) == 40) {
 			rev = le64(p + 16);
-			if (last != 0 && ((p[4] == 2 && rev > last + 1) || (p[4] == 1 && rev > last)))
+			if (last != 0 &&
+			    ((p[4] == 2 && rev > last + 1) || (p[4] == 1 && rev > last)))
 				atomic_fetch_add(&w->gaps, 1);
 			if (p[4] == 2 || rev > last)
 				last = rev;
@@ -562,8 +566,9 @@ run_scenario(enum scenario sc, struct server_proc *sp, struct relay *relay, stru
 			wait_ms(100);
 			break;
 		case OVERFLOW: {
-			/* Stall the notify connections while the writer bursts 1,500 invalidations while nothing is read from the server's end: far past
-			 * what the socket buffers and pub0's queue of 16 can hold. */
+			/* Stall the notify connections while the writer bursts 1,500 invalidations
+			 * while nothing is read from the server's end: far past what the socket
+			 * buffers and pub0's queue of 16 can hold. */
 			uint64_t until = now_us() + 10000000;
 
 			atomic_store(&relay->stall_until, until);
@@ -601,8 +606,8 @@ run_scenario(enum scenario sc, struct server_proc *sp, struct relay *relay, stru
 		}
 	}
 	atomic_store(&sh->stop, 1);
-	CHECK(waitpid(writer, &status, 0) == writer && WIFEXITED(status) &&
-	      WEXITSTATUS(status) == 0);
+	CHECK(
+	    waitpid(writer, &status, 0) == writer && WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	for (int i = 0; i < N_READERS; i++)
 		CHECK(waitpid(readers[i], &status, 0) == readers[i] && WIFEXITED(status) &&
 		      WEXITSTATUS(status) == 0);
@@ -701,12 +706,13 @@ check_own_writes(struct server_proc *sp)
 		(void)value_is(c, "own", v); /* and once more, now maybe from the cache */
 	}
 	CHECK_STATUS(wrong, 0);
-	CHECK_STATUS(secretd_drop(c, "own", SECRETD_STORAGE_ANY, false, 3000, NULL, NULL), SECRETD_OK);
+	CHECK_STATUS(
+	    secretd_drop(c, "own", SECRETD_STORAGE_ANY, false, 3000, NULL, NULL), SECRETD_OK);
 	{
 		secretd_secret *s = NULL;
 
-		CHECK_STATUS(secretd_get(c, "own", SECRETD_STORAGE_ANY, 3000, &s, NULL),
-		    SECRETD_NOT_FOUND);
+		CHECK_STATUS(
+		    secretd_get(c, "own", SECRETD_STORAGE_ANY, 3000, &s, NULL), SECRETD_NOT_FOUND);
 	}
 	secretd_client_close(c);
 }
@@ -720,9 +726,10 @@ resolves_to(secretd_client *c, const char *want_name, const char *want_value, ui
 
 	do {
 		secretd_secret *s = NULL;
-		bool ok = secretd_resolve(c, "openai://x/y/z", "openai", 3000, &s, NULL) == SECRETD_OK &&
-		          s != NULL && strcmp(s->name, want_name) == 0 &&
-		          strcmp(secretd_secret_field(s, "api_key")->value, want_value) == 0;
+		bool ok =
+		    secretd_resolve(c, "openai://x/y/z", "openai", 3000, &s, NULL) == SECRETD_OK &&
+		    s != NULL && strcmp(s->name, want_name) == 0 &&
+		    strcmp(secretd_secret_field(s, "api_key")->value, want_value) == 0;
 
 		secretd_secret_free(s);
 		if (ok)
@@ -738,8 +745,13 @@ check_resolve(struct server_proc *sp)
 	secretd_client *c = NULL, *other = NULL;
 	const char *scope_x = "openai://x", *scope_xy = "openai://x/y";
 	secretd_field f = {.key = "api_key", .value = "r-1"};
-	secretd_create_args a = {.name = "r1", .type = "openai", .fields = &f, .n_fields = 1,
-	    .scope = &scope_x, .n_scope = 1, .on_conflict = SECRETD_CONFLICT_REPLACE};
+	secretd_create_args a = {.name = "r1",
+	    .type = "openai",
+	    .fields = &f,
+	    .n_fields = 1,
+	    .scope = &scope_x,
+	    .n_scope = 1,
+	    .on_conflict = SECRETD_CONFLICT_REPLACE};
 	uint64_t t0;
 	int fast = 0;
 
@@ -761,9 +773,11 @@ check_resolve(struct server_proc *sp)
 	f.value = "r-3";
 	CHECK_STATUS(secretd_create(other, &a, 3000, NULL, NULL), SECRETD_OK);
 	CHECK(resolves_to(c, "r2", "r-3", BOUND_US));
-	CHECK_STATUS(secretd_drop(c, "r2", SECRETD_STORAGE_ANY, false, 3000, NULL, NULL), SECRETD_OK);
+	CHECK_STATUS(
+	    secretd_drop(c, "r2", SECRETD_STORAGE_ANY, false, 3000, NULL, NULL), SECRETD_OK);
 	CHECK(resolves_to(c, "r1", "r-2", 0)); /* its own drop: at once */
-	CHECK_STATUS(secretd_drop(c, "r1", SECRETD_STORAGE_ANY, false, 3000, NULL, NULL), SECRETD_OK);
+	CHECK_STATUS(
+	    secretd_drop(c, "r1", SECRETD_STORAGE_ANY, false, 3000, NULL, NULL), SECRETD_OK);
 	secretd_client_close(other);
 	secretd_client_close(c);
 }
@@ -785,7 +799,8 @@ held_get_main(void *arg)
 
 	h->st = secretd_get(h->c, "ov", SECRETD_STORAGE_ANY, 20000, &s, NULL);
 	if (h->st == SECRETD_OK)
-		(void)snprintf(h->value, sizeof(h->value), "%s", secretd_secret_field(s, "api_key")->value);
+		(void)snprintf(
+		    h->value, sizeof(h->value), "%s", secretd_secret_field(s, "api_key")->value);
 	secretd_secret_free(s);
 	return NULL;
 }
@@ -817,8 +832,8 @@ check_overtaken(struct server_proc *sp)
 	atomic_store(&req.stall_until, 0);
 	(void)pthread_join(th, NULL);
 	CHECK_STATUS(h.st, SECRETD_OK);
-	(void)printf("overtaken fetch returned %s\n", strcmp(h.value, "ov-1") == 0 ? "the old value"
-	                                                                            : "the new value");
+	(void)printf("overtaken fetch returned %s\n",
+	    strcmp(h.value, "ov-1") == 0 ? "the old value" : "the new value");
 	for (int i = 0; i < 100; i++)
 		CHECK(value_is(c, "ov", "ov-2"));
 	secretd_client_close(c);
@@ -841,8 +856,8 @@ check_stale_if_error(struct server_proc *sp)
 	CHECK(wait_cached(c, "keep"));
 	CHECK(wait_cached(c, "gone"));
 	/* gone's invalidation reaches the cache: from then on it must never be served. */
-	CHECK_STATUS(secretd_drop(other, "gone", SECRETD_STORAGE_ANY, false, 3000, NULL, NULL),
-	    SECRETD_OK);
+	CHECK_STATUS(
+	    secretd_drop(other, "gone", SECRETD_STORAGE_ANY, false, 3000, NULL, NULL), SECRETD_OK);
 	end = now_us() + 5000000;
 	while (now_us() < end &&
 	       secretd_get(c, "gone", SECRETD_STORAGE_ANY, 3000, &s, NULL) != SECRETD_NOT_FOUND) {
@@ -863,7 +878,8 @@ check_stale_if_error(struct server_proc *sp)
 	CHECK(s == NULL);
 	/* Back up: a new epoch, and keep (a temporary) is gone with the old process. */
 	CHECK(harness_start(sp, NULL));
-	CHECK_STATUS(secretd_get(c, "keep", SECRETD_STORAGE_ANY, 3000, &s, NULL), SECRETD_NOT_FOUND);
+	CHECK_STATUS(
+	    secretd_get(c, "keep", SECRETD_STORAGE_ANY, 3000, &s, NULL), SECRETD_NOT_FOUND);
 	secretd_secret_free(s);
 	secretd_client_close(c);
 }
@@ -977,7 +993,8 @@ check_subscribe_auth(void)
 
 			CHECK_STATUS(rp->status, SECRETD_OK);
 			CHECK(rp->epoch != 0);
-			sr = secretd__v1__subscribe_reply__unpack(NULL, rp->body.len, rp->body.data);
+			sr =
+			    secretd__v1__subscribe_reply__unpack(NULL, rp->body.len, rp->body.data);
 			CHECK(sr != NULL && sr->name_key.len == 16 && sr->epoch == rp->epoch);
 			if (sr != NULL)
 				secretd__v1__subscribe_reply__free_unpacked(sr, NULL);

@@ -968,9 +968,11 @@ test_on_change(struct fixture *fx)
 	if (st == NULL)
 		return;
 	CHECK_STATUS(put1(st, "a", "openai", NULL, VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_OK);
-	CHECK_STATUS(put1(st, "a", "openai", NULL, VALUE_B, STORE_CONFLICT_ERROR, NULL), STORE_EXISTS);
+	CHECK_STATUS(
+	    put1(st, "a", "openai", NULL, VALUE_B, STORE_CONFLICT_ERROR, NULL), STORE_EXISTS);
 	CHECK_STATUS(put1(st, "a", "openai", NULL, VALUE_B, STORE_CONFLICT_IGNORE, NULL), STORE_OK);
-	CHECK_STATUS(put1(st, "a", "openai", NULL, VALUE_B, STORE_CONFLICT_REPLACE, NULL), STORE_OK);
+	CHECK_STATUS(
+	    put1(st, "a", "openai", NULL, VALUE_B, STORE_CONFLICT_REPLACE, NULL), STORE_OK);
 	CHECK_STATUS(store_remove(st, "a"), STORE_OK);
 	CHECK_STATUS(store_remove(st, "a"), STORE_NOT_FOUND);
 	CHECK_STATUS(put1(st, "b", "openai", NULL, VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_OK);

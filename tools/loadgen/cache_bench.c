@@ -191,12 +191,13 @@ main(int argc, char **argv)
 			break;
 		ack = now_ns();
 		deadline = ack + 2000000000u;
-		while (atomic_load(&sp.seen_ns) == 0 && now_ns() < deadline && !atomic_load(&sp.failed))
+		while (atomic_load(&sp.seen_ns) == 0 && now_ns() < deadline &&
+		       !atomic_load(&sp.failed))
 			usleep(50);
 		/* Seen before the writer had its reply counts as no delay at all. */
-		t[i - 1] = atomic_load(&sp.seen_ns) == 0   ? 2000000000u
+		t[i - 1] = atomic_load(&sp.seen_ns) == 0    ? 2000000000u
 		           : atomic_load(&sp.seen_ns) < ack ? 0
-		                                           : atomic_load(&sp.seen_ns) - ack;
+		                                            : atomic_load(&sp.seen_ns) - ack;
 		usleep(2000); /* let the reader cache the new value again */
 	}
 	atomic_store(&sp.stop, 1);
@@ -209,13 +210,15 @@ main(int argc, char **argv)
 
 	(void)printf("libsecretd cache, ipc://, one secret of ~20 bytes, this machine:\n");
 	(void)printf("%-34s %12s %12s\n", "row", "median", "p99");
-	(void)printf("%-34s %9.2f us %9.2f us   (%d calls)\n", "uncached Get per call", unc_med / 1e3,
-	    unc_p99 / 1e3, N_UNCACHED);
+	(void)printf("%-34s %9.2f us %9.2f us   (%d calls)\n", "uncached Get per call",
+	    unc_med / 1e3, unc_p99 / 1e3, N_UNCACHED);
 	(void)printf("%-34s %9.3f us %9.3f us   (%d calls)\n", "cached Get per call (in-process)",
 	    c_med / 1e3, c_p99 / 1e3, N_CACHED);
-	(void)printf("%-34s %9.0fx\n", "cached vs uncached (medians)", (double)unc_med / (double)c_med);
+	(void)printf(
+	    "%-34s %9.0fx\n", "cached vs uncached (medians)", (double)unc_med / (double)c_med);
 	(void)printf("%-34s %9.3f ms %9.3f ms   (%d writes, max %.3f ms)\n",
-	    "invalidation: ack -> cached reader", inv_med / 1e6, inv_p99 / 1e6, N_INV, inv_max / 1e6);
+	    "invalidation: ack -> cached reader", inv_med / 1e6, inv_p99 / 1e6, N_INV,
+	    inv_max / 1e6);
 	rc = 0;
 done:
 	if (rc != 0)
