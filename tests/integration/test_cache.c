@@ -299,7 +299,9 @@ static int
 unix_connect(const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a server that does not accept (its backlog full) must not stall the
+	 * relay; such a connection simply fails, as it would for the client itself. */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	int small = 4096;
 
 	if (fd < 0)
@@ -316,6 +318,42 @@ unix_connect(const char *path)
 		return -1;
 	}
 	return fd;
+}
+
+/* Write all of buf, waiting at most 200 ms for room: a peer that does not read for that
+ * long gets its connection dropped (a disconnect, which the cache must survive anyway)
+ * rather than stalling every other connection of the relay. */
+static bool
+write_all(int fd, const char *buf, size_t n)
+{
+	uint64_t end = now_us() + 200000;
+
+	while (n > 0) {
+		ssize_t w = write(fd, buf, n);
+
+		if (w > 0) {
+			buf += w;
+			n -= (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno != EAGAIN && errno != EINTR)
+			return false;
+		if (now_us() >= end)
+			return false;
+		(void)poll(&(struct pollfd){.fd = fd, .events = POLLOUT}, 1, 10);
+	}
+	return true;
+}
+
+/* Move what from has to to; false when the pair is done for. */
+static bool
+relay_move(int from, int to, char *buf, size_t len)
+{
+	ssize_t m = read(from, buf, len);
+
+	if (m < 0)
+		return errno == EAGAIN || errno == EINTR;
+	return m > 0 && write_all(to, buf, (size_t)m);
 }
 
 static void *
@@ -347,7 +385,7 @@ relay_main(void *arg)
 		if (poll(p, (nfds_t)np, 5) <= 0)
 			continue;
 		if ((p[0].revents & POLLIN) != 0 && n < MAX_PAIRS) {
-			int d = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC);
+			int d = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 			int u = d >= 0 ? unix_connect(r->upstream_path) : -1;
 
 			if (u >= 0) {
@@ -362,16 +400,10 @@ relay_main(void *arg)
 			struct pollfd *pd = &p[1 + 2 * i], *pu = &p[2 + 2 * i];
 			bool dead = false;
 
-			if (pd->revents != 0) {
-				ssize_t m = read(down[i], buf, sizeof(buf));
-
-				dead = m <= 0 || write(up[i], buf, (size_t)m) != m;
-			}
-			if (!dead && pu->revents != 0) {
-				ssize_t m = read(up[i], buf, sizeof(buf));
-
-				dead = m <= 0 || write(down[i], buf, (size_t)m) != m;
-			}
+			if (pd->revents != 0)
+				dead = !relay_move(down[i], up[i], buf, sizeof(buf));
+			if (!dead && pu->revents != 0)
+				dead = !relay_move(up[i], down[i], buf, sizeof(buf));
 			if (dead) {
 				(void)close(down[i]);
 				(void)close(up[i]);
@@ -503,6 +535,16 @@ stop_server(struct server_proc *sp)
 		if (r == sp->pid) {
 			sp->pid = -1;
 			CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+				char cmd[400];
+
+				/* The log holds names and statuses, never a value. */
+				(void)fprintf(
+				    stderr, "secretd: status %d; the end of its log:\n", status);
+				(void)snprintf(
+				    cmd, sizeof(cmd), "tail -n 30 '%s' >&2", sp->log_path);
+				(void)system(cmd);
+			}
 			return;
 		}
 		wait_ms(10);
