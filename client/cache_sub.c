@@ -142,6 +142,10 @@ cache_sub_open(struct client_cache *c, secretd_error *err)
 	c->sub_open = true;
 	if ((rv = nng_socket_set(c->sub, NNG_OPT_SUB_SUBSCRIBE, "", 0)) != 0 ||
 	    (rv = nng_socket_set_ms(c->sub, NNG_OPT_RECVTIMEO, SUB_POLL_MS)) != 0 ||
+	    /* Redial soon and keep redialling soon: nng's back-off could otherwise grow to
+	     * seconds over a server restart, and the cache serves nothing until it is back. */
+	    (rv = nng_socket_set_ms(c->sub, NNG_OPT_RECONNMINT, 20)) != 0 ||
+	    (rv = nng_socket_set_ms(c->sub, NNG_OPT_RECONNMAXT, 250)) != 0 ||
 	    (rv = nng_socket_set_size(c->sub, NNG_OPT_RECVMAXSZ, 4096)) != 0 ||
 	    (rv = nng_pipe_notify(c->sub, NNG_PIPE_EV_ADD_POST, sub_pipe_event, c)) != 0 ||
 	    (rv = nng_pipe_notify(c->sub, NNG_PIPE_EV_REM_POST, sub_pipe_event, c)) != 0)
