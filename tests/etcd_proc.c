@@ -285,12 +285,19 @@ etcd_ctl(const struct etcd_proc *ep, const char *const *args, char *out, size_t 
 		_exit(127);
 	}
 	(void)close(pipefd[1]);
+	/* Read everything (a full pipe would stall etcdctl), keeping what fits. */
 	for (;;) {
-		ssize_t r = read(pipefd[0], out + got, outlen > got + 1 ? outlen - got - 1 : 0);
+		char chunk[4096];
+		ssize_t r = read(pipefd[0], chunk, sizeof(chunk));
 
 		if (r <= 0)
 			break;
-		got += (size_t)r;
+		if (outlen > got + 1) {
+			size_t take = (size_t)r < outlen - got - 1 ? (size_t)r : outlen - got - 1;
+
+			memcpy(out + got, chunk, take);
+			got += take;
+		}
 	}
 	if (outlen > 0)
 		out[got < outlen ? got : outlen - 1] = '\0';
