@@ -20,6 +20,7 @@
 #include "dedup.h"
 #include "handlers.h"
 #include "pb.h"
+#include "store.h"
 #include "text.h"
 
 /* "\0SD" and the protocol version. */
@@ -42,6 +43,7 @@ static const struct method_entry method_handlers[] = {
     {"Resolve", handle_resolve, false},
     {"Execute", handle_execute, true},
     {"Rekey", handle_rekey, false},
+    {"Health", handle_health, false},
 };
 
 /* Wraps the caller's reply allocator to see the reply frame, for dedup_finish. */
@@ -100,8 +102,8 @@ varint_size(size_t v)
  * reply buffer with no intermediate copy. Protobuf readers accept fields in any order.
  */
 static enum status
-write_reply(const struct outcome *oc, uint64_t request_id, const ProtobufCMessage *body,
-    reply_alloc_fn alloc, void *alloc_arg)
+write_reply(const struct outcome *oc, uint64_t request_id, uint64_t store_rev,
+    const ProtobufCMessage *body, reply_alloc_fn alloc, void *alloc_arg)
 {
 	pb_reply env = SECRETD__V1__REPLY__INIT;
 	size_t env_len;
@@ -114,6 +116,7 @@ write_reply(const struct outcome *oc, uint64_t request_id, const ProtobufCMessag
 	env.reason = (char *)(oc->reason != NULL ? oc->reason : "");
 	env.message = (char *)oc->message;
 	env.request_id = request_id;
+	env.store_rev = store_rev;
 	env_len = secretd__v1__reply__get_packed_size(&env);
 	total = FRAME_HEADER + env_len;
 	if (body != NULL) {
@@ -240,6 +243,7 @@ handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, 
 		goto reply;
 	}
 	request_id = env->request_id;
+	info->request_id = request_id;
 	if (!strings_clean(&env->base)) {
 		outcome_set(oc, ST_INVALID_ARGUMENT, "BAD_FRAME",
 		    "a string in the request envelope holds a NUL byte");
@@ -266,6 +270,16 @@ handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, 
 		    env->token[0] != '\0' ? "BAD_TOKEN" : "NO_TOKEN",
 		    env->token[0] != '\0' ? "the token is not valid"
 		                          : "this connection needs a token");
+		goto reply;
+	}
+	/* Read your writes across nodes: not before this node has what the client saw. */
+	if (env->min_store_rev > 0 &&
+	    !store_wait_revision(svc->persistent, env->min_store_rev, svc->read_wait_ms)) {
+		outcome_set(oc, ST_UNAVAILABLE, "STALE",
+		    "this node's copy of the persistent store is at revision %llu, behind revision "
+		    "%llu that the client has seen; try another node",
+		    (unsigned long long)store_revision(svc->persistent),
+		    (unsigned long long)env->min_store_rev);
 		goto reply;
 	}
 	if (entry->may_mutate && svc->dedup != NULL) {
@@ -309,7 +323,8 @@ handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, 
 	if (entry->fn(&rq, in, out) != ST_OK)
 		out = NULL;
 reply:
-	st = write_reply(oc, request_id, oc->status == ST_OK ? out : NULL, capture_alloc, &capture);
+	st = write_reply(oc, request_id, store_revision(svc->persistent),
+	    oc->status == ST_OK ? out : NULL, capture_alloc, &capture);
 	if (dd == DEDUP_NEW)
 		dedup_finish(svc->dedup, request_id, fp,
 		    st == ST_OK && info->mutating ? capture.buf : NULL, capture.len);
