@@ -72,6 +72,24 @@ write_body(char *p, size_t size, size_t n, void *arg)
 	return buf_add(arg, p, size * n) ? size * n : 0;
 }
 
+/* Free a string from json_dumps with jansson's own free: the server may have given jansson
+ * allocation functions of its own (a wiping allocator). */
+static void
+json_text_free(char *text)
+{
+	json_malloc_t m = NULL;
+	json_free_t f = NULL;
+
+	if (text == NULL)
+		return;
+	explicit_bzero(text, strlen(text));
+	json_get_alloc_funcs(&m, &f);
+	if (f != NULL)
+		f(text);
+	else
+		free(text);
+}
+
 static char *
 dup_or_null(const char *s)
 {
@@ -355,10 +373,7 @@ authenticate(struct etcd_http *h, size_t ep, long timeout_ms, struct etcd_http_r
 	(void)pthread_mutex_unlock(&h->mu);
 	rc = STORE_OK;
 done:
-	if (body != NULL) {
-		explicit_bzero(body, strlen(body));
-		free(body);
-	}
+	json_text_free(body);
 	json_decref(req);
 	json_decref(ans);
 	return rc;
@@ -446,8 +461,7 @@ etcd_http_call(struct etcd_http *h, const char *path, json_t *body, int timeout_
 		if (now_ms() >= deadline && tries >= h->n_endpoints)
 			break;
 	}
-	explicit_bzero(text, strlen(text));
-	free(text);
+	json_text_free(text);
 	return rc;
 }
 
@@ -552,7 +566,7 @@ done:
 	if (c != NULL)
 		curl_easy_cleanup(c);
 	curl_slist_free_all(headers);
-	free(text);
+	json_text_free(text);
 	free(ws.line.data);
 	return rc;
 }

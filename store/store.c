@@ -448,13 +448,14 @@ store_rekey(struct store *st, const uint8_t *key, size_t key_len)
 uint64_t
 store_revision(struct store *st)
 {
-	return st->ops->revision != NULL ? st->ops->revision(st->impl) : 0;
+	/* NULL-safe: a service built without a persistent store (fuzzers) has none. */
+	return st != NULL && st->ops->revision != NULL ? st->ops->revision(st->impl) : 0;
 }
 
 bool
 store_wait_revision(struct store *st, uint64_t rev, int timeout_ms)
 {
-	if (rev == 0 || st->ops->wait_revision == NULL)
+	if (rev == 0 || st == NULL || st->ops->wait_revision == NULL)
 		return true;
 	return st->ops->wait_revision(st->impl, rev, timeout_ms);
 }
@@ -465,6 +466,6 @@ store_health(struct store *st, struct store_health *h)
 	memset(h, 0, sizeof(*h));
 	h->serving = true;
 	h->writable = true;
-	if (st->ops->health != NULL)
+	if (st != NULL && st->ops->health != NULL)
 		st->ops->health(st->impl, h);
 }

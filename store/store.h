@@ -250,7 +250,7 @@ size_t store_count(struct store *st);
 store_status store_rekey(struct store *st, const uint8_t *key, size_t key_len);
 
 /* The backend's revision of what readers see now (etcd's store revision); 0 for a backend
- * without one (memory, sqlcipher). */
+ * without one (memory, sqlcipher) or a NULL store. */
 uint64_t store_revision(struct store *st);
 
 /* Wait up to timeout_ms until store_revision(st) >= rev (at once for a backend without
