@@ -392,8 +392,8 @@ health_closure(const ProtobufCMessage *msg, void *data)
 		return;
 	info->serving = reply->serving;
 	info->writable = reply->writable;
-	client_copy_str(info->persistent_store, sizeof(info->persistent_store),
-	    reply->persistent_store);
+	client_copy_str(
+	    info->persistent_store, sizeof(info->persistent_store), reply->persistent_store);
 	info->store_rev = reply->store_rev;
 	info->latest_rev = reply->latest_rev;
 	info->lag_ms = reply->lag_ms;

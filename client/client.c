@@ -456,8 +456,8 @@ client_dial_one(
 	if ((rv = nng_dialer_create(&dialer, client->sock, addr)) != 0) {
 		/* Whatever nng finds wrong with the URL (syntax, scheme) is the caller's. */
 		return client_fail(err,
-		    rv == NNG_ENOMEM ? SECRETD_INTERNAL : SECRETD_INVALID_ARGUMENT, "bad URL %s: %s",
-		    addr, nng_strerror(rv));
+		    rv == NNG_ENOMEM ? SECRETD_INTERNAL : SECRETD_INVALID_ARGUMENT,
+		    "bad URL %s: %s", addr, nng_strerror(rv));
 	}
 	if (tls_url && (st = client_tls_setup(client, addr, dialer, options, err)) != SECRETD_OK)
 		return st;

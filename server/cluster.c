@@ -126,8 +126,8 @@ cluster_open(struct server *srv, struct store_config *db)
 	st = store_open(&store_etcd_ops, db, &srv->persistent);
 	db->etcd = NULL;
 	if (st != STORE_OK) {
-		log_msg(&srv->log, LOG_ERROR, "etcd at %s with key file %s: %s", cfg->etcd_endpoints,
-		    srv->key_file, etcd_hint(st));
+		log_msg(&srv->log, LOG_ERROR, "etcd at %s with key file %s: %s",
+		    cfg->etcd_endpoints, srv->key_file, etcd_hint(st));
 		goto out;
 	}
 	if (have_pending) {

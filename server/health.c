@@ -40,8 +40,7 @@ handle_health(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *
 	rep->latest_rev = h.latest;
 	rep->lag_ms = h.lag_ms;
 	rep->detail = arena_strdup(rq->arena, h.detail);
-	rep->persistent_count =
-	    rq->svc->persistent != NULL ? store_count(rq->svc->persistent) : 0;
+	rep->persistent_count = rq->svc->persistent != NULL ? store_count(rq->svc->persistent) : 0;
 	rep->temporary_count = rq->svc->temporary != NULL ? store_count(rq->svc->temporary) : 0;
 	if (rep->detail == NULL)
 		return outcome_set(

@@ -367,7 +367,7 @@ main(int argc, char **argv)
 	}
 	if (optind < argc && !((strcmp(argv[optind], "rekey") == 0 ||
 	                           strcmp(argv[optind], "migrate-to-etcd") == 0) &&
-	                          optind + 1 == argc)) {
+	                         optind + 1 == argc)) {
 		(void)fprintf(stderr, "secretd: unexpected argument '%s'\nTry 'secretd --help'.\n",
 		    argv[optind]);
 		free(cli.listen_env);

@@ -39,10 +39,8 @@
  * Thread safety: any number of threads may call the ops at once. mu guards the revision,
  * the health fields and the seals; the mirror has its own lock.
  */
-#include "etcd_http.h"
+#include "etcd_internal.h"
 #include "memory_internal.h"
-#include "seal.h"
-#include "store.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -53,49 +51,8 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define ETCD_DEFAULT_MAX 1000000
-#define ETCD_DEFAULT_TIMEOUT_MS 5000
-#define PROBE_MS 500
-#define PROBE_TIMEOUT_MS 1500
-#define STALL_MS 2000
-#define LIST_PAGE 1000
-#define KEYCHECK "keycheck"
-#define SECRETS "s/"
-
-struct store_etcd {
-	struct etcd_http *http;
-	void *mem;
-	size_t max_secrets;
-	int timeout_ms;
-	char *prefix;
-	size_t prefix_len;
-	void (*on_change)(void *arg, const char *name);
-	void *on_change_arg;
-
-	pthread_mutex_t mu;
-	pthread_cond_t cv; /* revision raised, or stop */
-	struct store_seal seal;
-	struct store_seal old_seal;
-	bool has_old;
-	uint64_t revision; /* what the mirror has applied */
-	bool serving;
-	bool writable;
-	uint64_t latest;
-	uint64_t behind_since; /* ms; 0 when not behind */
-	uint64_t foreign;      /* values no key of ours opens, skipped */
-	char detail[160];
-
-	atomic_bool stop;   /* closing */
-	atomic_bool wake;   /* end the current watch (stop or restart) */
-	atomic_bool relist; /* the next watch starts with a list */
-	pthread_t watch_thread;
-	pthread_t probe_thread;
-	bool watch_started;
-	bool probe_started;
-};
-
-static uint64_t
-now_ms(void)
+uint64_t
+store_etcd_now_ms(void)
 {
 	struct timespec ts;
 
@@ -104,8 +61,8 @@ now_ms(void)
 }
 
 /* P + suffix + name as a base64 JSON string. */
-static json_t *
-key_json(const struct store_etcd *e, const char *suffix, const char *name)
+json_t *
+store_etcd_key_json(const struct store_etcd *e, const char *suffix, const char *name)
 {
 	size_t sl = strlen(suffix);
 	size_t nl = name != NULL ? strlen(name) : 0;
@@ -124,8 +81,8 @@ key_json(const struct store_etcd *e, const char *suffix, const char *name)
 }
 
 /* The end of the range holding every key that starts with the prefix. */
-static json_t *
-prefix_end_json(const struct store_etcd *e)
+json_t *
+store_etcd_prefix_end_json(const struct store_etcd *e)
 {
 	char *k = malloc(e->prefix_len);
 	json_t *j;
@@ -141,8 +98,8 @@ prefix_end_json(const struct store_etcd *e)
 
 /* The key of a kv relative to the prefix, NUL-terminated (caller frees); NULL when the
  * key is outside the prefix or malformed. */
-static char *
-rel_key(const struct store_etcd *e, const json_t *kv)
+char *
+store_etcd_rel_key(const struct store_etcd *e, const json_t *kv)
 {
 	size_t len = 0;
 	uint8_t *k = etcd_unb64(json_object_get(kv, "key"), &len);
@@ -159,9 +116,9 @@ rel_key(const struct store_etcd *e, const json_t *kv)
 
 /* Open a sealed value stored at rel (P-relative key) with whichever of our keys sealed it.
  * The secret's name is rel without "s/". */
-static store_status
-open_value(struct store_etcd *e, const char *rel, const uint8_t *v, size_t len,
-    struct store_secret **outp)
+store_status
+store_etcd_open_value(
+    struct store_etcd *e, const char *rel, const uint8_t *v, size_t len, struct store_secret **outp)
 {
 	uint8_t kid[STORE_SEAL_KID_LEN];
 	struct store_seal use;
@@ -196,9 +153,9 @@ open_value(struct store_etcd *e, const char *rel, const uint8_t *v, size_t len,
 }
 
 /* Seal s (named name in the mirror) for key P "s/" name. */
-static store_status
-seal_value(struct store_etcd *e, const struct store_secret *s, uint64_t tag, uint8_t **outp,
-    size_t *lenp)
+store_status
+store_etcd_seal_value(
+    struct store_etcd *e, const struct store_secret *s, uint64_t tag, uint8_t **outp, size_t *lenp)
 {
 	struct store_secret *named = NULL;
 	struct store_seal use;
@@ -262,8 +219,8 @@ listing_free(struct listing *l)
 static store_status
 list_all(struct store_etcd *e, bool strict, struct listing *l, uint64_t *foreignp)
 {
-	json_t *start = key_json(e, "", NULL);
-	json_t *end = prefix_end_json(e);
+	json_t *start = store_etcd_key_json(e, "", NULL);
+	json_t *end = store_etcd_prefix_end_json(e);
 	store_status rc = STORE_NO_MEMORY;
 
 	memset(l, 0, sizeof(*l));
@@ -283,7 +240,8 @@ list_all(struct store_etcd *e, bool strict, struct listing *l, uint64_t *foreign
 		if (req == NULL)
 			goto done;
 		if (l->revision != 0)
-			(void)json_object_set_new(req, "revision", json_integer((json_int_t)l->revision));
+			(void)json_object_set_new(
+			    req, "revision", json_integer((json_int_t)l->revision));
 		rc = etcd_http_call(e->http, "/v3/kv/range", req, e->timeout_ms, &ans, &res);
 		json_decref(req);
 		if (rc != STORE_OK) {
@@ -298,7 +256,7 @@ list_all(struct store_etcd *e, bool strict, struct listing *l, uint64_t *foreign
 		{
 			size_t vlen = 0;
 			uint8_t *v = etcd_unb64(json_object_get(kv, "value"), &vlen);
-			char *rel = rel_key(e, kv);
+			char *rel = store_etcd_rel_key(e, kv);
 			struct store_secret *s = NULL;
 			store_status orc;
 
@@ -309,7 +267,7 @@ list_all(struct store_etcd *e, bool strict, struct listing *l, uint64_t *foreign
 				free(rel);
 				continue;
 			}
-			orc = open_value(e, rel, v, vlen, &s);
+			orc = store_etcd_open_value(e, rel, v, vlen, &s);
 			free(v);
 			if (orc == STORE_OK && strcmp(rel, KEYCHECK) == 0) {
 				l->keycheck = true;
@@ -474,7 +432,7 @@ apply_event(struct store_etcd *e, const json_t *ev)
 {
 	const json_t *kv = json_object_get(ev, "kv");
 	const char *type = json_string_value(json_object_get(ev, "type"));
-	char *rel = rel_key(e, kv);
+	char *rel = store_etcd_rel_key(e, kv);
 	struct store_secret *s = NULL;
 
 	if (rel == NULL || strncmp(rel, SECRETS, 2) != 0 || rel[2] == '\0') {
@@ -488,7 +446,7 @@ apply_event(struct store_etcd *e, const json_t *ev)
 		uint8_t *v = etcd_unb64(json_object_get(kv, "value"), &vlen);
 		bool created;
 
-		if (v != NULL && open_value(e, rel, v, vlen, &s) == STORE_OK) {
+		if (v != NULL && store_etcd_open_value(e, rel, v, vlen, &s) == STORE_OK) {
 			(void)store_memory_ops.put(e->mem, s, STORE_CONFLICT_REPLACE, &created);
 		} else {
 			/* Not ours to read: no stale copy stays either. */
@@ -570,8 +528,9 @@ watch_main(void *arg)
 		(void)pthread_mutex_lock(&e->mu);
 		from = e->revision + 1;
 		(void)pthread_mutex_unlock(&e->mu);
-		create = json_pack("{s:{s:o,s:o,s:I}}", "create_request", "key", key_json(e, "", NULL),
-		    "range_end", prefix_end_json(e), "start_revision", (json_int_t)from);
+		create = json_pack("{s:{s:o,s:o,s:I}}", "create_request", "key",
+		    store_etcd_key_json(e, "", NULL), "range_end", store_etcd_prefix_end_json(e),
+		    "start_revision", (json_int_t)from);
 		if (create == NULL) {
 			sleep_ms(200);
 			continue;
@@ -594,14 +553,14 @@ probe_main(void *arg)
 	while (!atomic_load(&e->stop)) {
 		struct etcd_http_result res;
 		json_t *ans = NULL;
-		json_t *req = json_pack("{s:o,s:o,s:I,s:s,s:s,s:b}", "key", key_json(e, SECRETS, NULL),
-		    "range_end", prefix_end_json(e), "limit", (json_int_t)1, "sort_order", "DESCEND",
+		json_t *req = json_pack("{s:o,s:o,s:I,s:s,s:s,s:b}", "key",
+		    store_etcd_key_json(e, SECRETS, NULL), "range_end",
+		    store_etcd_prefix_end_json(e), "limit", (json_int_t)1, "sort_order", "DESCEND",
 		    "sort_target", "MOD", "keys_only", 1);
-		store_status rc =
-		    req != NULL
-		        ? etcd_http_call(e->http, "/v3/kv/range", req, PROBE_TIMEOUT_MS, &ans, &res)
-		        : STORE_NO_MEMORY;
-		uint64_t now = now_ms();
+		store_status rc = req != NULL ? etcd_http_call(e->http, "/v3/kv/range", req,
+		                                    PROBE_TIMEOUT_MS, &ans, &res)
+		                              : STORE_NO_MEMORY;
+		uint64_t now = store_etcd_now_ms();
 		bool restart = false;
 
 		json_decref(req);
@@ -694,8 +653,9 @@ keycheck_create(struct store_etcd *e)
 	if (rc != STORE_OK)
 		return rc;
 	req = json_pack("{s:[{s:s,s:o,s:s}],s:[{s:{s:o,s:o}}]}", "compare", "target", "CREATE",
-	    "key", key_json(e, KEYCHECK, NULL), "create_revision", "0", "success", "request_put",
-	    "key", key_json(e, KEYCHECK, NULL), "value", etcd_b64(v, vlen));
+	    "key", store_etcd_key_json(e, KEYCHECK, NULL), "create_revision", "0", "success",
+	    "request_put", "key", store_etcd_key_json(e, KEYCHECK, NULL), "value",
+	    etcd_b64(v, vlen));
 	free(v);
 	if (req == NULL)
 		return STORE_NO_MEMORY;
@@ -842,17 +802,17 @@ etcd_revision(void *impl)
 	return rev;
 }
 
-static bool
-etcd_wait_revision(void *impl, uint64_t rev, int timeout_ms)
+bool
+store_etcd_wait_revision(void *impl, uint64_t rev, int timeout_ms)
 {
 	struct store_etcd *e = impl;
-	uint64_t start = now_ms();
+	uint64_t start = store_etcd_now_ms();
 	bool asked = false;
 	bool ok;
 
 	(void)pthread_mutex_lock(&e->mu);
 	while (e->revision < rev && !atomic_load(&e->stop)) {
-		uint64_t now = now_ms();
+		uint64_t now = store_etcd_now_ms();
 		uint64_t until;
 		struct timespec ts;
 
@@ -886,7 +846,7 @@ etcd_health(void *impl, struct store_health *h)
 	h->writable = e->writable;
 	h->revision = e->revision;
 	h->latest = e->latest > e->revision ? e->latest : e->revision;
-	h->lag_ms = e->behind_since != 0 ? now_ms() - e->behind_since : 0;
+	h->lag_ms = e->behind_since != 0 ? store_etcd_now_ms() - e->behind_since : 0;
 	(void)snprintf(h->detail, sizeof(h->detail), "%s", e->detail);
 	if (e->foreign > 0 && h->detail[0] == '\0')
 		(void)snprintf(h->detail, sizeof(h->detail),
@@ -895,363 +855,21 @@ etcd_health(void *impl, struct store_health *h)
 	(void)pthread_mutex_unlock(&e->mu);
 }
 
-/* --- writes -------------------------------------------------------------------------- */
-
-/* Refuse at once while the probe says etcd cannot commit: nothing is sent. */
-static bool
-writable(struct store_etcd *e)
-{
-	bool w;
-
-	(void)pthread_mutex_lock(&e->mu);
-	w = e->writable;
-	(void)pthread_mutex_unlock(&e->mu);
-	return w;
-}
-
-static void
-mark_unwritable(struct store_etcd *e, const struct etcd_http_result *res)
-{
-	(void)pthread_mutex_lock(&e->mu);
-	e->writable = false;
-	(void)snprintf(e->detail, sizeof(e->detail), "a write failed: %.120s", res->message);
-	(void)pthread_mutex_unlock(&e->mu);
-}
-
-/* Read the key's value (linearizable) and its tag. *presentp false when absent. */
-static store_status
-read_tag(struct store_etcd *e, const char *name, bool *presentp, uint64_t *tagp, uint64_t *revp)
-{
-	struct etcd_http_result res;
-	json_t *req = json_pack("{s:o}", "key", key_json(e, SECRETS, name));
-	json_t *ans = NULL;
-	json_t *kv;
-	store_status rc;
-
-	*presentp = false;
-	if (req == NULL)
-		return STORE_NO_MEMORY;
-	rc = etcd_http_call(e->http, "/v3/kv/range", req, e->timeout_ms, &ans, &res);
-	json_decref(req);
-	if (rc != STORE_OK)
-		return STORE_UNAVAILABLE;
-	kv = json_array_get(json_object_get(ans, "kvs"), 0);
-	*revp = (uint64_t)etcd_int(json_object_get(ans, "header"), "revision");
-	if (kv != NULL) {
-		size_t vlen = 0;
-		uint8_t *v = etcd_unb64(json_object_get(kv, "value"), &vlen);
-
-		*presentp = true;
-		*tagp = 0;
-		if (v != NULL)
-			(void)store_seal_peek(v, vlen, NULL, tagp);
-		*revp = (uint64_t)etcd_int(kv, "mod_revision");
-		free(v);
-	}
-	json_decref(ans);
-	return STORE_OK;
-}
-
-static store_status
-etcd_put_tagged(
-    void *impl, struct store_secret *s, enum store_conflict mode, uint64_t tag, bool *createdp)
-{
-	struct store_etcd *e = impl;
-	struct etcd_http_result res;
-	uint8_t *v = NULL;
-	size_t vlen = 0;
-	json_t *req = NULL;
-	json_t *ans = NULL;
-	uint64_t rev = 0;
-	store_status rc;
-
-	*createdp = false;
-	if (!writable(e)) {
-		rc = STORE_UNAVAILABLE;
-		goto done;
-	}
-	rc = STORE_FULL;
-	if (!store_memory_ops.contains(e->mem, s->name) &&
-	    store_memory_ops.count(e->mem) >= e->max_secrets)
-		goto done;
-	/* Without the caller's tag, a random one still tells our retries apart. */
-	while (tag == 0)
-		if (getrandom(&tag, sizeof(tag), 0) != sizeof(tag)) {
-			rc = STORE_IO;
-			goto done;
-		}
-	rc = seal_value(e, s, tag, &v, &vlen);
-	if (rc != STORE_OK)
-		goto done;
-	rc = STORE_NO_MEMORY;
-	if (mode == STORE_CONFLICT_REPLACE)
-		req = json_pack("{s:[{s:{s:o,s:o}}]}", "success", "request_put", "key",
-		    key_json(e, SECRETS, s->name), "value", etcd_b64(v, vlen));
-	else
-		req = json_pack("{s:[{s:s,s:o,s:s}],s:[{s:{s:o,s:o}}],s:[{s:{s:o}}]}", "compare",
-		    "target", "CREATE", "key", key_json(e, SECRETS, s->name), "create_revision", "0",
-		    "success", "request_put", "key", key_json(e, SECRETS, s->name), "value",
-		    etcd_b64(v, vlen), "failure", "request_range", "key",
-		    key_json(e, SECRETS, s->name));
-	if (req == NULL)
-		goto done;
-	rc = etcd_http_call(e->http, "/v3/kv/txn", req, e->timeout_ms, &ans, &res);
-	if (rc != STORE_OK) {
-		bool present = false;
-		uint64_t found = 0;
-
-		if (!res.maybe_sent) {
-			mark_unwritable(e, &res);
-			rc = STORE_UNAVAILABLE;
-			goto done;
-		}
-		/* No answer, but it may have committed: look. */
-		rc = read_tag(e, s->name, &present, &found, &rev);
-		if (rc != STORE_OK || !present || found != tag) {
-			mark_unwritable(e, &res);
-			rc = STORE_UNAVAILABLE;
-			goto done;
-		}
-		*createdp = true;
-	} else if (json_is_true(json_object_get(ans, "succeeded"))) {
-		rev = (uint64_t)etcd_int(json_object_get(ans, "header"), "revision");
-		*createdp = true;
-	} else {
-		json_t *kv = json_array_get(
-		    json_object_get(json_object_get(json_array_get(json_object_get(ans, "responses"),
-		                                        0),
-		                        "response_range"),
-		        "kvs"),
-		    0);
-		size_t flen = 0;
-		uint8_t *fv = etcd_unb64(json_object_get(kv, "value"), &flen);
-		uint64_t found = 0;
-
-		if (fv != NULL)
-			(void)store_seal_peek(fv, flen, NULL, &found);
-		free(fv);
-		rev = (uint64_t)etcd_int(kv, "mod_revision");
-		if (found == tag) {
-			*createdp = true; /* our own earlier attempt */
-		} else if (mode == STORE_CONFLICT_ERROR) {
-			rc = STORE_EXISTS;
-		}
-	}
-	/* Acknowledge once this node reads what it wrote (bounded: the write is committed
-	 * whatever the watch does). */
-	if (rev != 0)
-		(void)etcd_wait_revision(e, rev, e->timeout_ms);
-done:
-	json_decref(req);
-	json_decref(ans);
-	free(v);
-	store_secret_free(s);
-	return rc;
-}
-
-static store_status
-etcd_put(void *impl, struct store_secret *s, enum store_conflict mode, bool *createdp)
-{
-	return etcd_put_tagged(impl, s, mode, 0, createdp);
-}
-
-static store_status
-etcd_remove(void *impl, const char *name)
-{
-	struct store_etcd *e = impl;
-	struct etcd_http_result res;
-	json_t *req = NULL;
-	json_t *ans = NULL;
-	uint64_t rev;
-	store_status rc;
-
-	if (!writable(e))
-		return STORE_UNAVAILABLE;
-	req = json_pack("{s:[{s:s,s:s,s:o,s:s}],s:[{s:{s:o}}]}", "compare", "target", "CREATE",
-	    "result", "GREATER", "key", key_json(e, SECRETS, name), "create_revision", "0",
-	    "success", "request_delete_range", "key", key_json(e, SECRETS, name));
-	if (req == NULL)
-		return STORE_NO_MEMORY;
-	rc = etcd_http_call(e->http, "/v3/kv/txn", req, e->timeout_ms, &ans, &res);
-	json_decref(req);
-	if (rc != STORE_OK) {
-		mark_unwritable(e, &res);
-		return STORE_UNAVAILABLE;
-	}
-	rev = (uint64_t)etcd_int(json_object_get(ans, "header"), "revision");
-	if (json_is_true(json_object_get(ans, "succeeded")))
-		rc = STORE_OK;
-	else
-		/* Gone: by us when an earlier attempt of this call may have gone through. */
-		rc = res.maybe_sent ? STORE_OK : STORE_NOT_FOUND;
-	json_decref(ans);
-	(void)etcd_wait_revision(e, rev, e->timeout_ms);
-	return rc;
-}
-
-/* Re-seal one key's value under the current key, comparing its mod_revision. */
-static store_status
-reseal_one(struct store_etcd *e, const json_t *kv, const uint8_t *kid)
-{
-	struct etcd_http_result res;
-	char *rel = rel_key(e, kv);
-	size_t vlen = 0;
-	uint8_t *v = etcd_unb64(json_object_get(kv, "value"), &vlen);
-	uint8_t have[STORE_SEAL_KID_LEN];
-	uint64_t tag = 0;
-	struct store_secret *s = NULL;
-	struct store_seal use;
-	uint8_t *nv = NULL;
-	size_t nlen = 0;
-	json_t *req = NULL;
-	json_t *ans = NULL;
-	store_status rc = STORE_OK;
-
-	if (rel == NULL || v == NULL || !store_seal_peek(v, vlen, have, &tag) ||
-	    memcmp(have, kid, sizeof(have)) == 0)
-		goto done;
-	rc = open_value(e, rel, v, vlen, &s);
-	if (rc != STORE_OK)
-		goto done;
-	if (strncmp(rel, SECRETS, 2) == 0) {
-		/* open_value renamed it for the mirror; the seal binds the key. */
-		struct store_secret *named = NULL;
-
-		rc = store_secret_new(
-		    rel, s->type, s->scope, s->n_scope, s->fields, s->n_fields, &named);
-		store_secret_free(s);
-		s = named;
-		if (rc != STORE_OK)
-			goto done;
-	}
-	(void)pthread_mutex_lock(&e->mu);
-	use = e->seal;
-	(void)pthread_mutex_unlock(&e->mu);
-	rc = store_seal_secret(&use, s, tag, &nv, &nlen);
-	store_seal_wipe(&use);
-	if (rc != STORE_OK)
-		goto done;
-	rc = STORE_NO_MEMORY;
-	req = json_pack("{s:[{s:s,s:O,s:I}],s:[{s:{s:O,s:o}}]}", "compare", "target", "MOD", "key",
-	    json_object_get(kv, "key"), "mod_revision", (json_int_t)etcd_int(kv, "mod_revision"),
-	    "success", "request_put", "key", json_object_get(kv, "key"), "value",
-	    etcd_b64(nv, nlen));
-	if (req == NULL)
-		goto done;
-	rc = etcd_http_call(e->http, "/v3/kv/txn", req, e->timeout_ms, &ans, &res);
-	/* A lost compare: changed meanwhile, so written under the new key already. */
-	rc = rc == STORE_OK ? STORE_OK : STORE_UNAVAILABLE;
-done:
-	json_decref(req);
-	json_decref(ans);
-	free(nv);
-	free(v);
-	free(rel);
-	store_secret_free(s);
-	return rc;
-}
-
-static store_status
-etcd_rekey(void *impl, const uint8_t *key, size_t key_len)
-{
-	struct store_etcd *e = impl;
-	struct store_seal next;
-	json_t *start = NULL;
-	json_t *end = NULL;
-	uint8_t kid[STORE_SEAL_KID_LEN];
-	store_status rc;
-
-	if (key_len != STORE_KEY_LEN)
-		return STORE_INVALID;
-	rc = store_seal_init(&next, key, key_len);
-	if (rc != STORE_OK)
-		return rc;
-	if (!writable(e)) {
-		store_seal_wipe(&next);
-		return STORE_UNAVAILABLE;
-	}
-	(void)pthread_mutex_lock(&e->mu);
-	if (memcmp(next.kid, e->seal.kid, sizeof(kid)) != 0) {
-		e->old_seal = e->seal;
-		e->has_old = true;
-		e->seal = next;
-	}
-	memcpy(kid, e->seal.kid, sizeof(kid));
-	(void)pthread_mutex_unlock(&e->mu);
-	store_seal_wipe(&next);
-	start = key_json(e, "", NULL);
-	end = prefix_end_json(e);
-	rc = start != NULL && end != NULL ? STORE_OK : STORE_NO_MEMORY;
-	/* Page through every key, re-sealing what another key sealed. */
-	while (rc == STORE_OK) {
-		struct etcd_http_result res;
-		json_t *req = json_pack("{s:O,s:O,s:I}", "key", start, "range_end", end, "limit",
-		    (json_int_t)LIST_PAGE);
-		json_t *ans = NULL;
-		json_t *kvs;
-		json_t *kv;
-		size_t i;
-
-		if (req == NULL ||
-		    etcd_http_call(e->http, "/v3/kv/range", req, e->timeout_ms, &ans, &res) !=
-		        STORE_OK) {
-			json_decref(req);
-			rc = req == NULL ? STORE_NO_MEMORY : STORE_UNAVAILABLE;
-			break;
-		}
-		json_decref(req);
-		kvs = json_object_get(ans, "kvs");
-		json_array_foreach(kvs, i, kv)
-		{
-			rc = reseal_one(e, kv, kid);
-			if (rc != STORE_OK)
-				break;
-		}
-		if (rc == STORE_OK && json_is_true(json_object_get(ans, "more")) &&
-		    json_array_size(kvs) > 0) {
-			size_t klen = 0;
-			uint8_t *k = etcd_unb64(
-			    json_object_get(json_array_get(kvs, json_array_size(kvs) - 1), "key"),
-			    &klen);
-			uint8_t *nk = k != NULL ? realloc(k, klen + 1) : NULL;
-
-			if (nk == NULL) {
-				free(k);
-				rc = STORE_NO_MEMORY;
-			} else {
-				nk[klen] = 0;
-				json_decref(start);
-				start = etcd_b64(nk, klen + 1);
-				free(nk);
-				if (start == NULL)
-					rc = STORE_NO_MEMORY;
-			}
-			json_decref(ans);
-			continue;
-		}
-		json_decref(ans);
-		break;
-	}
-	json_decref(start);
-	json_decref(end);
-	return rc;
-}
-
 const struct store_ops store_etcd_ops = {
     .name = "etcd",
     .open = etcd_open,
     .close = etcd_close,
-    .put = etcd_put,
+    .put = store_etcd_put,
     .get = etcd_get,
     .contains = etcd_contains,
     .read = etcd_read,
-    .remove = etcd_remove,
+    .remove = store_etcd_remove,
     .list = etcd_list,
     .resolve = etcd_resolve,
     .count = etcd_count,
-    .rekey = etcd_rekey,
+    .rekey = store_etcd_rekey,
     .revision = etcd_revision,
-    .wait_revision = etcd_wait_revision,
-    .put_tagged = etcd_put_tagged,
+    .wait_revision = store_etcd_wait_revision,
+    .put_tagged = store_etcd_put_tagged,
     .health = etcd_health,
 };

@@ -29,7 +29,7 @@ struct etcd_http {
 	char *cert_file;
 	char *key_file;
 	char *user;
-	char *password; /* wiped at close */
+	char *password;     /* wiped at close */
 	pthread_mutex_t mu; /* pool and token */
 	CURL *pool[POOL_MAX];
 	size_t n_pool;
@@ -216,8 +216,8 @@ now_ms(void)
 
 /* Set the options every request shares. headers: the caller's list (borrowed). */
 static void
-setup(struct etcd_http *h, CURL *c, const char *url, const char *body,
-    struct curl_slist *headers, long timeout_ms)
+setup(struct etcd_http *h, CURL *c, const char *url, const char *body, struct curl_slist *headers,
+    long timeout_ms)
 {
 	curl_easy_reset(c);
 	(void)curl_easy_setopt(c, CURLOPT_URL, url);
@@ -225,7 +225,8 @@ setup(struct etcd_http *h, CURL *c, const char *url, const char *body,
 	(void)curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 	(void)curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 	(void)curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	(void)curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 1000 ? timeout_ms : 1000L);
+	(void)curl_easy_setopt(
+	    c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 1000 ? timeout_ms : 1000L);
 	(void)curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
 	(void)curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	(void)curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
@@ -323,8 +324,8 @@ post_once(struct etcd_http *h, size_t ep, const char *path, const char *body, lo
 	}
 	if (!json_is_object(ans)) {
 		res->maybe_sent = true;
-		(void)snprintf(res->message, sizeof(res->message), "%s: answer is not JSON",
-		    h->endpoints[ep]);
+		(void)snprintf(
+		    res->message, sizeof(res->message), "%s: answer is not JSON", h->endpoints[ep]);
 		goto done;
 	}
 	*outp = ans;
@@ -406,8 +407,8 @@ token_refused(const struct etcd_http_result *res)
 }
 
 store_status
-etcd_http_call(struct etcd_http *h, const char *path, json_t *body, int timeout_ms,
-    json_t **outp, struct etcd_http_result *res)
+etcd_http_call(struct etcd_http *h, const char *path, json_t *body, int timeout_ms, json_t **outp,
+    struct etcd_http_result *res)
 {
 	uint64_t deadline = now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 5000);
 	char *text = json_dumps(body, JSON_COMPACT);

@@ -36,9 +36,9 @@ void etcd_http_close(struct etcd_http *h);
 
 /* Outcome of a call beyond its store_status. */
 struct etcd_http_result {
-	int http_code;    /* 0 when no HTTP answer came */
-	int grpc_code;    /* etcd's error code, 0 when none */
-	bool maybe_sent;  /* an attempt may have reached etcd without an answer */
+	int http_code;   /* 0 when no HTTP answer came */
+	int grpc_code;   /* etcd's error code, 0 when none */
+	bool maybe_sent; /* an attempt may have reached etcd without an answer */
 	char message[160];
 };
 

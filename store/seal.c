@@ -86,10 +86,10 @@ feed_ad(EVP_CIPHER_CTX *ctx, const char *name, const uint8_t *header)
 {
 	int outl = 0;
 
-	return EVP_CipherUpdate(ctx, NULL, &outl, (const unsigned char *)ad_label,
-	           (int)sizeof(ad_label)) > 0 &&
-	       EVP_CipherUpdate(ctx, NULL, &outl, (const unsigned char *)name,
-	           (int)strlen(name) + 1) > 0 &&
+	return EVP_CipherUpdate(
+	           ctx, NULL, &outl, (const unsigned char *)ad_label, (int)sizeof(ad_label)) > 0 &&
+	       EVP_CipherUpdate(
+	           ctx, NULL, &outl, (const unsigned char *)name, (int)strlen(name) + 1) > 0 &&
 	       EVP_CipherUpdate(ctx, NULL, &outl, header, 1 + STORE_SEAL_KID_LEN + 8) > 0;
 }
 
@@ -132,8 +132,7 @@ store_seal_secret(const struct store_seal *seal, const struct store_secret *s, u
 	if (getrandom(out + 1 + STORE_SEAL_KID_LEN + 8, NONCE_LEN, 0) != NONCE_LEN)
 		goto fail;
 	ctx = EVP_CIPHER_CTX_new();
-	if (ctx == NULL ||
-	    EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) <= 0 ||
+	if (ctx == NULL || EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) <= 0 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) <= 0 ||
 	    EVP_EncryptInit_ex(ctx, NULL, NULL, seal->key, out + HEADER_LEN - NONCE_LEN) <= 0 ||
 	    !feed_ad(ctx, s->name, out) ||
@@ -199,8 +198,7 @@ store_seal_open(const struct store_seal *seal, const char *name, const uint8_t *
 	memcpy(tagbuf, buf + len - TAG_LEN, TAG_LEN);
 	rc = STORE_CORRUPT;
 	ctx = EVP_CIPHER_CTX_new();
-	if (ctx == NULL ||
-	    EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) <= 0 ||
+	if (ctx == NULL || EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) <= 0 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) <= 0 ||
 	    EVP_DecryptInit_ex(ctx, NULL, NULL, seal->key, buf + HEADER_LEN - NONCE_LEN) <= 0 ||
 	    !feed_ad(ctx, name, buf) ||
@@ -211,8 +209,8 @@ store_seal_open(const struct store_seal *seal, const char *name, const uint8_t *
 	nul = memchr(plain, 0, plain_len);
 	if (nul == NULL)
 		goto fail;
-	rc = store_row_decode(nul + 1, plain_len - (size_t)(nul + 1 - plain), name,
-	    (const char *)plain, outp);
+	rc = store_row_decode(
+	    nul + 1, plain_len - (size_t)(nul + 1 - plain), name, (const char *)plain, outp);
 fail:
 	EVP_CIPHER_CTX_free(ctx);
 	if (plain != NULL) {

@@ -56,8 +56,8 @@ store_status store_seal_secret(const struct store_seal *seal, const struct store
 
 /* The key id and write tag of a sealed value, without opening it. false when buf is too
  * short or of another version. */
-bool store_seal_peek(const uint8_t *buf, size_t len, uint8_t kid[STORE_SEAL_KID_LEN],
-    uint64_t *tagp);
+bool store_seal_peek(
+    const uint8_t *buf, size_t len, uint8_t kid[STORE_SEAL_KID_LEN], uint64_t *tagp);
 
 /*
  * Open a sealed value stored under name (both borrowed). STORE_OK with *outp (caller frees

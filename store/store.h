@@ -41,7 +41,8 @@ typedef enum store_status {
 	STORE_PERMISSION, /* a file or directory has unsafe or wrong permissions */
 	STORE_NO_MEMORY,  /* allocation failed */
 	STORE_INVALID,    /* a bad argument or configuration */
-	STORE_UNAVAILABLE, /* a shared store (etcd) cannot be reached or has no quorum */
+	/* a shared store (etcd) cannot be reached or has no quorum; nothing was changed */
+	STORE_UNAVAILABLE,
 } store_status;
 
 /* A short English description of a status, for messages; never NULL. */
@@ -100,7 +101,8 @@ struct store_etcd_config {
 	const char *key_file;  /* its private key */
 	const char *user;      /* etcd authentication (NULL: none) */
 	const char *password;
-	int timeout_ms;        /* deadline of one write; 0: 5000 */
+	/* deadline of one write; 0: 5000 */
+	int timeout_ms;
 	/* A previous 32-byte key (or NULL): values sealed under it stay readable, and
 	 * store_rekey re-seals them, so a rotation cut short loses nothing. */
 	const uint8_t *old_key;

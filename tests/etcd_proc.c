@@ -185,8 +185,8 @@ etcd_start(struct etcd_proc *ep, const char *dir, size_t n)
 		do {
 			m->client_port = etcd_free_port(m->host);
 			m->peer_port = etcd_free_port(m->host);
-		} while (m->client_port == m->peer_port || m->client_port == 0 ||
-		         m->peer_port == 0);
+		} while (
+		    m->client_port == m->peer_port || m->client_port == 0 || m->peer_port == 0);
 		(void)snprintf(m->data_dir, sizeof(m->data_dir), "%s/etcd%zu", dir, i + 1);
 		(void)snprintf(m->log_path, sizeof(m->log_path), "%s/etcd%zu.log", dir, i + 1);
 		{
@@ -209,8 +209,8 @@ etcd_start(struct etcd_proc *ep, const char *dir, size_t n)
 		}
 	for (size_t i = 0; i < n; i++)
 		if (!wait_healthy(ep, i, 30000)) {
-			(void)fprintf(stderr, "etcd member %zu did not become healthy; see %s\n", i + 1,
-			    ep->m[i].log_path);
+			(void)fprintf(stderr, "etcd member %zu did not become healthy; see %s\n",
+			    i + 1, ep->m[i].log_path);
 			etcd_stop(ep);
 			return false;
 		}

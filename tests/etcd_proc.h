@@ -19,7 +19,7 @@
 
 struct etcd_member {
 	pid_t pid;
-	char host[16];     /* 127.0.0.N */
+	char host[16]; /* 127.0.0.N */
 	int client_port;
 	int peer_port;
 	char data_dir[300];

@@ -46,8 +46,8 @@ ctl_cmd_health(struct ctl *ctl, int argc, char **argv)
 		    "serving", h.serving, "writable", h.writable, "persistent_store",
 		    h.persistent_store, "store_rev", (json_int_t)h.store_rev, "latest_rev",
 		    (json_int_t)h.latest_rev, "lag_ms", (json_int_t)h.lag_ms, "persistent_count",
-		    (json_int_t)h.persistent_count, "temporary_count", (json_int_t)h.temporary_count,
-		    "detail", h.detail);
+		    (json_int_t)h.persistent_count, "temporary_count",
+		    (json_int_t)h.temporary_count, "detail", h.detail);
 
 		if (o == NULL || json_dumpf(o, stdout, JSON_COMPACT) != 0) {
 			json_decref(o);
@@ -56,9 +56,10 @@ ctl_cmd_health(struct ctl *ctl, int argc, char **argv)
 		json_decref(o);
 		(void)putchar('\n');
 	} else {
-		(void)printf("serving: %s\nwritable: %s\npersistent store: %s\nstore revision: %llu "
-		             "(latest %llu, behind for %llu ms)\npersistent secrets: %llu\n"
-		             "temporary secrets (this node only): %llu\n",
+		(void)printf(
+		    "serving: %s\nwritable: %s\npersistent store: %s\nstore revision: %llu "
+		    "(latest %llu, behind for %llu ms)\npersistent secrets: %llu\n"
+		    "temporary secrets (this node only): %llu\n",
 		    h.serving ? "yes" : "no", h.writable ? "yes" : "no", h.persistent_store,
 		    h.store_rev, h.latest_rev, h.lag_ms, h.persistent_count, h.temporary_count);
 		if (h.detail[0] != '\0')

@@ -54,8 +54,12 @@ static secretd_status
 create_one(secretd_client *c, const char *name)
 {
 	secretd_field f = {.key = "api_key", .value = "bench-value-not-secret", .value_len = 0};
-	secretd_create_args args = {.name = name, .type = "openai", .fields = &f, .n_fields = 1,
-	    .persistent = true, .on_conflict = SECRETD_CONFLICT_ERROR};
+	secretd_create_args args = {.name = name,
+	    .type = "openai",
+	    .fields = &f,
+	    .n_fields = 1,
+	    .persistent = true,
+	    .on_conflict = SECRETD_CONFLICT_ERROR};
 	secretd_create_result res;
 	secretd_error err;
 
@@ -80,7 +84,8 @@ requester_main(void *arg)
 		if (r->op == OP_GET) {
 			secretd_secret *s = NULL;
 
-			st = secretd_get(c, "bench-get", SECRETD_STORAGE_SQLCIPHER, 10000, &s, &err);
+			st =
+			    secretd_get(c, "bench-get", SECRETD_STORAGE_SQLCIPHER, 10000, &s, &err);
 			secretd_secret_free(s);
 		} else {
 			char name[64];
@@ -143,9 +148,9 @@ cell(const char *label, const char *url, enum op op, int conc, double secs, int 
 	if (n > SAMPLES)
 		n = SAMPLES;
 	qsort(lat, n, sizeof(*lat), cmp_u64);
-	printf("%-34s %4d %10.0f %9.2f %9.2f %6llu\n", label, conc,
-	    done / ((now_us() - t0) / 1e6), n > 0 ? lat[n / 2] / 1000.0 : 0,
-	    n > 0 ? lat[n * 99 / 100] / 1000.0 : 0, (unsigned long long)errors);
+	printf("%-34s %4d %10.0f %9.2f %9.2f %6llu\n", label, conc, done / ((now_us() - t0) / 1e6),
+	    n > 0 ? lat[n / 2] / 1000.0 : 0, n > 0 ? lat[n * 99 / 100] / 1000.0 : 0,
+	    (unsigned long long)errors);
 	free(r);
 	free(th);
 	free(lat);
@@ -263,7 +268,8 @@ main(int argc, char **argv)
 		secretd_error err;
 
 		for (int k = 0; k < 2; k++) {
-			if (secretd_client_open(k == 0 ? one.url : a.url, NULL, &c, &err) != SECRETD_OK ||
+			if (secretd_client_open(k == 0 ? one.url : a.url, NULL, &c, &err) !=
+			        SECRETD_OK ||
 			    create_one(c, "bench-get") != SECRETD_OK) {
 				fprintf(stderr, "secretd-bench-cluster: seeding failed\n");
 				secretd_client_close(c);
@@ -278,16 +284,17 @@ main(int argc, char **argv)
 	    secs);
 	printf("%-34s %4s %10s %9s %9s %6s\n", "cell", "c", "ops/s", "p50 ms", "p99 ms", "errors");
 	for (size_t i = 0; i < 3; i++)
-		errors += cell("Get, one node (SQLCipher)", one.url, OP_GET, concs[i], secs, cell_id++);
+		errors +=
+		    cell("Get, one node (SQLCipher)", one.url, OP_GET, concs[i], secs, cell_id++);
 	for (size_t i = 0; i < 3; i++)
-		errors += cell("Get, cluster node (etcd mirror)", a.url, OP_GET, concs[i], secs,
-		    cell_id++);
+		errors += cell(
+		    "Get, cluster node (etcd mirror)", a.url, OP_GET, concs[i], secs, cell_id++);
 	for (size_t i = 0; i < 3; i++)
-		errors += cell("persistent Create, SQLCipher", one.url, OP_CREATE, concs[i], secs,
-		    cell_id++);
+		errors += cell(
+		    "persistent Create, SQLCipher", one.url, OP_CREATE, concs[i], secs, cell_id++);
 	for (size_t i = 0; i < 3; i++)
-		errors += cell("persistent Create, through etcd", a.url, OP_CREATE, concs[i], secs,
-		    cell_id++);
+		errors += cell(
+		    "persistent Create, through etcd", a.url, OP_CREATE, concs[i], secs, cell_id++);
 	errors += propagation(a.url, b.url);
 	rc = errors == 0 ? 0 : 1;
 	if (errors != 0)

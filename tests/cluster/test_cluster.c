@@ -213,7 +213,8 @@ etcd_revision(void)
 	char out[2048];
 	const char *p;
 
-	if (etcd_ctl(&etcd, args, out, sizeof(out)) != 0 || (p = strstr(out, "\"Revision\" : ")) == NULL)
+	if (etcd_ctl(&etcd, args, out, sizeof(out)) != 0 ||
+	    (p = strstr(out, "\"Revision\" : ")) == NULL)
 		return 0;
 	return atoll(p + strlen("\"Revision\" : "));
 }
@@ -230,7 +231,8 @@ etcd_count(const char *name_prefix)
 	const char *p;
 
 	(void)snprintf(key, sizeof(key), "%ss/%s", prefix_flag, name_prefix);
-	if (etcd_ctl(&etcd, args, out, sizeof(out)) != 0 || (p = strstr(out, "\"Count\" : ")) == NULL)
+	if (etcd_ctl(&etcd, args, out, sizeof(out)) != 0 ||
+	    (p = strstr(out, "\"Count\" : ")) == NULL)
 		return -1;
 	return atol(p + strlen("\"Count\" : "));
 }
@@ -277,7 +279,8 @@ test_propagation(void)
 		}
 		t0 = now_us();
 		/* b has seen no revision: this measures the watch, not a wait. */
-		while (get_value(b, name, value, &eq) == SECRETD_NOT_FOUND && now_us() - t0 < 5000000u)
+		while (
+		    get_value(b, name, value, &eq) == SECRETD_NOT_FOUND && now_us() - t0 < 5000000u)
 			;
 		delay[i] = now_us() - t0;
 		if (!eq)
@@ -404,8 +407,8 @@ struct writer {
 	const char *tag;
 	int id;
 	atomic_bool *stop;
-	int n;        /* attempted */
-	bool *acked;  /* [max] acknowledged */
+	int n;       /* attempted */
+	bool *acked; /* [max] acknowledged */
 	int max;
 	int failed;
 };
@@ -422,7 +425,8 @@ writer_main(void *arg)
 
 		(void)snprintf(name, sizeof(name), "%s-%d-%d", w->tag, w->id, w->n);
 		value_of(value, sizeof(value), w->tag, w->id * 100000L + w->n);
-		w->acked[w->n] = create(w->c, name, value, SECRETD_CONFLICT_ERROR, &err) == SECRETD_OK;
+		w->acked[w->n] =
+		    create(w->c, name, value, SECRETD_CONFLICT_ERROR, &err) == SECRETD_OK;
 		if (!w->acked[w->n])
 			w->failed++;
 	}
@@ -581,8 +585,8 @@ test_node_kill(void)
 
 	(void)snprintf(urls, sizeof(urls), "%s,%s,%s", node[0].url, node[1].url, node[2].url);
 	for (int i = 0; i < WRITERS; i++) {
-		w[i] = (struct writer){open_client(urls), "fo", i, &stop, 0, calloc(MAX, sizeof(bool)),
-		    MAX, 0};
+		w[i] = (struct writer){
+		    open_client(urls), "fo", i, &stop, 0, calloc(MAX, sizeof(bool)), MAX, 0};
 		(void)pthread_create(&th[i], NULL, writer_main, &w[i]);
 	}
 	(void)pthread_create(&kt, NULL, killer_main, &k);
@@ -648,8 +652,8 @@ test_compaction(void)
 		secretd_drop_result dr;
 
 		(void)snprintf(name, sizeof(name), "prop-%d", i);
-		CHECK_STATUS(secretd_drop(a, name, SECRETD_STORAGE_SQLCIPHER, false, TIMEOUT_MS,
-		                 &dr, &err),
+		CHECK_STATUS(
+		    secretd_drop(a, name, SECRETD_STORAGE_SQLCIPHER, false, TIMEOUT_MS, &dr, &err),
 		    SECRETD_OK);
 	}
 	rev = etcd_revision();
@@ -842,7 +846,8 @@ tree_hits(const char *dir, const char *needle)
 	char line[64];
 
 	/* grep -r -a -c over the tree: the count of files that hold needle. */
-	(void)snprintf(cmd, sizeof(cmd), "grep -r -a -l -F '%s' '%s' 2>/dev/null | wc -l", needle, dir);
+	(void)snprintf(
+	    cmd, sizeof(cmd), "grep -r -a -l -F '%s' '%s' 2>/dev/null | wc -l", needle, dir);
 	p = popen(cmd, "r");
 	if (p == NULL)
 		return (size_t)-1;
@@ -858,7 +863,8 @@ test_at_rest(void)
 	/* Stopped, so every write is in the files. */
 	etcd_stop(&etcd);
 	for (size_t i = 0; i < etcd.n; i++) {
-		CHECK(tree_hits(etcd.m[i].data_dir, "mig-1") > 0); /* names are keys: proves we look */
+		CHECK(tree_hits(etcd.m[i].data_dir, "mig-1") >
+		      0); /* names are keys: proves we look */
 		CHECK_STATUS(tree_hits(etcd.m[i].data_dir, VALUE_MARK), 0);
 	}
 }
@@ -899,7 +905,8 @@ main(void)
 		node_flags(&node[i], key_file);
 		up = up && harness_start(&node[i], NULL);
 		if (!up)
-			fprintf(stderr, "secretd node %d did not start; log %s\n", i, node[i].log_path);
+			fprintf(
+			    stderr, "secretd node %d did not start; log %s\n", i, node[i].log_path);
 		CHECK(up);
 	}
 	for (size_t s = 0; up && s < sizeof(steps) / sizeof(steps[0]); s++) {
@@ -907,8 +914,8 @@ main(void)
 		uint64_t t0 = now_us();
 
 		steps[s].fn();
-		printf("%s %s (%.1f s)\n", check_failures_ == before ? "ok  " : "FAIL", steps[s].name,
-		    (now_us() - t0) / 1e6);
+		printf("%s %s (%.1f s)\n", check_failures_ == before ? "ok  " : "FAIL",
+		    steps[s].name, (now_us() - t0) / 1e6);
 	}
 	for (int i = 0; i < NODES; i++) {
 		harness_kill(&node[i]);
