@@ -214,11 +214,19 @@ store_etcd_remove(void *impl, const char *name)
 	return rc;
 }
 
-/* Re-seal one key's value under the current key, comparing its mod_revision. */
+/* Keys re-sealed per transaction (etcd allows 128 operations per transaction by default:
+ * a compare and a put per key). */
+#define RESEAL_BATCH 60
+
+/*
+ * Append to compare and success what re-sealing kv (a range answer's key-value) under the
+ * current key takes: a compare of its mod_revision and a put. Nothing when it is sealed under
+ * kid already or is not ours to open.
+ */
 static store_status
-reseal_one(struct store_etcd *e, const json_t *kv, const uint8_t *kid)
+reseal_add(
+    struct store_etcd *e, const json_t *kv, const uint8_t *kid, json_t *compare, json_t *success)
 {
-	struct etcd_http_result res;
 	char *rel = store_etcd_rel_key(e, kv);
 	size_t vlen = 0;
 	uint8_t *v = etcd_unb64(json_object_get(kv, "value"), &vlen);
@@ -228,8 +236,6 @@ reseal_one(struct store_etcd *e, const json_t *kv, const uint8_t *kid)
 	struct store_seal use;
 	uint8_t *nv = NULL;
 	size_t nlen = 0;
-	json_t *req = NULL;
-	json_t *ans = NULL;
 	store_status rc = STORE_OK;
 
 	if (rel == NULL || v == NULL || !store_seal_peek(v, vlen, have, &tag) ||
@@ -256,23 +262,115 @@ reseal_one(struct store_etcd *e, const json_t *kv, const uint8_t *kid)
 	store_seal_wipe(&use);
 	if (rc != STORE_OK)
 		goto done;
-	rc = STORE_NO_MEMORY;
-	req = json_pack("{s:[{s:s,s:O,s:I}],s:[{s:{s:O,s:o}}]}", "compare", "target", "MOD", "key",
-	    json_object_get(kv, "key"), "mod_revision", (json_int_t)etcd_int(kv, "mod_revision"),
-	    "success", "request_put", "key", json_object_get(kv, "key"), "value",
-	    etcd_b64(nv, nlen));
-	if (req == NULL)
-		goto done;
-	rc = etcd_http_call(e->http, "/v3/kv/txn", req, e->timeout_ms, &ans, &res);
-	/* A lost compare: changed meanwhile, so written under the new key already. */
-	rc = rc == STORE_OK ? STORE_OK : STORE_UNAVAILABLE;
+	rc = json_array_append_new(compare,
+	         json_pack("{s:s,s:O,s:I}", "target", "MOD", "key", json_object_get(kv, "key"),
+	             "mod_revision", (json_int_t)etcd_int(kv, "mod_revision"))) == 0 &&
+	             json_array_append_new(
+	                 success, json_pack("{s:{s:O,s:o}}", "request_put", "key",
+	                              json_object_get(kv, "key"), "value", etcd_b64(nv, nlen))) == 0
+	         ? STORE_OK
+	         : STORE_NO_MEMORY;
 done:
-	json_decref(req);
-	json_decref(ans);
 	free(nv);
 	free(v);
 	free(rel);
 	store_secret_free(s);
+	return rc;
+}
+
+/* Run one re-sealing transaction; *okp: every compare held. */
+static store_status
+reseal_commit(struct store_etcd *e, json_t *compare, json_t *success, bool *okp)
+{
+	struct etcd_http_result res;
+	json_t *req = json_pack("{s:O,s:O}", "compare", compare, "success", success);
+	json_t *ans = NULL;
+	store_status rc;
+
+	*okp = false;
+	if (req == NULL)
+		return STORE_NO_MEMORY;
+	rc = etcd_http_call(e->http, "/v3/kv/txn", req, e->timeout_ms, &ans, &res);
+	json_decref(req);
+	if (rc == STORE_OK)
+		*okp = json_is_true(json_object_get(ans, "succeeded"));
+	json_decref(ans);
+	return rc == STORE_OK ? STORE_OK : STORE_UNAVAILABLE;
+}
+
+/* Re-seal one key alone, reading it again after each lost compare (a concurrent write may
+ * have sealed it under the old key just before the switch). */
+static store_status
+reseal_key(struct store_etcd *e, const json_t *kv, const uint8_t *kid)
+{
+	json_t *fresh = NULL;
+	store_status rc = STORE_UNAVAILABLE;
+
+	for (int attempt = 0; attempt < 5; attempt++) {
+		struct etcd_http_result res;
+		json_t *compare = json_array();
+		json_t *success = json_array();
+		json_t *req;
+		json_t *ans = NULL;
+		bool ok = false;
+
+		rc = compare != NULL && success != NULL ? reseal_add(e, kv, kid, compare, success)
+		                                        : STORE_NO_MEMORY;
+		if (rc == STORE_OK && json_array_size(success) > 0)
+			rc = reseal_commit(e, compare, success, &ok);
+		else
+			ok = true; /* nothing to do */
+		json_decref(compare);
+		json_decref(success);
+		if (rc != STORE_OK || ok)
+			break;
+		/* Changed meanwhile: read it again. */
+		req = json_pack("{s:O}", "key", json_object_get(kv, "key"));
+		rc = req != NULL
+		         ? etcd_http_call(e->http, "/v3/kv/range", req, e->timeout_ms, &ans, &res)
+		         : STORE_NO_MEMORY;
+		json_decref(req);
+		if (rc != STORE_OK) {
+			rc = STORE_UNAVAILABLE;
+			break;
+		}
+		json_decref(fresh);
+		fresh = ans;
+		kv = json_array_get(json_object_get(fresh, "kvs"), 0);
+		if (kv == NULL)
+			break; /* dropped meanwhile */
+		rc = STORE_UNAVAILABLE;
+	}
+	json_decref(fresh);
+	return rc;
+}
+
+/* Re-seal the keys of one range answer page: batches, and key by key for a batch whose
+ * compares did not all hold. */
+static store_status
+reseal_page(struct store_etcd *e, const json_t *kvs, const uint8_t *kid)
+{
+	size_t n = json_array_size(kvs);
+	store_status rc = STORE_OK;
+
+	for (size_t i = 0; i < n && rc == STORE_OK; i += RESEAL_BATCH) {
+		size_t end = i + RESEAL_BATCH < n ? i + RESEAL_BATCH : n;
+		json_t *compare = json_array();
+		json_t *success = json_array();
+		bool ok = false;
+
+		rc = compare != NULL && success != NULL ? STORE_OK : STORE_NO_MEMORY;
+		for (size_t k = i; k < end && rc == STORE_OK; k++)
+			rc = reseal_add(e, json_array_get(kvs, k), kid, compare, success);
+		if (rc == STORE_OK && json_array_size(success) > 0)
+			rc = reseal_commit(e, compare, success, &ok);
+		else
+			ok = true;
+		json_decref(compare);
+		json_decref(success);
+		for (size_t k = i; k < end && rc == STORE_OK && !ok; k++)
+			rc = reseal_key(e, json_array_get(kvs, k), kid);
+	}
 	return rc;
 }
 
@@ -314,8 +412,6 @@ store_etcd_rekey(void *impl, const uint8_t *key, size_t key_len)
 		    (json_int_t)LIST_PAGE);
 		json_t *ans = NULL;
 		json_t *kvs;
-		json_t *kv;
-		size_t i;
 
 		if (req == NULL || etcd_http_call(e->http, "/v3/kv/range", req, e->timeout_ms, &ans,
 		                       &res) != STORE_OK) {
@@ -325,12 +421,7 @@ store_etcd_rekey(void *impl, const uint8_t *key, size_t key_len)
 		}
 		json_decref(req);
 		kvs = json_object_get(ans, "kvs");
-		json_array_foreach(kvs, i, kv)
-		{
-			rc = reseal_one(e, kv, kid);
-			if (rc != STORE_OK)
-				break;
-		}
+		rc = reseal_page(e, kvs, kid);
 		if (rc == STORE_OK && json_is_true(json_object_get(ans, "more")) &&
 		    json_array_size(kvs) > 0) {
 			size_t klen = 0;

@@ -1594,10 +1594,11 @@ main(void)
 	    &store_memory_ops, &store_sqlcipher_ops, &store_etcd_ops};
 	struct etcd_proc ep;
 	char etcd_dir[64] = "/tmp/test-store-etcd-XXXXXX";
+	bool etcd_dir_made = false;
 	int ran = 0;
 
 	/* The etcd backend's run of the contract needs a real etcd: one member here. */
-	if (etcd_available() && mkdtemp(etcd_dir) != NULL) {
+	if (etcd_available() && (etcd_dir_made = mkdtemp(etcd_dir) != NULL)) {
 		if (etcd_start(&ep, etcd_dir, 1))
 			etcd_cluster = &ep;
 		else
@@ -1646,7 +1647,7 @@ main(void)
 		ran += run_etcd_tests();
 		etcd_stop(etcd_cluster);
 	}
-	if (etcd_dir[0] != '\0' && strchr(etcd_dir, 'X') == NULL)
+	if (etcd_dir_made)
 		remove_tree(etcd_dir);
 	fprintf(stderr, "%d test cases\n", ran);
 	CHECK_STATUS(store_status_str(STORE_INVALID) != NULL, 1);
