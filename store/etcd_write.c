@@ -34,13 +34,20 @@ writable(struct store_etcd *e)
 	return w;
 }
 
-static void
+/* After a failed write: etcd could not be reached or could not commit, so refuse writes
+ * until the probe succeeds again. An error etcd answered about the request itself (too
+ * large, say) says nothing of the cluster and changes nothing here. */
+static store_status
 mark_unwritable(struct store_etcd *e, const struct etcd_http_result *res)
 {
+	if (res->http_code != 0 && res->http_code < 500 && res->grpc_code != 14 &&
+	    res->grpc_code != 4)
+		return STORE_IO;
 	(void)pthread_mutex_lock(&e->mu);
 	e->writable = false;
 	(void)snprintf(e->detail, sizeof(e->detail), "a write failed: %.120s", res->message);
 	(void)pthread_mutex_unlock(&e->mu);
+	return STORE_UNAVAILABLE;
 }
 
 /* Read the key's value (linearizable) and its tag. *presentp false when absent. */
@@ -126,15 +133,13 @@ store_etcd_put_tagged(
 		uint64_t found = 0;
 
 		if (!res.maybe_sent) {
-			mark_unwritable(e, &res);
-			rc = STORE_UNAVAILABLE;
+			rc = mark_unwritable(e, &res);
 			goto done;
 		}
 		/* No answer, but it may have committed: look. */
 		rc = read_tag(e, s->name, &present, &found, &rev);
 		if (rc != STORE_OK || !present || found != tag) {
-			mark_unwritable(e, &res);
-			rc = STORE_UNAVAILABLE;
+			rc = mark_unwritable(e, &res);
 			goto done;
 		}
 		*createdp = true;
@@ -199,10 +204,8 @@ store_etcd_remove(void *impl, const char *name)
 		return STORE_NO_MEMORY;
 	rc = etcd_http_call(e->http, "/v3/kv/txn", req, e->timeout_ms, &ans, &res);
 	json_decref(req);
-	if (rc != STORE_OK) {
-		mark_unwritable(e, &res);
-		return STORE_UNAVAILABLE;
-	}
+	if (rc != STORE_OK)
+		return mark_unwritable(e, &res);
 	rev = (uint64_t)etcd_int(json_object_get(ans, "header"), "revision");
 	if (json_is_true(json_object_get(ans, "succeeded")))
 		rc = STORE_OK;
