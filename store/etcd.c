@@ -191,6 +191,7 @@ set_revision(struct store_etcd *e, uint64_t rev)
 	(void)pthread_mutex_lock(&e->mu);
 	if (rev > e->revision)
 		e->revision = rev;
+	e->last_applied = store_etcd_now_ms();
 	(void)pthread_cond_broadcast(&e->cv);
 	(void)pthread_mutex_unlock(&e->mu);
 }
@@ -818,9 +819,11 @@ store_etcd_wait_revision(void *impl, uint64_t rev, int timeout_ms)
 
 		if (now - start >= (uint64_t)timeout_ms)
 			break;
-		/* Not there after a moment: the revision may be one the watch will never
-		 * report (a change outside the prefix); a fresh list settles it. */
-		if (!asked && now - start >= 100) {
+		/* Not there after a moment while the watch is quiet: the revision may be one
+		 * the watch will never report (a change outside the prefix), or the watch is
+		 * stuck; a fresh list settles both. (A watch that is busy applying is only
+		 * behind: no list, which would cost more than waiting.) */
+		if (!asked && now - start >= 100 && now - e->last_applied >= 200) {
 			asked = true;
 			atomic_store(&e->relist, true);
 			atomic_store(&e->wake, true);

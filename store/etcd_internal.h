@@ -48,6 +48,7 @@ struct store_etcd {
 	bool writable;
 	uint64_t latest;
 	uint64_t behind_since; /* ms; 0 when not behind */
+	uint64_t last_applied; /* ms when the mirror last applied a change or a list */
 	uint64_t foreign;      /* values no key of ours opens, skipped */
 	char detail[160];
 
