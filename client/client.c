@@ -485,6 +485,16 @@ client_dial_list(
 		return client_fail(err, SECRETD_INTERNAL, "out of memory");
 	for (char *a = strtok_r(copy, ",", &save); a != NULL && st == SECRETD_OK;
 	     a = strtok_r(NULL, ",", &save)) {
+		size_t len;
+
+		/* "a, b" as well as "a,b": spaces around an address are not part of it. */
+		while (*a == ' ')
+			a++;
+		len = strlen(a);
+		while (len > 0 && a[len - 1] == ' ')
+			a[--len] = '\0';
+		if (len == 0)
+			continue;
 		if (n == CLIENT_MAX_ADDRS) {
 			st = client_fail(err, SECRETD_INVALID_ARGUMENT,
 			    "at most %d addresses in one list", CLIENT_MAX_ADDRS);
