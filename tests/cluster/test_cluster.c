@@ -20,6 +20,9 @@
  *   migrate       an SQLCipher database moved into etcd (twice: the second keeps all)
  *   rekey         online rotation refused with a reason; offline rotation re-seals every
  *                 value, a node with the new key reads them all
+ *   stale         a raw request asking for a revision the node has not reached: answered
+ *                 UNAVAILABLE/STALE after the bounded wait; one it has: answered at once,
+ *                 with Reply.store_rev
  *   at-rest       no secret value in any byte of any etcd data directory
  *
  * Values are made of a marker and a counter; they are compared, never printed.
@@ -42,10 +45,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
 #include "check.h"
 #include "etcd_proc.h"
 #include "harness.h"
 #include "secretd.h"
+#include "secretd.pb-c.h"
 
 #define NODES 3
 #define VALUE_MARK "sv7d1e9c4b"
@@ -848,6 +855,73 @@ test_rekey(void)
 	CHECK_STATUS(harness_stop(&node[0]), 0);
 }
 
+/* One Get on a raw REQ socket with the given min_store_rev; the reply's status, reason and
+ * store_rev, and the time it took. */
+static bool
+raw_get(const char *url, uint64_t min_rev, uint32_t *statusp, char *reason, size_t reason_len,
+    uint64_t *store_revp, uint64_t *elapsed_msp)
+{
+	Secretd__V1__SecretGet get = SECRETD__V1__SECRET_GET__INIT;
+	Secretd__V1__Request req = SECRETD__V1__REQUEST__INIT;
+	Secretd__V1__Reply *rep = NULL;
+	uint8_t body[128];
+	uint8_t frame[512];
+	nng_socket s;
+	nng_msg *m = NULL;
+	uint64_t t0;
+	size_t n;
+	bool ok = false;
+
+	get.name = (char *)"prop-500";
+	get.storage = SECRETD__V1__STORAGE__STORAGE_SQLCIPHER;
+	req.method = (char *)"Get";
+	req.body.data = body;
+	req.body.len = secretd__v1__secret_get__pack(&get, body);
+	req.request_id = 4242;
+	req.min_store_rev = min_rev;
+	memcpy(frame, "\0SD\1", 4);
+	n = 4 + secretd__v1__request__pack(&req, frame + 4);
+	if (nng_req0_open(&s) != 0)
+		return false;
+	(void)nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 20000);
+	t0 = now_us();
+	if (nng_dial(s, url, NULL, 0) == 0 && nng_send(s, frame, n, 0) == 0 &&
+	    nng_recvmsg(s, &m, 0) == 0 && nng_msg_len(m) > 4 &&
+	    (rep = secretd__v1__reply__unpack(
+	         NULL, nng_msg_len(m) - 4, (const uint8_t *)nng_msg_body(m) + 4)) != NULL) {
+		*elapsed_msp = (now_us() - t0) / 1000;
+		*statusp = rep->status;
+		(void)snprintf(reason, reason_len, "%s", rep->reason);
+		*store_revp = rep->store_rev;
+		ok = true;
+	}
+	if (rep != NULL)
+		secretd__v1__reply__free_unpacked(rep, NULL);
+	if (m != NULL)
+		nng_msg_free(m);
+	(void)nng_close(s);
+	return ok;
+}
+
+static void
+test_stale(void)
+{
+	uint32_t status = 99;
+	char reason[32] = "";
+	uint64_t rev = 0;
+	uint64_t ms = 0;
+
+	/* A revision the node has: answered at once, with its own revision. */
+	CHECK(raw_get(node[1].url, 1, &status, reason, sizeof(reason), &rev, &ms));
+	CHECK_STATUS(status, 0);
+	CHECK(rev > 1);
+	/* One it will not reach: the bounded wait (2 s by default), then UNAVAILABLE. */
+	CHECK(raw_get(node[1].url, rev + 1000000, &status, reason, sizeof(reason), &rev, &ms));
+	CHECK_STATUS(status, 14);
+	CHECK_STR(reason, "STALE");
+	CHECK(ms >= 1900 && ms < 15000);
+}
+
 /* Add to hits[k] the files under dir that hold needles[k], reading every file once. */
 static void
 tree_hits(const char *dir, const char *const *needles, size_t n, size_t *hits)
@@ -918,6 +992,7 @@ main(void)
 	    {"compaction", test_compaction},
 	    {"wrong-key", test_wrong_key},
 	    {"migrate", test_migrate},
+	    {"stale", test_stale},
 	    {"rekey", test_rekey},
 	    {"at-rest", test_at_rest},
 	};
