@@ -432,3 +432,41 @@ secretd_rekey(
 		client_copy_str(key_file, key_file_len, path);
 	return st;
 }
+
+static void
+health_closure(const ProtobufCMessage *msg, void *data)
+{
+	struct client_call *call = data;
+	const Secretd__V1__HealthReply *reply = (const void *)msg;
+	secretd_health_info *info = call->target;
+
+	if (reply == NULL || info == NULL)
+		return;
+	info->serving = reply->serving;
+	info->writable = reply->writable;
+	client_copy_str(
+	    info->persistent_store, sizeof(info->persistent_store), reply->persistent_store);
+	info->store_rev = reply->store_rev;
+	info->latest_rev = reply->latest_rev;
+	info->lag_ms = reply->lag_ms;
+	info->persistent_count = reply->persistent_count;
+	info->temporary_count = reply->temporary_count;
+	client_copy_str(info->detail, sizeof(info->detail), reply->detail);
+}
+
+secretd_status
+secretd_health(
+    secretd_client *client, int timeout_ms, secretd_health_info *info, secretd_error *err)
+{
+	Secretd__V1__HealthRequest req = SECRETD__V1__HEALTH_REQUEST__INIT;
+	struct client_call call;
+
+	if (client == NULL || info == NULL)
+		return client_fail(
+		    err, SECRETD_INVALID_ARGUMENT, "secretd_health needs a client and an info");
+	memset(info, 0, sizeof(*info));
+	client_call_init(&call, timeout_ms, info);
+	secretd__v1__secrets__health(
+	    client_service(client), &req, (Secretd__V1__HealthReply_Closure)health_closure, &call);
+	return call_finish(&call, err);
+}

@@ -287,7 +287,7 @@ client_pem_free(char *buf, size_t len)
 
 /* Load the client certificate and its key (possibly the same PEM file). */
 static secretd_status
-client_tls_own_cert(secretd_client *client, const secretd_options *options, secretd_error *err)
+client_tls_own_cert(nng_tls_config *tls, const secretd_options *options, secretd_error *err)
 {
 	char *cert = NULL;
 	char *key = NULL;
@@ -306,7 +306,7 @@ client_tls_own_cert(secretd_client *client, const secretd_options *options, secr
 		    options->tls_key_file, strerror(rv));
 		goto done;
 	}
-	if ((rv = nng_tls_config_own_cert(client->tls, cert, key, NULL)) != 0) {
+	if ((rv = nng_tls_config_own_cert(tls, cert, key, NULL)) != 0) {
 		st = client_fail(err, SECRETD_INVALID_ARGUMENT,
 		    "cannot use client certificate %s with key %s: %s", options->tls_cert_file,
 		    options->tls_key_file, nng_strerror(rv));
@@ -321,16 +321,18 @@ done:
 
 /* Build the TLS configuration for a tls+tcp:// dialer. */
 static secretd_status
-client_tls_setup(secretd_client *client, const secretd_options *options, secretd_error *err)
+client_tls_setup(secretd_client *client, const char *addr, nng_dialer dialer,
+    const secretd_options *options, secretd_error *err)
 {
 	nng_url *url = NULL;
+	nng_tls_config *tls = NULL;
 	const char *server_name;
 	secretd_status st;
 	int rv;
 
 	if (options == NULL || options->tls_ca_file == NULL || options->tls_ca_file[0] == '\0') {
 		st = client_fail(err, SECRETD_INVALID_ARGUMENT,
-		    "%s needs a CA file (tls_ca_file) to verify the server", client->url);
+		    "%s needs a CA file (tls_ca_file) to verify the server", addr);
 		goto fail;
 	}
 	if ((options->tls_cert_file == NULL) != (options->tls_key_file == NULL)) {
@@ -338,41 +340,44 @@ client_tls_setup(secretd_client *client, const secretd_options *options, secretd
 		    "a client certificate needs both tls_cert_file and tls_key_file");
 		goto fail;
 	}
-	if ((rv = nng_url_parse(&url, client->url)) != 0) {
-		st = client_nng_fail(err, rv, client->url, "bad URL");
+	if ((rv = nng_url_parse(&url, addr)) != 0) {
+		st = client_nng_fail(err, rv, addr, "bad URL");
 		goto fail;
 	}
 	server_name = options->tls_server_name != NULL ? options->tls_server_name : url->u_hostname;
 	if (server_name == NULL || server_name[0] == '\0') {
 		st = client_fail(err, SECRETD_INVALID_ARGUMENT,
-		    "%s has no host name to verify; set tls_server_name", client->url);
+		    "%s has no host name to verify; set tls_server_name", addr);
 		goto fail;
 	}
-	if ((rv = nng_tls_config_alloc(&client->tls, NNG_TLS_MODE_CLIENT)) != 0) {
-		st = client_nng_fail(err, rv, client->url, "cannot set up TLS for");
+	if ((rv = nng_tls_config_alloc(&tls, NNG_TLS_MODE_CLIENT)) != 0) {
+		st = client_nng_fail(err, rv, addr, "cannot set up TLS for");
 		goto fail;
 	}
-	if ((rv = nng_tls_config_auth_mode(client->tls, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
-	    (rv = nng_tls_config_server_name(client->tls, server_name)) != 0) {
-		st = client_nng_fail(err, rv, client->url, "cannot set up TLS for");
+	if ((rv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
+	    (rv = nng_tls_config_server_name(tls, server_name)) != 0) {
+		st = client_nng_fail(err, rv, addr, "cannot set up TLS for");
 		goto fail;
 	}
-	if ((rv = nng_tls_config_ca_file(client->tls, options->tls_ca_file)) != 0) {
+	if ((rv = nng_tls_config_ca_file(tls, options->tls_ca_file)) != 0) {
 		st = client_fail(err, SECRETD_INVALID_ARGUMENT, "cannot load CA file %s: %s",
 		    options->tls_ca_file, nng_strerror(rv));
 		goto fail;
 	}
 	if (options->tls_cert_file != NULL &&
-	    (st = client_tls_own_cert(client, options, err)) != SECRETD_OK)
+	    (st = client_tls_own_cert(tls, options, err)) != SECRETD_OK)
 		goto fail;
-	if ((rv = nng_dialer_set_ptr(client->dialer, NNG_OPT_TLS_CONFIG, client->tls)) != 0) {
-		st = client_nng_fail(err, rv, client->url, "cannot set up TLS for");
+	if ((rv = nng_dialer_set_ptr(dialer, NNG_OPT_TLS_CONFIG, tls)) != 0) {
+		st = client_nng_fail(err, rv, addr, "cannot set up TLS for");
 		goto fail;
 	}
 	nng_url_free(url);
+	client->tls[client->n_tls++] = tls;
 	return SECRETD_OK;
 
 fail:
+	if (tls != NULL)
+		nng_tls_config_free(tls);
 	if (url != NULL)
 		nng_url_free(url);
 	return st;
@@ -418,8 +423,8 @@ client_destroy(secretd_client *client)
 {
 	if (client->sock_open)
 		(void)nng_close(client->sock);
-	if (client->tls != NULL)
-		nng_tls_config_free(client->tls);
+	for (size_t i = 0; i < client->n_tls; i++)
+		nng_tls_config_free(client->tls[i]);
 	if (client->token != NULL) {
 		explicit_bzero(client->token, strlen(client->token));
 		free(client->token);
@@ -431,14 +436,86 @@ client_destroy(secretd_client *client)
 	free(client);
 }
 
+/* Dial one address (borrowed) on the client's socket. Non-blocking: the dialer keeps
+ * retrying in the background, and the first call waits for a connection within its own
+ * timeout. */
+static secretd_status
+client_dial_one(
+    secretd_client *client, const char *addr, const secretd_options *options, secretd_error *err)
+{
+	nng_dialer dialer;
+	bool tls_url = strncmp(addr, "tls+", 4) == 0;
+	bool tls_options =
+	    options != NULL && (options->tls_ca_file != NULL || options->tls_server_name != NULL ||
+	                           options->tls_cert_file != NULL || options->tls_key_file != NULL);
+	secretd_status st;
+	int rv;
+
+	if (tls_options && !tls_url)
+		return client_fail(err, SECRETD_INVALID_ARGUMENT,
+		    "TLS options given for %s, which is not a tls+tcp:// URL", addr);
+	if ((rv = nng_dialer_create(&dialer, client->sock, addr)) != 0) {
+		/* Whatever nng finds wrong with the URL (syntax, scheme) is the caller's. */
+		return client_fail(err,
+		    rv == NNG_ENOMEM ? SECRETD_INTERNAL : SECRETD_INVALID_ARGUMENT,
+		    "bad URL %s: %s", addr, nng_strerror(rv));
+	}
+	if (tls_url && (st = client_tls_setup(client, addr, dialer, options, err)) != SECRETD_OK)
+		return st;
+	if ((rv = nng_dialer_start(dialer, NNG_FLAG_NONBLOCK)) != 0)
+		return client_nng_fail(err, rv, addr, "cannot dial");
+	return SECRETD_OK;
+}
+
+/*
+ * Dial every address of a comma-separated list (a cluster's nodes) on the one REQ socket:
+ * nng sends each request on a connected pipe and resends it on another when the pipe it
+ * went out on breaks, so a call to a node that dies is answered by another. (Calls are
+ * spread over the connected nodes; temporary secrets live on one node only.)
+ */
+static secretd_status
+client_dial_list(
+    secretd_client *client, const char *list, const secretd_options *options, secretd_error *err)
+{
+	char *copy = strdup(list);
+	char *save = NULL;
+	size_t n = 0;
+	secretd_status st = SECRETD_OK;
+
+	if (copy == NULL)
+		return client_fail(err, SECRETD_INTERNAL, "out of memory");
+	for (char *a = strtok_r(copy, ",", &save); a != NULL && st == SECRETD_OK;
+	     a = strtok_r(NULL, ",", &save)) {
+		size_t len;
+
+		/* "a, b" as well as "a,b": spaces around an address are not part of it. */
+		while (*a == ' ')
+			a++;
+		len = strlen(a);
+		while (len > 0 && a[len - 1] == ' ')
+			a[--len] = '\0';
+		if (len == 0)
+			continue;
+		if (n == CLIENT_MAX_ADDRS) {
+			st = client_fail(err, SECRETD_INVALID_ARGUMENT,
+			    "at most %d addresses in one list", CLIENT_MAX_ADDRS);
+			break;
+		}
+		st = client_dial_one(client, a, options, err);
+		n++;
+	}
+	if (st == SECRETD_OK && n == 0)
+		st = client_fail(err, SECRETD_INVALID_ARGUMENT, "no address in '%s'", list);
+	free(copy);
+	return st;
+}
+
 secretd_status
 secretd_client_open(
     const char *url, const secretd_options *options, secretd_client **clientp, secretd_error *err)
 {
 	secretd_client *client = NULL;
 	char default_url[512];
-	bool tls_url;
-	bool tls_options;
 	secretd_status st;
 	int rv;
 
@@ -453,13 +530,6 @@ secretd_client_open(
 	}
 	if (url[0] == '\0')
 		return client_fail(err, SECRETD_INVALID_ARGUMENT, "empty URL");
-	tls_url = strncmp(url, "tls+", 4) == 0;
-	tls_options =
-	    options != NULL && (options->tls_ca_file != NULL || options->tls_server_name != NULL ||
-	                           options->tls_cert_file != NULL || options->tls_key_file != NULL);
-	if (tls_options && !tls_url)
-		return client_fail(err, SECRETD_INVALID_ARGUMENT,
-		    "TLS options given for %s, which is not a tls+tcp:// URL", url);
 
 	client = calloc(1, sizeof(*client));
 	if (client == NULL)
@@ -478,7 +548,10 @@ secretd_client_open(
 	client->service.destroy = client_service_destroy;
 	atomic_init(&client->pipes, 0);
 	client->url = strdup(url);
-	if (client->url != NULL && strncmp(client->url, "ipc://", 6) == 0)
+	atomic_init(&client->store_rev, 0);
+	/* The wait for a socket file to appear is for one ipc:// address, not a list. */
+	if (client->url != NULL && strncmp(client->url, "ipc://", 6) == 0 &&
+	    strchr(client->url, ',') == NULL)
 		client->ipc_path = client->url + 6;
 	if (client->url == NULL || (options != NULL && options->token != NULL &&
 	                               (client->token = strdup(options->token)) == NULL)) {
@@ -500,21 +573,8 @@ secretd_client_open(
 		st = client_nng_fail(err, rv, url, "cannot set up the socket for");
 		goto fail;
 	}
-	if ((rv = nng_dialer_create(&client->dialer, client->sock, url)) != 0) {
-		/* Whatever nng finds wrong with the URL (syntax, scheme) is the caller's. */
-		st =
-		    client_fail(err, rv == NNG_ENOMEM ? SECRETD_INTERNAL : SECRETD_INVALID_ARGUMENT,
-		        "bad URL %s: %s", url, nng_strerror(rv));
+	if ((st = client_dial_list(client, url, options, err)) != SECRETD_OK)
 		goto fail;
-	}
-	if (tls_url && (st = client_tls_setup(client, options, err)) != SECRETD_OK)
-		goto fail;
-	/* Non-blocking: the dialer keeps retrying in the background, and the first call
-	 * waits for the connection within its own timeout. */
-	if ((rv = nng_dialer_start(client->dialer, NNG_FLAG_NONBLOCK)) != 0) {
-		st = client_nng_fail(err, rv, url, "cannot dial");
-		goto fail;
-	}
 	if ((st = client_cache_open(client, options, &client->cache, err)) != SECRETD_OK)
 		goto fail;
 	*clientp = client;

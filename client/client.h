@@ -33,6 +33,9 @@
 /* Longest secretd_client_close waits for nng_close (see close_socket_bounded). */
 #define CLIENT_CLOSE_WAIT_MS 2000
 
+/* Most addresses in one comma-separated list given to secretd_client_open. */
+#define CLIENT_MAX_ADDRS 16
+
 /* Library default for a timeout of 0 (SECRETD_TIMEOUT_DEFAULT). */
 #define CLIENT_TIMEOUT_DEFAULT_MS 10000
 
@@ -43,10 +46,14 @@
 struct secretd_client {
 	ProtobufCService service; /* first: client_invoke casts the service back */
 	nng_socket sock;
-	nng_dialer dialer;
 	bool sock_open;
-	nng_tls_config *tls;
-	char *url;
+	/* One TLS configuration per tls+tcp:// address dialed (client_dial_one). */
+	nng_tls_config *tls[CLIENT_MAX_ADDRS];
+	size_t n_tls;
+	char *url; /* as given: one address or a comma-separated list */
+	/* Highest Reply.store_rev seen, sent as Request.min_store_rev (read your writes
+	 * across the nodes of a cluster). */
+	_Atomic uint64_t store_rev;
 	const char *ipc_path; /* inside url for ipc:// URLs, else NULL */
 	char *token;          /* wiped when the client closes */
 	atomic_int pipes;     /* connected pipes: tells "no server" from "slow server" */

@@ -181,6 +181,7 @@ client_pack_request(secretd_client *client, const ProtobufCMethodDescriptor *met
 	env.token = client->token != NULL ? client->token : (char *)"";
 	env.timeout_ms = timeout_ms;
 	env.request_id = request_id;
+	env.min_store_rev = atomic_load(&client->store_rev);
 	env_len = protobuf_c_message_get_packed_size(&env.base);
 	/* secretd's transport drops (and closes the connection on) frames past its cap, and
 	 * nng's REQ socket would then resend the same frame on every reconnect: refuse here. */
@@ -386,6 +387,10 @@ client_invoke(ProtobufCService *service, unsigned method_index, const ProtobufCM
 
 	call->epoch = reply->epoch; /* for the cache (cache.h) */
 	call->rev = reply->rev;
+	/* Remember the highest store revision seen, for the next call's min_store_rev. */
+	for (uint64_t seen = atomic_load(&client->store_rev); reply->store_rev > seen;)
+		if (atomic_compare_exchange_weak(&client->store_rev, &seen, reply->store_rev))
+			break;
 	if (reply->request_id != 0 && reply->request_id != request_id) {
 		st = client_fail(&call->err, SECRETD_INTERNAL,
 		    "bad reply to %s from %s: it answers another request", method->name,

@@ -119,6 +119,11 @@ store_failure(struct request *rq, store_status sst, const char *storage)
 	case STORE_BAD_KEY:
 		return outcome_set(oc, ST_FAILED_PRECONDITION, "BAD_KEY",
 		    "storage %s: the key does not open the database", storage);
+	case STORE_UNAVAILABLE:
+		return outcome_set(oc, ST_UNAVAILABLE, "NO_QUORUM",
+		    "storage %s: etcd cannot commit (no quorum, or no member reachable); nothing "
+		    "was changed",
+		    storage);
 	default:
 		return outcome_set(
 		    oc, ST_INTERNAL, "STORE", "storage %s: %s", storage, store_status_str(sst));
@@ -322,13 +327,15 @@ handle_create(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *
 	if (sst != STORE_OK)
 		return store_failure(rq, sst, storage);
 	/* store_put takes s in every case. */
-	sst = store_put(store_for(rq, req->persistent), s,
+	/* The request id goes with a persistent write to a shared store, so that a resend
+	 * through another node finds its own write (store.h, put_tagged). */
+	sst = store_put_tagged(store_for(rq, req->persistent), s,
 	    req->on_conflict == SECRETD__V1__ON_CONFLICT__ON_CONFLICT_REPLACE
 	        ? STORE_CONFLICT_REPLACE
 	    : req->on_conflict == SECRETD__V1__ON_CONFLICT__ON_CONFLICT_IGNORE
 	        ? STORE_CONFLICT_IGNORE
 	        : STORE_CONFLICT_ERROR,
-	    &created);
+	    rq->info->request_id, &created);
 	if (sst == STORE_EXISTS)
 		return outcome_set(&rq->info->outcome, ST_ALREADY_EXISTS, "ALREADY_EXISTS",
 		    req->persistent ? "Persistent secret with name '%s' already exists!"

@@ -37,5 +37,6 @@ enum status handle_get(struct request *rq, const ProtobufCMessage *in, ProtobufC
 enum status handle_resolve(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out);
 enum status handle_execute(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out);
 enum status handle_rekey(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out);
+enum status handle_health(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out);
 
 #endif

@@ -108,7 +108,11 @@ keys_rotate(struct store *st, const char *key_path, uint8_t *key, const char *cr
 	/* 2. the database under the new key, in one transaction */
 	rc = store_rekey(st, next, sizeof(next));
 	if (rc != STORE_OK) {
-		(void)unlink(pending);
+		/* sqlcipher's rekey is one transaction: nothing is under the new key. A shared
+		 * store (etcd) re-seals value by value: keep the new key, the next start
+		 * finishes the rotation. */
+		if (strcmp(store_name(st), "sqlcipher") == 0)
+			(void)unlink(pending);
 		goto out;
 	}
 	maybe_crash(crash_after, "rekey");

@@ -14,6 +14,8 @@ static const char usage_text[] =
     "Usage: secretd [OPTION]...\n"
     "       secretd rekey [--data-dir DIR] [--key-file FILE]\n"
     "       secretd rekey [--data-dir DIR] --passphrase-file OLD --new-passphrase-file NEW\n"
+    "       secretd rekey --persistent-store etcd --etcd-endpoints URLS [--key-file FILE]\n"
+    "       secretd migrate-to-etcd [--data-dir DIR] [--key-file FILE] --etcd-endpoints URLS\n"
     "Serve LLM-provider secrets over nng: temporary secrets in memory, persistent ones in\n"
     "an SQLCipher database.\n"
     "\n"
@@ -65,6 +67,23 @@ static const char usage_text[] =
     "reloads the tokens file.\n"
     "Exit status: 0 after a clean shutdown, 1 when start-up fails, 2 on a usage error.\n";
 
+/* The cluster options, printed after usage_text (one string would pass C's 4095). */
+static const char cluster_usage_text[] =
+    "\n"
+    "Cluster mode (persistent secrets in etcd; temporary ones stay in this node's memory):\n"
+    "  --persistent-store S  sqlcipher (default) or etcd (SECRETD_PERSISTENT_STORE)\n"
+    "  --etcd-endpoints URLS comma-separated http(s)://HOST:PORT (SECRETD_ETCD_ENDPOINTS)\n"
+    "  --etcd-prefix P     key prefix in etcd, ending in / (default /secretd/)\n"
+    "                      (SECRETD_ETCD_PREFIX)\n"
+    "  --etcd-ca FILE      CA that signed etcd's certificates (SECRETD_ETCD_CA)\n"
+    "  --etcd-cert FILE    client certificate for etcd (SECRETD_ETCD_CERT)\n"
+    "  --etcd-key FILE     its private key (SECRETD_ETCD_KEY)\n"
+    "  --etcd-user NAME    etcd user (SECRETD_ETCD_USER)\n"
+    "  --etcd-password-file FILE  that user's password, mode 0600\n"
+    "                      (SECRETD_ETCD_PASSWORD_FILE)\n"
+    "  --read-wait-ms MS   how long a node behind a client's last seen revision waits\n"
+    "                      before answering UNAVAILABLE (default 2000) (SECRETD_READ_WAIT_MS)\n";
+
 enum {
 	OPT_LISTEN = 256,
 	OPT_DATA_DIR,
@@ -87,6 +106,15 @@ enum {
 	OPT_MAX_SECRETS,
 	OPT_VERSION,
 	OPT_NOTIFY_LISTEN,
+	OPT_PERSISTENT_STORE,
+	OPT_ETCD_ENDPOINTS,
+	OPT_ETCD_PREFIX,
+	OPT_ETCD_CA,
+	OPT_ETCD_CERT,
+	OPT_ETCD_KEY,
+	OPT_ETCD_USER,
+	OPT_ETCD_PASSWORD_FILE,
+	OPT_READ_WAIT_MS,
 };
 
 /* Each option with its environment twin. */
@@ -115,6 +143,17 @@ static const struct {
     {{"max-fields", required_argument, NULL, OPT_MAX_FIELDS}, "SECRETD_MAX_FIELDS"},
     {{"max-secrets", required_argument, NULL, OPT_MAX_SECRETS}, "SECRETD_MAX_SECRETS"},
     {{"notify-listen", required_argument, NULL, OPT_NOTIFY_LISTEN}, "SECRETD_NOTIFY_LISTEN"},
+    {{"persistent-store", required_argument, NULL, OPT_PERSISTENT_STORE},
+        "SECRETD_PERSISTENT_STORE"},
+    {{"etcd-endpoints", required_argument, NULL, OPT_ETCD_ENDPOINTS}, "SECRETD_ETCD_ENDPOINTS"},
+    {{"etcd-prefix", required_argument, NULL, OPT_ETCD_PREFIX}, "SECRETD_ETCD_PREFIX"},
+    {{"etcd-ca", required_argument, NULL, OPT_ETCD_CA}, "SECRETD_ETCD_CA"},
+    {{"etcd-cert", required_argument, NULL, OPT_ETCD_CERT}, "SECRETD_ETCD_CERT"},
+    {{"etcd-key", required_argument, NULL, OPT_ETCD_KEY}, "SECRETD_ETCD_KEY"},
+    {{"etcd-user", required_argument, NULL, OPT_ETCD_USER}, "SECRETD_ETCD_USER"},
+    {{"etcd-password-file", required_argument, NULL, OPT_ETCD_PASSWORD_FILE},
+        "SECRETD_ETCD_PASSWORD_FILE"},
+    {{"read-wait-ms", required_argument, NULL, OPT_READ_WAIT_MS}, "SECRETD_READ_WAIT_MS"},
     {{"help", no_argument, NULL, 'h'}, NULL},
     {{"version", no_argument, NULL, OPT_VERSION}, NULL},
 };
@@ -225,6 +264,39 @@ apply(struct cli *cli, int id, const char *name, const char *val)
 		if (!parse_size(val, 1, &cfg->limits.max_secrets))
 			break;
 		return true;
+	case OPT_PERSISTENT_STORE:
+		if (strcmp(val, "sqlcipher") != 0 && strcmp(val, "etcd") != 0)
+			break;
+		cfg->persistent_store = val;
+		return true;
+	case OPT_ETCD_ENDPOINTS:
+		cfg->etcd_endpoints = val;
+		return true;
+	case OPT_ETCD_PREFIX:
+		if (val[0] != '/' || val[strlen(val) - 1] != '/')
+			break;
+		cfg->etcd_prefix = val;
+		return true;
+	case OPT_ETCD_CA:
+		cfg->etcd_ca = val;
+		return true;
+	case OPT_ETCD_CERT:
+		cfg->etcd_cert = val;
+		return true;
+	case OPT_ETCD_KEY:
+		cfg->etcd_key = val;
+		return true;
+	case OPT_ETCD_USER:
+		cfg->etcd_user = val;
+		return true;
+	case OPT_ETCD_PASSWORD_FILE:
+		cfg->etcd_password_file = val;
+		return true;
+	case OPT_READ_WAIT_MS:
+		if (!parse_size(val, 1, &n) || n > 60000)
+			break;
+		cfg->read_wait_ms = (int)n;
+		return true;
 	default:
 		return false;
 	}
@@ -281,6 +353,7 @@ main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		if (c == 'h') {
 			(void)fputs(usage_text, stdout);
+			(void)fputs(cluster_usage_text, stdout);
 			free(cli.listen_env);
 			return 0;
 		}
@@ -300,7 +373,9 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind < argc && !(strcmp(argv[optind], "rekey") == 0 && optind + 1 == argc)) {
+	if (optind < argc && !((strcmp(argv[optind], "rekey") == 0 ||
+	                           strcmp(argv[optind], "migrate-to-etcd") == 0) &&
+	                         optind + 1 == argc)) {
 		(void)fprintf(stderr, "secretd: unexpected argument '%s'\nTry 'secretd --help'.\n",
 		    argv[optind]);
 		free(cli.listen_env);
@@ -313,7 +388,16 @@ main(int argc, char **argv)
 		free(cli.listen_env);
 		return 2;
 	}
-	if (optind < argc && strcmp(argv[optind], "rekey") == 0)
+	if (cli.cfg.persistent_store != NULL && strcmp(cli.cfg.persistent_store, "etcd") == 0 &&
+	    (cli.cfg.etcd_endpoints == NULL || cli.cfg.passphrase_file != NULL)) {
+		(void)fprintf(stderr, "secretd: --persistent-store etcd needs --etcd-endpoints and "
+		                      "a key file (no passphrase mode)\nTry 'secretd --help'.\n");
+		free(cli.listen_env);
+		return 2;
+	}
+	if (optind < argc && strcmp(argv[optind], "migrate-to-etcd") == 0)
+		rc = server_migrate_to_etcd(&cli.cfg);
+	else if (optind < argc && strcmp(argv[optind], "rekey") == 0)
 		rc = server_rekey_offline(&cli.cfg);
 	else
 		rc = server_run(&cli.cfg);

@@ -33,6 +33,7 @@
 
 #include "auth.h"
 #include "channel.h"
+#include "cluster.h"
 #include "dedup.h"
 #include "keys.h"
 #include "listen.h"
@@ -205,6 +206,8 @@ open_stores(struct server *srv)
 		    strerror(errno));
 	if (srv->cfg->passphrase_file != NULL)
 		return open_with_passphrase(srv, &db);
+	if (cluster_mode(srv->cfg))
+		return cluster_open(srv, &db);
 	st = keys_open_store(srv->key_file, &db, srv->key, &srv->persistent, &note);
 	if (st != STORE_OK) {
 		log_msg(&srv->log, LOG_ERROR, "database %s with key file %s: %s", srv->db_path,
@@ -312,6 +315,11 @@ rekey_online(void *arg, const char **key_filep, struct outcome *out)
 	struct server *srv = arg;
 	store_status st;
 
+	if (cluster_mode(srv->cfg))
+		return outcome_set(out, ST_FAILED_PRECONDITION, "CLUSTER",
+		    "in cluster mode the key is shared by every node: rotate it offline (stop "
+		    "every secretd, run `secretd rekey --persistent-store etcd --etcd-endpoints "
+		    "...` on one node, copy the new key file to every node, start them)");
 	if (srv->cfg->passphrase_file != NULL)
 		return outcome_set(out, ST_FAILED_PRECONDITION, "PASSPHRASE_MODE",
 		    "this server is keyed with a passphrase: rotate it offline with `secretd "
@@ -622,6 +630,7 @@ server_run(const struct server_config *cfg)
 		srv->svc.audit_arg = srv;
 	}
 	srv->svc.limits = cfg->limits;
+	srv->svc.read_wait_ms = cfg->read_wait_ms > 0 ? cfg->read_wait_ms : 2000;
 
 	rv = nng_rep0_open(&srv->sock);
 	if (rv != 0) {
@@ -732,6 +741,10 @@ server_rekey_offline(const struct server_config *cfg)
 	if (!resolve_paths(srv))
 		goto done;
 	db.path = srv->db_path;
+	if (cluster_mode(cfg)) {
+		rc = cluster_rekey_offline(srv);
+		goto done;
+	}
 	if (access(srv->db_path, F_OK) != 0) {
 		log_msg(&srv->log, LOG_ERROR, "no database at %s", srv->db_path);
 		goto done;
@@ -759,6 +772,99 @@ done:
 	store_close(srv->persistent);
 	explicit_bzero(srv->key, sizeof(srv->key));
 	explicit_bzero(srv->passphrase, sizeof(srv->passphrase));
+	log_close(&srv->log);
+	free(srv);
+	return rc;
+}
+
+/* Copy one secret into etcd unless the name is there. */
+static bool
+migrate_one(struct server *srv, const struct store_secret *s, size_t *copiedp, size_t *keptp)
+{
+	struct store_secret *d = NULL;
+	bool created = false;
+	store_status st = store_secret_dup(s, &d);
+
+	if (st == STORE_OK)
+		st = store_put(srv->persistent, d, STORE_CONFLICT_IGNORE, &created);
+	if (st != STORE_OK) {
+		log_msg(&srv->log, LOG_ERROR, "copying '%s' into etcd failed: %s", s->name,
+		    store_status_str(st));
+		return false;
+	}
+	if (created) {
+		(*copiedp)++;
+	} else {
+		(*keptp)++;
+		log_msg(&srv->log, LOG_WARN,
+		    "'%s' is in etcd already: kept as it is there (drop it first to copy it)",
+		    s->name);
+	}
+	return true;
+}
+
+int
+server_migrate_to_etcd(const struct server_config *cfg)
+{
+	struct server *srv = calloc(1, sizeof(*srv));
+	struct store_config db = {.max_secrets = cfg->limits.max_secrets};
+	struct store *source = NULL;
+	struct store_secret **items = NULL;
+	size_t n = 0, copied = 0, kept = 0;
+	const char *note = NULL;
+	store_status st;
+	int rc = 1;
+
+	if (srv == NULL)
+		return 1;
+	srv->cfg = cfg;
+	srv->uid = getuid();
+	if (log_open(&srv->log, STDERR_FILENO, cfg->log_level, NULL) != 0) {
+		free(srv);
+		return 1;
+	}
+	harden_process(srv);
+	if (!resolve_paths(srv))
+		goto done;
+	if (cfg->etcd_endpoints == NULL) {
+		log_msg(&srv->log, LOG_ERROR, "migrate-to-etcd needs --etcd-endpoints");
+		goto done;
+	}
+	if (access(srv->db_path, F_OK) != 0) {
+		log_msg(&srv->log, LOG_ERROR, "no database at %s", srv->db_path);
+		goto done;
+	}
+	/* The source: the one-machine database, opened with its key file (never created). */
+	db.path = srv->db_path;
+	st = keys_open_store(srv->key_file, &db, srv->key, &source, &note);
+	if (st != STORE_OK) {
+		log_msg(&srv->log, LOG_ERROR, "database %s with key file %s: %s", srv->db_path,
+		    srv->key_file, store_hint(st));
+		goto done;
+	}
+	st = store_list_copy(source, NULL, &items, &n);
+	if (st != STORE_OK) {
+		log_msg(&srv->log, LOG_ERROR, "reading %s: %s", srv->db_path, store_status_str(st));
+		goto done;
+	}
+	/* The target: etcd, sealed with the same key file (the cluster's from now on). */
+	db.path = NULL;
+	if (!cluster_open(srv, &db))
+		goto done;
+	for (size_t i = 0; i < n; i++)
+		if (!migrate_one(srv, items[i], &copied, &kept))
+			goto done;
+	log_msg(&srv->log, LOG_INFO,
+	    "migrated %zu persistent secret(s) from %s into etcd at %s (%zu kept as they were "
+	    "in etcd); the database is unchanged; start every node with --persistent-store etcd "
+	    "and this key file",
+	    copied, srv->db_path, cfg->etcd_endpoints, kept);
+	rc = 0;
+done:
+	store_secret_array_free(items, n);
+	store_close(source);
+	store_close(srv->persistent);
+	explicit_bzero(srv->key, sizeof(srv->key));
 	log_close(&srv->log);
 	free(srv);
 	return rc;

@@ -40,6 +40,16 @@ struct server_config {
 	bool insecure;                /* allow plain tcp:// (still needs tokens) */
 	const char *test_rekey_crash; /* test hook: see keys_rotate (SECRETD_TEST_REKEY_CRASH) */
 	struct limits limits;
+	/* Cluster mode (README "Running secretd as a cluster"): persistent secrets in etcd. */
+	const char *persistent_store;   /* "sqlcipher" (NULL: the default) or "etcd" */
+	const char *etcd_endpoints;     /* comma-separated http(s)://host:port */
+	const char *etcd_prefix;        /* NULL: "/secretd/" */
+	const char *etcd_ca;            /* https: CA file */
+	const char *etcd_cert;          /* https: client certificate */
+	const char *etcd_key;           /* its key */
+	const char *etcd_user;          /* etcd authentication */
+	const char *etcd_password_file; /* the user's password, in a 0600 file */
+	int read_wait_ms;               /* bound of a read-your-writes wait (0: 2000) */
 };
 
 /* Fill cfg with the defaults (nothing resolved yet; server_run resolves paths). */
@@ -52,6 +62,11 @@ bool server_default_url(char *buf, size_t len);
 /* Rotate the database key offline (secretd rekey): the server must not be running.
  * Prints what it did; returns the process exit status. */
 int server_rekey_offline(const struct server_config *cfg);
+
+/* secretd migrate-to-etcd: copy every persistent secret of the SQLCipher database of
+ * --data-dir (opened with its key file) into the etcd cluster of cfg (sealed with the same
+ * key file). Existing names in etcd are kept and reported. Returns the exit status. */
+int server_migrate_to_etcd(const struct server_config *cfg);
 
 /* Run the server until SIGTERM/SIGINT. Returns the process exit status (0 on a clean
  * shutdown, 1 on a start-up error, which it has logged). */

@@ -21,6 +21,7 @@
 #include "handlers.h"
 #include "notify.h"
 #include "pb.h"
+#include "store.h"
 #include "text.h"
 
 /* "\0SD" and the protocol version. */
@@ -44,6 +45,7 @@ static const struct method_entry method_handlers[] = {
     {"Execute", handle_execute, true},
     {"Rekey", handle_rekey, false},
     {"Subscribe", handle_subscribe, false},
+    {"Health", handle_health, false},
 };
 
 /* Wraps the caller's reply allocator to see the reply frame, for dedup_finish. */
@@ -102,8 +104,9 @@ varint_size(size_t v)
  * reply buffer with no intermediate copy. Protobuf readers accept fields in any order.
  */
 static enum status
-write_reply(const struct outcome *oc, uint64_t request_id, const ProtobufCMessage *body,
-    reply_alloc_fn alloc, void *alloc_arg, const struct notify *notify, uint64_t rev)
+write_reply(const struct outcome *oc, uint64_t request_id, uint64_t store_rev,
+    const ProtobufCMessage *body, reply_alloc_fn alloc, void *alloc_arg,
+    const struct notify *notify, uint64_t rev)
 {
 	pb_reply env = SECRETD__V1__REPLY__INIT;
 	size_t env_len;
@@ -118,6 +121,7 @@ write_reply(const struct outcome *oc, uint64_t request_id, const ProtobufCMessag
 	env.request_id = request_id;
 	env.epoch = notify_epoch(notify);
 	env.rev = rev;
+	env.store_rev = store_rev;
 	env_len = secretd__v1__reply__get_packed_size(&env);
 	total = FRAME_HEADER + env_len;
 	if (body != NULL) {
@@ -247,6 +251,7 @@ handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, 
 		goto reply;
 	}
 	request_id = env->request_id;
+	info->request_id = request_id;
 	if (!strings_clean(&env->base)) {
 		outcome_set(oc, ST_INVALID_ARGUMENT, "BAD_FRAME",
 		    "a string in the request envelope holds a NUL byte");
@@ -273,6 +278,16 @@ handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, 
 		    env->token[0] != '\0' ? "BAD_TOKEN" : "NO_TOKEN",
 		    env->token[0] != '\0' ? "the token is not valid"
 		                          : "this connection needs a token");
+		goto reply;
+	}
+	/* Read your writes across nodes: not before this node has what the client saw. */
+	if (env->min_store_rev > 0 &&
+	    !store_wait_revision(svc->persistent, env->min_store_rev, svc->read_wait_ms)) {
+		outcome_set(oc, ST_UNAVAILABLE, "STALE",
+		    "this node's copy of the persistent store is at revision %llu, behind revision "
+		    "%llu that the client has seen; try another node",
+		    (unsigned long long)store_revision(svc->persistent),
+		    (unsigned long long)env->min_store_rev);
 		goto reply;
 	}
 	if (entry->may_mutate && svc->dedup != NULL) {
@@ -316,8 +331,9 @@ handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, 
 	if (entry->fn(&rq, in, out) != ST_OK)
 		out = NULL;
 reply:
-	st = write_reply(oc, request_id, oc->status == ST_OK ? out : NULL, capture_alloc, &capture,
-	    svc->notify, info->mutating ? notify_rev(svc->notify) : rev);
+	st = write_reply(oc, request_id, store_revision(svc->persistent),
+	    oc->status == ST_OK ? out : NULL, capture_alloc, &capture, svc->notify,
+	    info->mutating ? notify_rev(svc->notify) : rev);
 	if (dd == DEDUP_NEW)
 		dedup_finish(svc->dedup, request_id, fp,
 		    st == ST_OK && info->mutating ? capture.buf : NULL, capture.len);

@@ -20,6 +20,7 @@
 #include "status.h"
 
 struct store;
+struct store_health;
 struct auth;
 struct dedup;
 
@@ -78,7 +79,14 @@ struct service {
 	 * answers UNIMPLEMENTED. */
 	enum status (*rekey)(void *arg, const char **key_filep, struct outcome *out);
 	void *rekey_arg;
+	/* Longest a read-your-writes wait (Request.min_store_rev) may take, in ms. */
+	int read_wait_ms;
 };
+
+/* Readiness of the node, for secretctl health and an HTTP /readyz: fills h from the
+ * persistent store (see store_health); returns true when serving and writable. lag_ms and
+ * revision in h say how far a cluster node's mirror is behind etcd. */
+bool service_ready(struct service *svc, struct store_health *h);
 
 /* What one call did, for the log and the audit trail (no values). Strings point into the
  * call's arena or are static. */
@@ -87,6 +95,7 @@ struct call_info {
 	const char *name;    /* the secret name involved, or "" */
 	const char *storage; /* "memory", "sqlcipher" or "" */
 	bool mutating;       /* the call changed (or tried to change) state */
+	uint64_t request_id; /* the envelope's (binary frames); 0 when none */
 	bool text;           /* a text frame */
 	struct outcome outcome;
 };

@@ -48,6 +48,8 @@ store_status_str(store_status st)
 		return "out of memory";
 	case STORE_INVALID:
 		return "invalid argument or configuration";
+	case STORE_UNAVAILABLE:
+		return "the shared store cannot be reached or has no quorum";
 	}
 	return "unknown store status";
 }
@@ -289,6 +291,13 @@ store_name(const struct store *st)
 store_status
 store_put(struct store *st, struct store_secret *s, enum store_conflict mode, bool *createdp)
 {
+	return store_put_tagged(st, s, mode, 0, createdp);
+}
+
+store_status
+store_put_tagged(struct store *st, struct store_secret *s, enum store_conflict mode, uint64_t tag,
+    bool *createdp)
+{
 	bool created = false;
 	store_status rc;
 
@@ -299,7 +308,10 @@ store_put(struct store *st, struct store_secret *s, enum store_conflict mode, bo
 		store_secret_free(s);
 		return STORE_INVALID;
 	}
-	rc = st->ops->put(st->impl, s, mode, &created);
+	if (st->ops->put_tagged != NULL)
+		rc = st->ops->put_tagged(st->impl, s, mode, tag, &created);
+	else
+		rc = st->ops->put(st->impl, s, mode, &created);
 	if (createdp != NULL)
 		*createdp = created;
 	return rc;
@@ -436,5 +448,24 @@ store_rekey(struct store *st, const uint8_t *key, size_t key_len)
 uint64_t
 store_revision(struct store *st)
 {
-	return st->ops->revision != NULL ? st->ops->revision(st->impl) : 0;
+	/* NULL-safe: a service built without a persistent store (fuzzers) has none. */
+	return st != NULL && st->ops->revision != NULL ? st->ops->revision(st->impl) : 0;
+}
+
+bool
+store_wait_revision(struct store *st, uint64_t rev, int timeout_ms)
+{
+	if (rev == 0 || st == NULL || st->ops->wait_revision == NULL)
+		return true;
+	return st->ops->wait_revision(st->impl, rev, timeout_ms);
+}
+
+void
+store_health(struct store *st, struct store_health *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->serving = true;
+	h->writable = true;
+	if (st != NULL && st->ops->health != NULL)
+		st->ops->health(st->impl, h);
 }

@@ -1,10 +1,12 @@
 /*
  * store.h: secrets at rest, behind one interface.
  *
- * A store holds secrets keyed by their (already normalised) name. Two backends fill
- * the same ops table: "memory" (temporary secrets, a hash table) and "sqlcipher"
+ * A store holds secrets keyed by their (already normalised) name. Three backends fill
+ * the same ops table: "memory" (temporary secrets, a hash table), "sqlcipher"
  * (persistent secrets in an encrypted SQLite database, mirrored in memory so that no
- * read touches the disk). Callers use the store_*() wrappers only.
+ * read touches the disk) and "etcd" (persistent secrets sealed with AES-256-GCM in an
+ * etcd cluster that many secretd share, mirrored in memory and kept current by a watch).
+ * Callers use the store_*() wrappers only.
  *
  * What this module does not do: it knows nothing of nng, protobuf, roles or the SQL
  * dialect; it does not validate types, fields or names (the server's handlers do, before
@@ -39,6 +41,8 @@ typedef enum store_status {
 	STORE_PERMISSION, /* a file or directory has unsafe or wrong permissions */
 	STORE_NO_MEMORY,  /* allocation failed */
 	STORE_INVALID,    /* a bad argument or configuration */
+	/* a shared store (etcd) cannot be reached or has no quorum; nothing was changed */
+	STORE_UNAVAILABLE,
 } store_status;
 
 /* A short English description of a status, for messages; never NULL. */
@@ -87,6 +91,23 @@ enum store_conflict {
 	STORE_CONFLICT_IGNORE,    /* STORE_OK, nothing changes, *createdp = false */
 };
 
+/* etcd: where the cluster is and how to reach it (store_config.etcd). Strings borrowed for
+ * the open call only. */
+struct store_etcd_config {
+	const char *endpoints; /* comma-separated http://host:port or https://host:port */
+	const char *prefix;    /* key prefix; NULL: "/secretd/" */
+	const char *ca_file;   /* https: CA to verify etcd with (NULL: the system's) */
+	const char *cert_file; /* https: client certificate (NULL: none) */
+	const char *key_file;  /* its private key */
+	const char *user;      /* etcd authentication (NULL: none) */
+	const char *password;
+	/* deadline of one write; 0: 5000 */
+	int timeout_ms;
+	/* A previous 32-byte key (or NULL): values sealed under it stay readable, and
+	 * store_rekey re-seals them, so a rotation cut short loses nothing. */
+	const uint8_t *old_key;
+};
+
 /* Options for opening a store. Unused members are ignored by a backend. */
 struct store_config {
 	/* sqlcipher: path of the database file. Its directory must exist and be 0700
@@ -109,6 +130,19 @@ struct store_config {
 	 * publish invalidations without knowing how a backend learns of changes. */
 	void (*on_change)(void *arg, const char *name);
 	void *on_change_arg;
+	/* etcd: the cluster (required by that backend; key is the key file's raw key). */
+	const struct store_etcd_config *etcd;
+};
+
+/* What a shared backend knows of its health (store_health). */
+struct store_health {
+	bool shared;       /* the backend is shared by several nodes (etcd) */
+	bool serving;      /* the mirror holds a full copy and is being kept current */
+	bool writable;     /* the last probe of the cluster succeeded (quorum) */
+	uint64_t revision; /* revision the mirror has applied */
+	uint64_t latest;   /* latest revision the cluster reported */
+	uint64_t lag_ms;   /* how long the mirror has been behind latest, 0 when current */
+	char detail[160];  /* why not serving or not writable; "" when both */
 };
 
 /* Called by store_list for each secret in name order. Return false to stop. The secret is
@@ -138,10 +172,20 @@ struct store_ops {
 	/* Optional: the backend's revision of what readers see now (etcd's revision for a
 	 * shared store); NULL for a backend that has none. */
 	uint64_t (*revision)(void *impl);
+	/* Optional: wait up to timeout_ms until revision() >= rev; true when it is. */
+	bool (*wait_revision)(void *impl, uint64_t rev, int timeout_ms);
+	/* Optional: put with a caller's tag (a request id) that a shared backend stores
+	 * beside the value, so that a resend of the same request through another node finds
+	 * its own write instead of a conflict. Same contract as put otherwise. */
+	store_status (*put_tagged)(void *impl, struct store_secret *s, enum store_conflict mode,
+	    uint64_t tag, bool *createdp);
+	/* Optional: fill h (see struct store_health). */
+	void (*health)(void *impl, struct store_health *h);
 };
 
 extern const struct store_ops store_memory_ops;
 extern const struct store_ops store_sqlcipher_ops;
+extern const struct store_ops store_etcd_ops;
 
 struct store; /* opaque: a backend and its state */
 
@@ -208,8 +252,20 @@ size_t store_count(struct store *st);
 store_status store_rekey(struct store *st, const uint8_t *key, size_t key_len);
 
 /* The backend's revision of what readers see now (etcd's store revision); 0 for a backend
- * without one (memory, sqlcipher). */
+ * without one (memory, sqlcipher) or a NULL store. */
 uint64_t store_revision(struct store *st);
+
+/* Wait up to timeout_ms until store_revision(st) >= rev (at once for a backend without
+ * revisions). true when reached. */
+bool store_wait_revision(struct store *st, uint64_t rev, int timeout_ms);
+
+/* store_put with a request id as tag (see store_ops.put_tagged); plain put for a backend
+ * that keeps no tags. */
+store_status store_put_tagged(struct store *st, struct store_secret *s, enum store_conflict mode,
+    uint64_t tag, bool *createdp);
+
+/* The backend's health: for a backend that is not shared, serving and writable. */
+void store_health(struct store *st, struct store_health *h);
 
 /* Size of a raw database key in bytes. */
 #define STORE_KEY_LEN 32

@@ -34,6 +34,7 @@ static const char usage_main[] =
     "\n"
     "Options:\n"
     "  --addr URL          server (env SECRETD_ADDR; default ipc://$XDG_RUNTIME_DIR/secretd.sock)\n"
+    "                      or a comma-separated list of a cluster's nodes (fail-over)\n"
     "  --token T           bearer token; prefer env SECRETD_TOKEN or --token-file (argv is\n"
     "                      visible to other users)\n"
     "  --token-file F      read the token from F\n"
@@ -55,6 +56,7 @@ static const char usage_main[] =
     "  exec     run a program with secrets' fields in its environment (OPENAI_API_KEY, ...)\n"
     "  env      print export lines that set those variables, for a shell's eval\n"
     "  rekey    rotate the server's database key (admin)\n"
+    "  health   the node's readiness: serving, writable, mirror lag (exit 3: read-only)\n"
     "  token    make, list and revoke tokens in a tokens file (no server needed)\n"
     "\n"
     "Exit status: 0 success, 1 the call failed, 2 usage error; exec: the command's.\n";

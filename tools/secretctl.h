@@ -87,6 +87,10 @@ bool ctl_parse_storage(const char *s, secretd_storage *storagep);
  * CTL_EXIT_OK, or an exit code after printing the error. */
 int ctl_connect(struct ctl *ctl);
 
+/* secretctl health (secretctl_health.c). */
+int ctl_cmd_health(struct ctl *ctl, int argc, char **argv);
+extern const char ctl_usage_health[];
+
 /*
  * Start parsing a command's own options (longopts, borrowed, {NULL} terminated), then call
  * ctl_sub_getopt until it returns -1. Global options (--json, --addr, --token, ...) met on

@@ -617,6 +617,7 @@ static const struct ctl_command commands[] = {
     {"exec", ctl_cmd_exec, ctl_usage_exec},
     {"env", ctl_cmd_env, ctl_usage_env},
     {"rekey", cmd_rekey, usage_rekey},
+    {"health", ctl_cmd_health, ctl_usage_health},
     {"token", ctl_cmd_token, ctl_usage_token},
 };
 

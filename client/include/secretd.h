@@ -285,6 +285,23 @@ secretd_status secretd_execute(secretd_client *client, const char *statement, in
 secretd_status secretd_rekey(secretd_client *client, int timeout_ms, char *key_file,
     size_t key_file_len, secretd_error *err);
 
+/* What a node says of its readiness (secretd_health). */
+typedef struct secretd_health_info {
+	bool serving;                  /* the node answers */
+	bool writable;                 /* a persistent write can commit now (etcd has quorum) */
+	char persistent_store[16];     /* "sqlcipher" on one machine, "etcd" in a cluster */
+	unsigned long long store_rev;  /* revision the node's mirror of etcd has applied */
+	unsigned long long latest_rev; /* latest revision etcd reported */
+	unsigned long long lag_ms;     /* how long the mirror has been behind (0: current) */
+	unsigned long long persistent_count;
+	unsigned long long temporary_count; /* temporary secrets live on this node only */
+	char detail[256];                   /* why not writable or behind; "" when all is well */
+} secretd_health_info;
+
+/* Ask the node the client reaches for its readiness (reader role). */
+secretd_status secretd_health(
+    secretd_client *client, int timeout_ms, secretd_health_info *info, secretd_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -135,6 +135,40 @@ test_bad_open(void)
 	CHECK_STATUS(secretd_client_open("", NULL, &client, NULL), SECRETD_INVALID_ARGUMENT);
 }
 
+/* A comma-separated list of addresses (a cluster's nodes): each dialed, spaces trimmed,
+ * empty items skipped, a bad one named, at most 16. (Failover itself: tests/cluster.) */
+static void
+test_address_list(void)
+{
+	secretd_client *client = NULL;
+	secretd_error err;
+	char many[17 * 24 + 1] = "";
+
+	CHECK_STATUS(
+	    secretd_client_open("ipc:///tmp/a.sock,ipc:///tmp/b.sock", NULL, &client, &err),
+	    SECRETD_OK);
+	secretd_client_close(client);
+	client = NULL;
+	CHECK_STATUS(
+	    secretd_client_open(" ipc:///tmp/a.sock , tcp://127.0.0.1:1,", NULL, &client, &err),
+	    SECRETD_OK);
+	secretd_client_close(client);
+	client = NULL;
+	CHECK_STATUS(secretd_client_open("ipc:///tmp/a.sock,nonsense", NULL, &client, &err),
+	    SECRETD_INVALID_ARGUMENT);
+	CHECK(client == NULL && strstr(err.message, "nonsense") != NULL);
+	CHECK_STATUS(secretd_client_open(", ,", NULL, &client, &err), SECRETD_INVALID_ARGUMENT);
+	CHECK(client == NULL);
+	for (int i = 0; i < 17; i++) {
+		char one[24];
+
+		(void)snprintf(one, sizeof(one), "%sipc:///tmp/n%d.sock", i > 0 ? "," : "", i);
+		(void)strcat(many, one);
+	}
+	CHECK_STATUS(secretd_client_open(many, NULL, &client, &err), SECRETD_INVALID_ARGUMENT);
+	CHECK(client == NULL);
+}
+
 static void
 test_null_safety(void)
 {
@@ -846,6 +880,7 @@ main(void)
 	test_status_str();
 	test_default_url();
 	test_bad_open();
+	test_address_list();
 	test_null_safety();
 	if (mkdtemp(dir) == NULL) {
 		CHECK(!"mkdtemp");
