@@ -388,9 +388,13 @@ collect_stale(const struct store_secret *s, void *arg)
 	return true;
 }
 
-/* Make the mirror equal to the listing (taken). */
+/* Make the mirror equal to the listing (taken). report: call on_change for each name put or
+ * removed; false for the first load at open, which changes nothing a reader could have seen
+ * (as the sqlcipher backend's load reports nothing). A re-list reports every listed name, not
+ * only the ones whose value differs: an extra invalidation costs a cache miss, a missing one
+ * a stale read. */
 static store_status
-reconcile(struct store_etcd *e, struct listing *l)
+reconcile(struct store_etcd *e, struct listing *l, bool report)
 {
 	struct stale_names sn = {.l = l};
 	store_status rc;
@@ -408,12 +412,12 @@ reconcile(struct store_etcd *e, struct listing *l)
 		}
 		rc = store_memory_ops.put(e->mem, l->items[i], STORE_CONFLICT_REPLACE, &created);
 		l->items[i] = NULL; /* taken */
-		if (rc == STORE_OK)
+		if (rc == STORE_OK && report)
 			changed(e, name);
 		free(name);
 	}
 	for (size_t i = 0; rc == STORE_OK && i < sn.n; i++) {
-		if (store_memory_ops.remove(e->mem, sn.names[i]) == STORE_OK)
+		if (store_memory_ops.remove(e->mem, sn.names[i]) == STORE_OK && report)
 			changed(e, sn.names[i]);
 	}
 	for (size_t i = 0; i < sn.n; i++)
@@ -520,7 +524,7 @@ watch_main(void *arg)
 			uint64_t foreign = 0;
 
 			if (list_all(e, false, &l, &foreign) != STORE_OK ||
-			    reconcile(e, &l) != STORE_OK) {
+			    reconcile(e, &l, true) != STORE_OK) {
 				atomic_store(&e->relist, true);
 				sleep_ms(200);
 				continue;
@@ -731,7 +735,7 @@ etcd_open(const struct store_config *cfg, void **implp)
 		if (rc != STORE_OK)
 			goto fail;
 	}
-	rc = reconcile(e, &l);
+	rc = reconcile(e, &l, false);
 	if (rc != STORE_OK)
 		goto fail;
 	e->serving = true;

@@ -971,12 +971,17 @@ static void
 test_on_change(struct fixture *fx)
 {
 	struct change_log cl = {0};
+	struct store_etcd_config ec = {
+	    .endpoints = etcd_cluster != NULL ? etcd_cluster->endpoints : NULL,
+	    .prefix = fx->prefix,
+	};
 	struct store_config cfg = {
 	    .path = fx->path,
 	    .key = fx->key,
 	    .key_len = STORE_KEY_LEN,
 	    .on_change = record_change,
 	    .on_change_arg = &cl,
+	    .etcd = &ec,
 	};
 	struct store *st = NULL;
 
