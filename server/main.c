@@ -43,6 +43,9 @@ static const char usage_text[] =
     "  --socket-group GRP  make the ipc socket 0660 with group GRP (SECRETD_SOCKET_GROUP)\n"
     "  --audit-file FILE   append one JSON line per state change or denied call\n"
     "                      (SECRETD_AUDIT_FILE)\n"
+    "  --metrics-listen URL  serve /metrics (Prometheus text format), /healthz and\n"
+    "                      /readyz on http://HOST:PORT; off by default\n"
+    "                      (SECRETD_METRICS_LISTEN)\n"
     "  --workers N         worker threads (default: 4 per core) (SECRETD_WORKERS)\n"
     "  --log-level LEVEL   error, warn, info or debug (default: info) (SECRETD_LOG_LEVEL)\n"
     "  --max-frame BYTES   largest request frame (default 65536) (SECRETD_MAX_FRAME)\n"
@@ -83,6 +86,7 @@ enum {
 	OPT_MAX_FIELDS,
 	OPT_MAX_SECRETS,
 	OPT_VERSION,
+	OPT_METRICS_LISTEN,
 };
 
 /* Each option with its environment twin. */
@@ -110,6 +114,7 @@ static const struct {
     {{"max-value", required_argument, NULL, OPT_MAX_VALUE}, "SECRETD_MAX_VALUE"},
     {{"max-fields", required_argument, NULL, OPT_MAX_FIELDS}, "SECRETD_MAX_FIELDS"},
     {{"max-secrets", required_argument, NULL, OPT_MAX_SECRETS}, "SECRETD_MAX_SECRETS"},
+    {{"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN}, "SECRETD_METRICS_LISTEN"},
     {{"help", no_argument, NULL, 'h'}, NULL},
     {{"version", no_argument, NULL, OPT_VERSION}, NULL},
 };
@@ -184,6 +189,9 @@ apply(struct cli *cli, int id, const char *name, const char *val)
 		return true;
 	case OPT_AUDIT_FILE:
 		cfg->audit_file = val;
+		return true;
+	case OPT_METRICS_LISTEN:
+		cfg->metrics_listen = val;
 		return true;
 	case OPT_WORKERS:
 		if (!parse_size(val, 1, &n) || n > 1024)

@@ -36,6 +36,7 @@
 #include "dedup.h"
 #include "keys.h"
 #include "listen.h"
+#include "metrics.h"
 #include "server_internal.h"
 #include "store.h"
 #include "text.h"
@@ -45,13 +46,31 @@
 /* Most reply channels (contexts with a send in flight, plus those workers receive on). */
 #define MAX_CHANNELS 1024
 
+struct reply_slot {
+	nng_msg *msg;
+};
+
+/* One request being served: what outlives the worker's part of it when the request is
+ * parked on a durable write (service_handle_async). A worker owns one; a parked call is
+ * owned by its completion, which hands it back to the pool (struct parking). */
+struct call {
+	struct server *srv;
+	struct arena arena;
+	struct caller caller;
+	struct call_info info;
+	struct reply_slot slot;
+	struct channel *ch; /* the channel the request came on, which the reply goes out on */
+	uint64_t t0;
+	struct call *next_free;
+};
+
 struct worker {
 	struct server *srv;
 	pthread_t thread;
 	bool started;
 	struct channel *ch; /* the channel this worker receives on */
 	nng_aio *aio;       /* its receive aio */
-	struct arena arena;
+	struct call *call;
 	pthread_mutex_t lock;
 	bool receiving; /* waiting in nng_ctx_recv (under lock) */
 	bool stop;      /* told to stop (under lock) */
@@ -253,10 +272,6 @@ describe_peer(struct caller *c)
 	return c->peer;
 }
 
-struct reply_slot {
-	nng_msg *msg;
-};
-
 static uint8_t *
 alloc_reply(void *arg, size_t len)
 {
@@ -324,59 +339,160 @@ rekey_online(void *arg, const char **key_filep, struct outcome *out)
 	return ST_OK;
 }
 
-/* Handle one received request and send its reply. Takes msg. */
-static void
-serve(struct worker *w, nng_msg *msg)
+/* A call object for a worker: one from the pool, or a new one; NULL when out of memory. */
+static struct call *
+call_take(struct server *srv)
 {
-	struct server *srv = w->srv;
-	struct reply_slot slot = {NULL};
-	struct caller caller;
-	struct call_info info;
-	enum log_level level;
-	uint64_t t0 = now_us();
+	struct call *c;
 
-	caller_from_pipe(srv, msg, &caller);
-	(void)service_handle(&srv->svc, &caller, nng_msg_body(msg), nng_msg_len(msg), &w->arena,
-	    alloc_reply, &slot, &info);
-	channel_msg_free(msg);
-	if (slot.msg != NULL) {
-		/* The reply goes out without waiting, on the channel it came in on; this worker
-		 * receives its next request on another channel. A peer that does not read its
-		 * replies so holds channels until their sends time out, never a worker. */
-		channel_send(w->ch, slot.msg);
-		w->ch = channels_take(&srv->channels);
+	(void)pthread_mutex_lock(&srv->parking.lock);
+	c = srv->parking.free;
+	if (c != NULL)
+		srv->parking.free = c->next_free;
+	(void)pthread_mutex_unlock(&srv->parking.lock);
+	if (c == NULL) {
+		c = calloc(1, sizeof(*c));
+		if (c == NULL)
+			return NULL;
+		c->srv = srv;
+		arena_init(&c->arena, 16384);
+		(void)pthread_mutex_lock(&srv->parking.lock);
+		srv->parking.made++;
+		(void)pthread_mutex_unlock(&srv->parking.lock);
+	}
+	return c;
+}
+
+/* Give a call object back (its arena already reset). */
+static void
+call_put(struct server *srv, struct call *c)
+{
+	(void)pthread_mutex_lock(&srv->parking.lock);
+	c->next_free = srv->parking.free;
+	srv->parking.free = c;
+	(void)pthread_mutex_unlock(&srv->parking.lock);
+}
+
+/* Free every pooled call object (at exit, once nothing is parked). */
+static void
+calls_free(struct server *srv)
+{
+	while (srv->parking.free != NULL) {
+		struct call *c = srv->parking.free;
+
+		srv->parking.free = c->next_free;
+		arena_fini(&c->arena);
+		free(c);
+	}
+}
+
+/* The end of a call whose reply is made (or could not be): send it on the call's channel,
+ * log, audit, wipe. Returns whether the channel went with the reply. */
+static bool
+call_end(struct call *c)
+{
+	struct server *srv = c->srv;
+	struct call_info *info = &c->info;
+	enum log_level level;
+	bool sent = false;
+
+	if (c->slot.msg != NULL) {
+		/* The reply goes out without waiting, on the channel it came in on. A peer that
+		 * does not read its replies so holds channels until their sends time out, never
+		 * a worker. */
+		channel_send(c->ch, c->slot.msg);
+		c->slot.msg = NULL;
+		sent = true;
 	} else {
 		log_msg(&srv->log, LOG_ERROR, "out of memory building a reply for %s",
-		    describe_peer(&caller));
+		    describe_peer(&c->caller));
 	}
-	level = info.outcome.status == ST_OK || info.outcome.status == ST_NOT_FOUND ? LOG_DEBUG
-	                                                                            : LOG_INFO;
+	metrics_request(srv->metrics, info->method, info->outcome.status, now_us() - c->t0);
+	level = info->outcome.status == ST_OK || info->outcome.status == ST_NOT_FOUND ? LOG_DEBUG
+	                                                                              : LOG_INFO;
 	if (level <= srv->log.level)
 		log_msg(&srv->log, level,
 		    "method=%s%s status=%s reason=%s name=%s storage=%s peer=%s role=%s "
 		    "latency_us=%llu",
-		    info.method[0] != '\0' ? info.method : "-", info.text ? " frame=text" : "",
-		    status_str(info.outcome.status),
-		    info.outcome.reason[0] != '\0' ? info.outcome.reason : "-",
-		    info.name[0] != '\0' ? info.name : "-",
-		    info.storage[0] != '\0' ? info.storage : "-", describe_peer(&caller),
-		    role_str(caller.role), (unsigned long long)(now_us() - t0));
-	if (info.mutating || info.outcome.status == ST_UNAUTHENTICATED ||
-	    info.outcome.status == ST_PERMISSION_DENIED) {
+		    info->method[0] != '\0' ? info->method : "-", info->text ? " frame=text" : "",
+		    status_str(info->outcome.status),
+		    info->outcome.reason[0] != '\0' ? info->outcome.reason : "-",
+		    info->name[0] != '\0' ? info->name : "-",
+		    info->storage[0] != '\0' ? info->storage : "-", describe_peer(&c->caller),
+		    role_str(c->caller.role), (unsigned long long)(now_us() - c->t0));
+	if (info->mutating || info->outcome.status == ST_UNAUTHENTICATED ||
+	    info->outcome.status == ST_PERMISSION_DENIED) {
 		struct audit_record rec = {
 		    .event = "result",
-		    .peer = describe_peer(&caller),
-		    .token_id = caller.token_id,
-		    .role = role_str(caller.role),
-		    .method = info.method,
-		    .name = info.name,
-		    .storage = info.storage,
-		    .status = status_str(info.outcome.status),
+		    .peer = describe_peer(&c->caller),
+		    .token_id = c->caller.token_id,
+		    .role = role_str(c->caller.role),
+		    .method = info->method,
+		    .name = info->name,
+		    .storage = info->storage,
+		    .status = status_str(info->outcome.status),
 		};
 
 		(void)log_audit(&srv->log, &rec);
 	}
-	arena_reset(&w->arena);
+	arena_reset(&c->arena);
+	return sent;
+}
+
+/* service_handle_async's done: a parked call's reply is made (on the store's thread). */
+static void
+call_parked_done(void *arg)
+{
+	struct call *c = arg;
+	struct server *srv = c->srv;
+
+	if (!call_end(c))
+		channels_put(c->ch); /* no reply: the channel goes back unused */
+	call_put(srv, c);
+	(void)pthread_mutex_lock(&srv->parking.lock);
+	srv->parking.parked--;
+	(void)pthread_cond_broadcast(&srv->parking.none);
+	(void)pthread_mutex_unlock(&srv->parking.lock);
+}
+
+/* Wait until no call is parked (after the workers stopped, before the channels go). */
+static void
+wait_parked(struct server *srv)
+{
+	(void)pthread_mutex_lock(&srv->parking.lock);
+	while (srv->parking.parked > 0)
+		(void)pthread_cond_wait(&srv->parking.none, &srv->parking.lock);
+	(void)pthread_mutex_unlock(&srv->parking.lock);
+}
+
+/* Handle one received request and send its reply, or park it until its write is durable.
+ * Takes msg. */
+static void
+serve(struct worker *w, nng_msg *msg)
+{
+	struct server *srv = w->srv;
+	struct call *c = w->call;
+	bool pending = false;
+
+	c->t0 = now_us();
+	c->ch = w->ch;
+	c->slot.msg = NULL;
+	caller_from_pipe(srv, msg, &c->caller);
+	(void)service_handle_async(&srv->svc, &c->caller, nng_msg_body(msg), nng_msg_len(msg),
+	    &c->arena, alloc_reply, &c->slot, &c->info, call_parked_done, c, &pending);
+	channel_msg_free(msg);
+	if (pending) {
+		/* c and its channel belong to the completion now (it may have run already):
+		 * this worker goes on with a new call object and channel. */
+		(void)pthread_mutex_lock(&srv->parking.lock);
+		srv->parking.parked++;
+		(void)pthread_mutex_unlock(&srv->parking.lock);
+		w->call = call_take(srv);
+		w->ch = channels_take(&srv->channels);
+		return;
+	}
+	if (call_end(c))
+		w->ch = channels_take(&srv->channels);
 }
 
 static void *
@@ -387,13 +503,16 @@ worker_main(void *arg)
 	for (;;) {
 		int rv;
 
-		if (w->ch == NULL) {
-			/* No channel could be made (out of memory): wait and try again. */
+		if (w->ch == NULL || w->call == NULL) {
+			/* No channel or call could be made (out of memory): wait and try again. */
 			usleep(10000);
-			w->ch = channels_take(&w->srv->channels);
+			if (w->ch == NULL)
+				w->ch = channels_take(&w->srv->channels);
+			if (w->call == NULL)
+				w->call = call_take(w->srv);
 		}
 		(void)pthread_mutex_lock(&w->lock);
-		if (w->stop || w->ch == NULL) {
+		if (w->stop || w->ch == NULL || w->call == NULL) {
 			bool stop = w->stop;
 
 			(void)pthread_mutex_unlock(&w->lock);
@@ -418,6 +537,9 @@ worker_main(void *arg)
 	if (w->ch != NULL)
 		channels_put(w->ch);
 	w->ch = NULL;
+	if (w->call != NULL)
+		call_put(w->srv, w->call);
+	w->call = NULL;
 	return NULL;
 }
 
@@ -438,11 +560,11 @@ start_workers(struct server *srv)
 		int rv;
 
 		w->srv = srv;
-		arena_init(&w->arena, 16384);
 		if (pthread_mutex_init(&w->lock, NULL) != 0)
 			return false;
 		srv->n_workers = i + 1;
-		rv = nng_aio_alloc(&w->aio, NULL, NULL);
+		w->call = call_take(srv);
+		rv = w->call != NULL ? nng_aio_alloc(&w->aio, NULL, NULL) : NNG_ENOMEM;
 		if (rv == 0 && (w->ch = channels_take(&srv->channels)) == NULL)
 			rv = NNG_ENOMEM;
 		if (rv != 0) {
@@ -456,6 +578,52 @@ start_workers(struct server *srv)
 		}
 		w->started = true;
 	}
+	return true;
+}
+
+/* metrics_source.serving: workers running and not draining. */
+static bool
+server_serving(void *arg)
+{
+	struct server *srv = arg;
+
+	return atomic_load(&srv->serving);
+}
+
+/* nng pipe events: count client connections for the metrics. */
+static void
+pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)p;
+	metrics_client(srv->metrics, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
+}
+
+/* Start the metrics listener when asked for. */
+static bool
+start_metrics(struct server *srv)
+{
+	struct metrics_source src = {
+	    .temporary = srv->temporary,
+	    .persistent = srv->persistent,
+	    .serving = server_serving,
+	    .arg = srv,
+	};
+	char err[512];
+
+	if (srv->cfg->metrics_listen == NULL)
+		return true;
+	if (metrics_open(srv->cfg->metrics_listen, &src, &srv->metrics, err, sizeof(err)) !=
+	    ST_OK) {
+		log_msg(&srv->log, LOG_ERROR, "%s", err);
+		return false;
+	}
+	if (nng_pipe_notify(srv->sock, NNG_PIPE_EV_ADD_POST, pipe_event, srv) != 0 ||
+	    nng_pipe_notify(srv->sock, NNG_PIPE_EV_REM_POST, pipe_event, srv) != 0)
+		log_msg(&srv->log, LOG_WARN, "connected clients will not be counted");
+	log_msg(&srv->log, LOG_INFO, "metrics on %s/metrics (also /healthz, /readyz)",
+	    srv->cfg->metrics_listen);
 	return true;
 }
 
@@ -487,7 +655,9 @@ free_workers(struct server *srv)
 			nng_aio_stop(w->aio);
 			nng_aio_free(w->aio);
 		}
-		arena_fini(&w->arena);
+		if (w->call != NULL)
+			call_put(srv, w->call);
+		w->call = NULL;
 		(void)pthread_mutex_destroy(&w->lock);
 	}
 	free(srv->workers);
@@ -548,6 +718,8 @@ server_run(const struct server_config *cfg)
 	srv->cfg = cfg;
 	srv->uid = getuid();
 	(void)pthread_mutex_init(&srv->rekey_lock, NULL);
+	(void)pthread_mutex_init(&srv->parking.lock, NULL);
+	(void)pthread_cond_init(&srv->parking.none, NULL);
 	if (log_open(&srv->log, STDERR_FILENO, cfg->log_level, cfg->audit_file) != 0) {
 		(void)fprintf(stderr, "secretd: cannot open audit file %s: %s\n",
 		    cfg->audit_file != NULL ? cfg->audit_file : "-", strerror(errno));
@@ -597,6 +769,8 @@ server_run(const struct server_config *cfg)
 		goto done;
 	}
 	srv->sock_open = true;
+	if (!start_metrics(srv))
+		goto done;
 	if (cfg->n_listen == 0) {
 		if (!listen_one(srv, srv->default_url))
 			goto done;
@@ -609,16 +783,25 @@ server_run(const struct server_config *cfg)
 	log_msg(&srv->log, LOG_INFO,
 	    "secretd ready: %zu workers, data in %s, key file %s, %zu persistent secret(s)",
 	    srv->n_workers, srv->data_dir, srv->key_file, store_count(srv->persistent));
+	atomic_store(&srv->serving, true);
 	wait_for_stop(srv, &set);
 	rc = 0;
 done:
+	atomic_store(&srv->serving, false);
 	stop_workers(srv);
+	/* Parked calls are answered by the store's commit thread, which always gets to
+	 * them: wait for their replies before the channels go. */
+	wait_parked(srv);
 	/* Replies already handed to nng get a moment to reach their clients. */
 	channels_drain(&srv->channels, 2000);
 	if (srv->sock_open)
 		(void)nng_close(srv->sock);
+	/* After the socket: no pipe event can reach the metrics any more. */
+	metrics_close(srv->metrics);
+	srv->metrics = NULL;
 	channels_fini(&srv->channels);
 	free_workers(srv);
+	calls_free(srv);
 	if (srv->tls != NULL)
 		nng_tls_config_free(srv->tls);
 	store_close(srv->persistent);
@@ -631,6 +814,8 @@ done:
 		log_msg(&srv->log, LOG_INFO, "secretd stopped cleanly");
 	log_close(&srv->log);
 	(void)pthread_mutex_destroy(&srv->rekey_lock);
+	(void)pthread_cond_destroy(&srv->parking.none);
+	(void)pthread_mutex_destroy(&srv->parking.lock);
 	free(srv);
 	return rc;
 }

@@ -33,6 +33,7 @@ struct server_config {
 	const char *tls_key;             /* its PEM key */
 	const char *tls_ca;       /* optional: require client certificates signed by this CA */
 	const char *audit_file;   /* NULL: no audit trail */
+	const char *metrics_listen; /* NULL: no metrics listener; else http://HOST:PORT */
 	const char *socket_group; /* NULL: ipc socket 0600; else 0660 with this group */
 	int workers;              /* 0: 4 per core */
 	enum log_level log_level;

@@ -4,6 +4,7 @@
  */
 #include "text.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +172,43 @@ emit(json_t *root, reply_alloc_fn alloc, void *alloc_arg)
 	return ST_OK;
 }
 
+/* The reply to a statement: its result, or its error. */
+static enum status
+text_reply(const pb_statement_reply *rep, const struct outcome *oc, reply_alloc_fn alloc,
+    void *alloc_arg)
+{
+	json_t *root;
+
+	if (oc->status == ST_OK) {
+		root = result_json(rep);
+		if (root != NULL)
+			return emit(root, alloc, alloc_arg);
+	}
+	if (oc->status == ST_OK) {
+		struct outcome nomem;
+
+		outcome_set(&nomem, ST_RESOURCE_EXHAUSTED, "NO_MEMORY", "out of memory");
+		return emit(error_json(&nomem), alloc, alloc_arg);
+	}
+	return emit(error_json(oc), alloc, alloc_arg);
+}
+
+/* What a text reply needs when it is made after a parked write (service_park_ctx). */
+struct text_cont {
+	pb_statement_reply rep;
+	const struct outcome *oc;
+	reply_alloc_fn alloc;
+	void *alloc_arg;
+};
+
+static void
+text_reply_parked(void *ctx)
+{
+	struct text_cont *c = ctx;
+
+	(void)text_reply(&c->rep, c->oc, c->alloc, c->alloc_arg);
+}
+
 enum status
 text_handle(struct service *svc, struct caller *caller, const uint8_t *frame, size_t len,
     struct arena *a, reply_alloc_fn alloc, void *alloc_arg, struct call_info *info)
@@ -183,7 +221,6 @@ text_handle(struct service *svc, struct caller *caller, const uint8_t *frame, si
 	const char *text = (const char *)frame;
 	size_t text_len = len;
 	char *token = NULL;
-	json_t *root;
 
 	info->method = "Execute";
 	if (len > svc->limits.max_frame) {
@@ -232,12 +269,16 @@ text_handle(struct service *svc, struct caller *caller, const uint8_t *frame, si
 	stmt.text = arena_strndup(a, text, text_len);
 	if (stmt.text == NULL)
 		goto nomem;
-	if (handle_execute(&rq, &stmt.base, &rep.base) != ST_OK)
-		goto error;
-	root = result_json(&rep);
-	if (root == NULL)
-		goto nomem;
-	return emit(root, alloc, alloc_arg);
+	(void)handle_execute(&rq, &stmt.base, &rep.base);
+	if (info->park != NULL) {
+		struct text_cont *c = service_park_ctx(info);
+
+		static_assert(sizeof(*c) <= SERVICE_PARK_CTX, "SERVICE_PARK_CTX is too small");
+		*c = (struct text_cont){rep, oc, alloc, alloc_arg};
+		if (!service_park_arm(info, text_reply_parked, c))
+			return ST_OK;
+	}
+	return text_reply(&rep, oc, alloc, alloc_arg);
 nomem:
 	outcome_set(oc, ST_RESOURCE_EXHAUSTED, "NO_MEMORY", "out of memory");
 error:
