@@ -163,6 +163,22 @@ escape_at(uint8_t *o, uint8_t c)
 	}
 }
 
+/* Whether none of the 8 bytes at s needs escaping or UTF-8 checking: no byte below 0x20,
+ * none equal to '"' or '\\', none at or above 0x80. Word-at-a-time tests (each is exact
+ * about whether some byte matches, which is all that is asked here). */
+static bool
+plain8(const uint8_t *s)
+{
+	const uint64_t ones = 0x0101010101010101u;
+	const uint64_t high = 0x8080808080808080u;
+	uint64_t v, q, b;
+
+	memcpy(&v, s, sizeof(v));
+	q = v ^ (ones * '"');
+	b = v ^ (ones * '\\');
+	return (((v - ones * 0x20) | (q - ones) | (b - ones)) & ~v & high) == 0 && (v & high) == 0;
+}
+
 /* A JSON string of s[0..len), quoted and escaped. */
 static void
 jw_str(struct jw *w, const char *str, size_t len)
@@ -175,7 +191,9 @@ jw_str(struct jw *w, const char *str, size_t len)
 		size_t run = i;
 		uint8_t c;
 
-		/* The common case: a run of bytes written as they are. */
+		/* The common case: a run of bytes written as they are, 8 at a time. */
+		while (len - run >= 8 && plain8(s + run))
+			run += 8;
 		while (run < len && s[run] < 0x80 && json_extra[s[run]] == 0)
 			run++;
 		jw_raw(w, (const char *)s + i, run - i);

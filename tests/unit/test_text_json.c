@@ -4,7 +4,8 @@
  * shape of SPEC section 4 (created, dropped, dropped-if-exists with a null storage, rows,
  * resolved rows, secret, every error status), for strings holding every escape (each
  * control character, quote, backslash, slash, DEL, 2- to 4-byte UTF-8), a 1 KiB value, and
- * 100 random strings in every shape (about 3,000 replies); each reply is also parsed back with jansson and compared as a JSON value.
+ * each special byte at each offset of an 8-byte word, and 100 random strings, each in every
+ * shape (about 7,000 replies); each reply is also parsed back with jansson and compared as a JSON value.
  * A string that is not valid UTF-8 (jansson refuses it) comes out as valid JSON with
  * U+FFFD in place of each bad byte.
  *
@@ -329,6 +330,21 @@ main(void)
 	memset(big, 'k', 1024);
 	big[1024] = '\0';
 	check_all_shapes(big, "1 KiB");
+	/* Each special byte at each offset of the 8-byte words the writer scans. */
+	for (size_t pos = 0; pos < 18; pos++) {
+		static const char *const specials[] = {"\x01", "\x1f", "\"", "\\", "\x7f", " ", "~",
+		    "\xC3\xA9", "\xF0\x9F\x94\x91"};
+
+		for (size_t k = 0; k < sizeof(specials) / sizeof(specials[0]); k++) {
+			char str[64];
+
+			memset(str, 'a', 20);
+			str[20] = '\0';
+			(void)snprintf(str + pos, sizeof(str) - pos, "%s%.*s", specials[k],
+			    (int)(20 - pos), "bbbbbbbbbbbbbbbbbbbb");
+			check_all_shapes(str, "special at an offset");
+		}
+	}
 	for (int i = 0; i < 100; i++) {
 		random_string(rnd, 64, &seed);
 		check_all_shapes(rnd, "random");
