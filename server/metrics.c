@@ -58,8 +58,8 @@ metrics_request(struct metrics *m, const char *method, enum status st, uint64_t 
 	mi = method_index(method);
 	while (b + 1 < N_LATENCY && us > latency_us[b])
 		b++;
-	atomic_fetch_add_explicit(&m->requests[mi][(unsigned)st < N_STATUS ? (unsigned)st : 2], 1,
-	    memory_order_relaxed);
+	atomic_fetch_add_explicit(
+	    &m->requests[mi][(unsigned)st < N_STATUS ? (unsigned)st : 2], 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&m->latency[mi][b], 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&m->latency_sum_us[mi], us, memory_order_relaxed);
 }
@@ -79,8 +79,7 @@ struct text {
 	bool failed;
 };
 
-static void __attribute__((format(printf, 2, 3)))
-put(struct text *t, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3))) put(struct text *t, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -135,7 +134,8 @@ render_requests(struct metrics *m, struct text *t)
 
 			if (v > 0)
 				put(t, "secretd_requests_total{method=\"%s\",status=\"%s\"} %llu\n",
-				    method_names[i], status_str((enum status)s), (unsigned long long)v);
+				    method_names[i], status_str((enum status)s),
+				    (unsigned long long)v);
 		}
 	put(t, "# HELP secretd_request_duration_seconds Time from a request's arrival to its "
 	       "reply being handed to the transport.\n"
@@ -180,8 +180,8 @@ render_store(struct metrics *m, struct text *t)
 	       "store.\n# TYPE secretd_group_commit_size histogram\n");
 	for (size_t i = 0; i < STORE_GROUP_BUCKETS; i++) {
 		if (i + 1 < STORE_GROUP_BUCKETS)
-			put(t, "secretd_group_commit_size_bucket{le=\"%zu\"} %llu\n", (size_t)1 << i,
-			    (unsigned long long)st.group_size_le[i]);
+			put(t, "secretd_group_commit_size_bucket{le=\"%zu\"} %llu\n",
+			    (size_t)1 << i, (unsigned long long)st.group_size_le[i]);
 		else
 			put(t, "secretd_group_commit_size_bucket{le=\"+Inf\"} %llu\n",
 			    (unsigned long long)st.groups);
@@ -198,17 +198,20 @@ render_store(struct metrics *m, struct text *t)
 			put_seconds(t, store_commit_bucket_us(i));
 		else
 			put(t, "+Inf");
-		put(t, "\"} %llu\n", (unsigned long long)(i + 1 < STORE_COMMIT_BUCKETS ? cum : st.groups));
+		put(t, "\"} %llu\n",
+		    (unsigned long long)(i + 1 < STORE_COMMIT_BUCKETS ? cum : st.groups));
 	}
 	put(t, "secretd_commit_duration_seconds_sum ");
 	put_seconds(t, st.commit_us_sum);
 	put(t, "\nsecretd_commit_duration_seconds_count %llu\n", (unsigned long long)st.groups);
-	put(t, "# HELP secretd_group_commits_failed_total Group commits rolled back.\n"
-	       "# TYPE secretd_group_commits_failed_total counter\n"
-	       "secretd_group_commits_failed_total %llu\n",
+	put(t,
+	    "# HELP secretd_group_commits_failed_total Group commits rolled back.\n"
+	    "# TYPE secretd_group_commits_failed_total counter\n"
+	    "secretd_group_commits_failed_total %llu\n",
 	    (unsigned long long)st.failed_groups);
-	put(t, "# HELP secretd_writes_queued Persistent writes waiting for a group commit.\n"
-	       "# TYPE secretd_writes_queued gauge\nsecretd_writes_queued %llu\n",
+	put(t,
+	    "# HELP secretd_writes_queued Persistent writes waiting for a group commit.\n"
+	    "# TYPE secretd_writes_queued gauge\nsecretd_writes_queued %llu\n",
 	    (unsigned long long)st.queued);
 }
 
@@ -222,11 +225,13 @@ metrics_render(struct metrics *m, char **bufp, size_t *lenp)
 		return ST_RESOURCE_EXHAUSTED;
 	render_requests(m, &t);
 	render_store(m, &t);
-	put(&t, "# HELP secretd_connected_clients Client connections open now.\n"
-	        "# TYPE secretd_connected_clients gauge\nsecretd_connected_clients %lld\n",
+	put(&t,
+	    "# HELP secretd_connected_clients Client connections open now.\n"
+	    "# TYPE secretd_connected_clients gauge\nsecretd_connected_clients %lld\n",
 	    (long long)(clients > 0 ? clients : 0));
-	put(&t, "# HELP secretd_ready Whether the server serves and can write (as /readyz).\n"
-	        "# TYPE secretd_ready gauge\nsecretd_ready %d\n",
+	put(&t,
+	    "# HELP secretd_ready Whether the server serves and can write (as /readyz).\n"
+	    "# TYPE secretd_ready gauge\nsecretd_ready %d\n",
 	    m->src.serving(m->src.arg) && store_writable(m->src.persistent) ? 1 : 0);
 	if (t.failed) {
 		free(t.buf);

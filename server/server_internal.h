@@ -64,7 +64,7 @@ struct server {
 		size_t made;
 	} parking;
 	struct metrics *metrics; /* NULL without --metrics-listen */
-	atomic_bool serving;      /* workers running, not draining (for /healthz) */
+	atomic_bool serving;     /* workers running, not draining (for /healthz) */
 };
 
 #endif

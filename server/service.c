@@ -141,8 +141,8 @@ park_new(struct request *rq, struct store *st, write_finish_fn finish, void *arg
 }
 
 enum status
-request_put(struct request *rq, struct store *st, struct store_secret *s,
-    enum store_conflict mode, write_finish_fn finish, void *arg)
+request_put(struct request *rq, struct store *st, struct store_secret *s, enum store_conflict mode,
+    write_finish_fn finish, void *arg)
 {
 	struct service_park *p = park_new(rq, st, finish, arg);
 	bool created = false;
@@ -321,8 +321,8 @@ binary_finish(struct binary_cont *c)
 	const struct outcome *oc = &c->info->outcome;
 	enum status st;
 
-	st = write_reply(oc, c->request_id, oc->status == ST_OK ? c->out : NULL, capture_alloc,
-	    &c->capture);
+	st = write_reply(
+	    oc, c->request_id, oc->status == ST_OK ? c->out : NULL, capture_alloc, &c->capture);
 	if (c->dd == DEDUP_NEW)
 		dedup_finish(c->svc->dedup, c->request_id, c->fp,
 		    st == ST_OK && c->info->mutating ? c->capture.buf : NULL, c->capture.len);
@@ -472,8 +472,8 @@ service_handle(struct service *svc, struct caller *caller, const uint8_t *frame,
 }
 
 enum status
-service_handle_async(struct service *svc, struct caller *caller, const uint8_t *frame,
-    size_t len, struct arena *a, reply_alloc_fn alloc, void *alloc_arg, struct call_info *info,
+service_handle_async(struct service *svc, struct caller *caller, const uint8_t *frame, size_t len,
+    struct arena *a, reply_alloc_fn alloc, void *alloc_arg, struct call_info *info,
     void (*done)(void *arg), void *done_arg, bool *pendingp)
 {
 	struct call_info local;

@@ -118,9 +118,9 @@ enum status service_handle(struct service *svc, struct caller *caller, const uin
  * not. With *pendingp false the call is over as with service_handle, and done is not
  * called. So a write waiting for its group commit holds no thread of the caller's.
  */
-enum status service_handle_async(struct service *svc, struct caller *caller,
-    const uint8_t *frame, size_t len, struct arena *a, reply_alloc_fn alloc, void *alloc_arg,
-    struct call_info *info, void (*done)(void *arg), void *done_arg, bool *pendingp);
+enum status service_handle_async(struct service *svc, struct caller *caller, const uint8_t *frame,
+    size_t len, struct arena *a, reply_alloc_fn alloc, void *alloc_arg, struct call_info *info,
+    void (*done)(void *arg), void *done_arg, bool *pendingp);
 
 /* Set caller->role from the transport role and the presented token (may be NULL or "");
  * a wrong token gives ROLE_NONE. Used by the binary and text paths alike. */

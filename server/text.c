@@ -81,8 +81,8 @@ static const uint8_t json_extra[128] = {
     5, 5, 5, 5, 5, 5, 5, 5, 1, 1, 1, 5, 1, 1, 5, 5, /* \b \t \n \f \r: 2 bytes */
     5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, /* other controls: \u00XX */
     0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* '"' */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, /* '\\' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, /* '\\' */
 };
 
 static void
@@ -392,8 +392,8 @@ jw_error(struct jw *w, const struct outcome *oc)
 }
 
 enum status
-text_render(const pb_statement_reply *rep, const struct outcome *oc, reply_alloc_fn alloc,
-    void *alloc_arg)
+text_render(
+    const pb_statement_reply *rep, const struct outcome *oc, reply_alloc_fn alloc, void *alloc_arg)
 {
 	struct outcome internal;
 	struct jw w = {NULL, 0};

@@ -339,9 +339,9 @@ store_put_async(struct store *st, struct store_secret *s, enum store_conflict mo
 		done(arg, STORE_INVALID, false);
 		return;
 	}
-	if (st->ops->put_async != NULL && (mode == STORE_CONFLICT_ERROR ||
-	                                      mode == STORE_CONFLICT_REPLACE ||
-	                                      mode == STORE_CONFLICT_IGNORE)) {
+	if (st->ops->put_async != NULL &&
+	    (mode == STORE_CONFLICT_ERROR || mode == STORE_CONFLICT_REPLACE ||
+	        mode == STORE_CONFLICT_IGNORE)) {
 		st->ops->put_async(st->impl, s, mode, done, arg);
 		return;
 	}
@@ -382,8 +382,8 @@ store_writable(struct store *st)
 uint64_t
 store_commit_bucket_us(size_t i)
 {
-	static const uint64_t bounds[STORE_COMMIT_BUCKETS] = {100, 250, 500, 1000, 2500, 5000,
-	    10000, 25000, 50000, 100000, 250000, UINT64_MAX};
+	static const uint64_t bounds[STORE_COMMIT_BUCKETS] = {
+	    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, UINT64_MAX};
 
 	return i < STORE_COMMIT_BUCKETS ? bounds[i] : UINT64_MAX;
 }

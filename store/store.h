@@ -128,9 +128,9 @@ struct store_stats {
 	uint64_t failed_groups; /* of which rolled back */
 	/* groups whose size was <= 2^i (the last bucket: every group) */
 	uint64_t group_size_le[STORE_GROUP_BUCKETS];
-	uint64_t commit_us_sum; /* BEGIN to durable COMMIT, microseconds */
+	uint64_t commit_us_sum;                      /* BEGIN to durable COMMIT, microseconds */
 	uint64_t commit_us_le[STORE_COMMIT_BUCKETS]; /* commits no slower than the bucket */
-	uint64_t queued;        /* writes waiting for a group now */
+	uint64_t queued;                             /* writes waiting for a group now */
 };
 
 /* The upper bound, in microseconds, of commit bucket i (the last is "+Inf": UINT64_MAX). */

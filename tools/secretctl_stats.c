@@ -344,8 +344,8 @@ check_histograms(const struct scrape *s, char *err, size_t err_len)
 
 			if (strcmp(b->name, first->name) != 0 || !same_series(first, b))
 				continue;
-			if (le == NULL || !parse_value(le, le + strlen(le), &lev) || lev < prev_le ||
-			    b->value < prev) {
+			if (le == NULL || !parse_value(le, le + strlen(le), &lev) ||
+			    lev < prev_le || b->value < prev) {
 				(void)snprintf(err, err_len, "%s: buckets not cumulative", f->name);
 				return -1;
 			}
@@ -357,12 +357,12 @@ check_histograms(const struct scrape *s, char *err, size_t err_len)
 		for (size_t j = 0; j < s->n; j++) {
 			const struct sample *c = &s->samples[j];
 
-			if (strncmp(c->name, f->name, fl) == 0 && strcmp(c->name + fl, "_count") == 0 &&
-			    same_series(first, c)) {
+			if (strncmp(c->name, f->name, fl) == 0 &&
+			    strcmp(c->name + fl, "_count") == 0 && same_series(first, c)) {
 				counted = true;
 				if (c->value != inf) {
-					(void)snprintf(
-					    err, err_len, "%s: +Inf bucket differs from _count", f->name);
+					(void)snprintf(err, err_len,
+					    "%s: +Inf bucket differs from _count", f->name);
 					return -1;
 				}
 			}
@@ -534,8 +534,8 @@ print_table(const struct scrape *s)
 		int n = snprintf(key, sizeof(key), "%s", sm->name);
 
 		for (size_t k = 0; k < sm->n_labels && n > 0 && (size_t)n < sizeof(key); k++)
-			n += snprintf(key + n, sizeof(key) - (size_t)n, "%s%s=%s", k == 0 ? "{" : ",",
-			    sm->label_name[k], sm->label_value[k]);
+			n += snprintf(key + n, sizeof(key) - (size_t)n, "%s%s=%s",
+			    k == 0 ? "{" : ",", sm->label_name[k], sm->label_value[k]);
 		if (sm->n_labels > 0 && n > 0 && (size_t)n < sizeof(key))
 			(void)snprintf(key + n, sizeof(key) - (size_t)n, "}");
 		(void)printf("%-*s  ", (int)w, key);
@@ -565,12 +565,13 @@ print_json(const struct scrape *s)
 		for (size_t k = 0; labels != NULL && k < sm->n_labels; k++)
 			(void)json_object_set_new(
 			    labels, sm->label_name[k], json_string(sm->label_value[k]));
-		if (isfinite(sm->value) && sm->value == floor(sm->value) && fabs(sm->value) < 9e15) {
+		if (isfinite(sm->value) && sm->value == floor(sm->value) &&
+		    fabs(sm->value) < 9e15) {
 			json_decref(v);
 			v = json_integer((json_int_t)sm->value);
 		}
-		(void)json_array_append_new(
-		    arr, json_pack("{s:s, s:o, s:o}", "name", sm->name, "labels", labels, "value", v));
+		(void)json_array_append_new(arr,
+		    json_pack("{s:s, s:o, s:o}", "name", sm->name, "labels", labels, "value", v));
 	}
 	/* Printed straight to stdout: no buffer from jansson's (wiping) allocator to free. */
 	rc = json_dumpf(root, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);

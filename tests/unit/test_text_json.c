@@ -3,9 +3,10 @@
  * same bytes as jansson's json_dumpb(JSON_COMPACT) of the same object, for every reply
  * shape of SPEC section 4 (created, dropped, dropped-if-exists with a null storage, rows,
  * resolved rows, secret, every error status), for strings holding every escape (each
- * control character, quote, backslash, slash, DEL, 2- to 4-byte UTF-8), a 1 KiB value, and
+ * control character, quote, backslash, slash, DEL, 2- to 4-byte UTF-8), a 1 KiB value,
  * each special byte at each offset of an 8-byte word, and 100 random strings, each in every
- * shape (about 7,000 replies); each reply is also parsed back with jansson and compared as a JSON value.
+ * shape (about 7,000 replies); each reply is also parsed back with jansson and compared as
+ * a JSON value.
  * A string that is not valid UTF-8 (jansson refuses it) comes out as valid JSON with
  * U+FFFD in place of each bad byte.
  *
@@ -76,19 +77,21 @@ reference(const pb_statement_reply *rep, const struct outcome *oc)
 		for (size_t i = 0; i < rep->n_rows; i++) {
 			const pb_row *r = rep->rows[i];
 
-			(void)json_array_append_new(rows,
-			    json_pack("{s:s, s:s, s:s, s:b, s:s, s:o, s:s}", "name", r->name, "type",
-			        r->type, "provider", r->provider, "persistent", r->persistent,
-			        "storage", r->storage, "scope", ref_scope(r->scope, r->n_scope),
-			        "secret_string", r->secret_string));
+			(void)json_array_append_new(
+			    rows, json_pack("{s:s, s:s, s:s, s:b, s:s, s:o, s:s}", "name", r->name,
+			              "type", r->type, "provider", r->provider, "persistent",
+			              r->persistent, "storage", r->storage, "scope",
+			              ref_scope(r->scope, r->n_scope), "secret_string",
+			              r->secret_string));
 		}
 		return json_pack("{s:s, s:o}", "status", "OK", "rows", rows);
 	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_RESOLVED:
 		rows = json_array();
 		for (size_t i = 0; i < rep->n_resolved; i++)
-			(void)json_array_append_new(rows,
-			    json_pack("{s:s, s:s, s:s}", "name", rep->resolved[i]->name, "persistent",
-			        rep->resolved[i]->persistent, "storage", rep->resolved[i]->storage));
+			(void)json_array_append_new(
+			    rows, json_pack("{s:s, s:s, s:s}", "name", rep->resolved[i]->name,
+			              "persistent", rep->resolved[i]->persistent, "storage",
+			              rep->resolved[i]->storage));
 		return json_pack("{s:s, s:o}", "status", "OK", "rows", rows);
 	default: {
 		const pb_secret *s = rep->secret;
@@ -96,11 +99,13 @@ reference(const pb_statement_reply *rep, const struct outcome *oc)
 
 		for (size_t i = 0; i < s->n_fields; i++)
 			(void)json_object_set_new(fields, s->fields[i]->key,
-			    json_stringn((const char *)s->fields[i]->value.data, s->fields[i]->value.len));
+			    json_stringn(
+			        (const char *)s->fields[i]->value.data, s->fields[i]->value.len));
 		return json_pack("{s:s, s:{s:s, s:s, s:s, s:b, s:s, s:o, s:o}}", "status", "OK",
-		    "secret", "name", s->name, "type", s->type, "provider", s->provider, "persistent",
-		    s->storage == PB_STORAGE_SQLCIPHER, "storage", storage_str(s->storage), "scope",
-		    ref_scope(s->scope, s->n_scope), "fields", fields);
+		    "secret", "name", s->name, "type", s->type, "provider", s->provider,
+		    "persistent", s->storage == PB_STORAGE_SQLCIPHER, "storage",
+		    storage_str(s->storage), "scope", ref_scope(s->scope, s->n_scope), "fields",
+		    fields);
 	}
 	}
 }
@@ -332,8 +337,8 @@ main(void)
 	check_all_shapes(big, "1 KiB");
 	/* Each special byte at each offset of the 8-byte words the writer scans. */
 	for (size_t pos = 0; pos < 18; pos++) {
-		static const char *const specials[] = {"\x01", "\x1f", "\"", "\\", "\x7f", " ", "~",
-		    "\xC3\xA9", "\xF0\x9F\x94\x91"};
+		static const char *const specials[] = {
+		    "\x01", "\x1f", "\"", "\\", "\x7f", " ", "~", "\xC3\xA9", "\xF0\x9F\x94\x91"};
 
 		for (size_t k = 0; k < sizeof(specials) / sizeof(specials[0]); k++) {
 			char str[64];
