@@ -2,12 +2,13 @@
  * server.c: the secretd process. See server.h.
  *
  * Workers: each worker thread owns one nng context and one aio and runs a synchronous
- * loop (receive, handle, send), so a persistent write waiting on fsync holds one worker
- * only. Shutdown: every worker is told to stop under its own lock, and a worker that is
- * waiting to receive has its receive cancelled under that same lock (so a cancel can
- * never be lost between the check and the receive); a worker in the middle of a request
- * finishes it, sends the reply, and then stops. Only then are the socket and the stores
- * closed.
+ * loop (receive, handle, send: calls.c); a persistent write waiting for its group commit is
+ * parked and holds no worker (its reply is sent from the store's commit thread).
+ * Shutdown: every worker is told to stop under its own lock, and a worker that is waiting
+ * to receive has its receive cancelled under that same lock (so a cancel can never be lost
+ * between the check and the receive); a worker in the middle of a request
+ * finishes it, sends the reply, and then stops; parked calls are waited for. Only then are
+ * the socket and the stores closed.
  *
  * The listening side (socket and data directories, TLS, listeners) is in listen.c; struct
  * server, which both files use, is in server_internal.h.
@@ -32,6 +33,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "calls.h"
 #include "channel.h"
 #include "dedup.h"
 #include "keys.h"
@@ -45,24 +47,6 @@
 #define SEND_TIMEOUT_MS 5000
 /* Most reply channels (contexts with a send in flight, plus those workers receive on). */
 #define MAX_CHANNELS 1024
-
-struct reply_slot {
-	nng_msg *msg;
-};
-
-/* One request being served: what outlives the worker's part of it when the request is
- * parked on a durable write (service_handle_async). A worker owns one; a parked call is
- * owned by its completion, which hands it back to the pool (struct parking). */
-struct call {
-	struct server *srv;
-	struct arena arena;
-	struct caller caller;
-	struct call_info info;
-	struct reply_slot slot;
-	struct channel *ch; /* the channel the request came on, which the reply goes out on */
-	uint64_t t0;
-	struct call *next_free;
-};
 
 struct worker {
 	struct server *srv;
@@ -229,70 +213,6 @@ open_stores(struct server *srv)
 	return true;
 }
 
-/* Fill a caller from the pipe a message came on: its role from the transport alone. The
- * printable peer is left for describe_peer (formatting it for every request cost more than
- * the rest of a Get). */
-static void
-caller_from_pipe(struct server *srv, nng_msg *msg, struct caller *c)
-{
-	nng_pipe p = nng_msg_get_pipe(msg);
-
-	c->transport_role = ROLE_NONE;
-	c->conn = p.id;
-	c->ipc = nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &c->uid) == 0;
-	c->peer[0] = '\0';
-	/* Our own uid could read the key file anyway: it is admin without a token. */
-	if (c->ipc && c->uid == (uint64_t)srv->uid)
-		c->transport_role = ROLE_ADMIN;
-}
-
-/* Format c->peer if it is not yet: "uid:N" on ipc, "tcp:A.B.C.D:PORT" on tcp. */
-static const char *
-describe_peer(struct caller *c)
-{
-	nng_pipe p = NNG_PIPE_INITIALIZER;
-	nng_sockaddr sa;
-
-	if (c->peer[0] != '\0')
-		return c->peer;
-	p.id = c->conn;
-	if (c->ipc) {
-		(void)snprintf(c->peer, sizeof(c->peer), "uid:%llu", (unsigned long long)c->uid);
-	} else if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET) {
-		const uint8_t *a = (const uint8_t *)&sa.s_in.sa_addr;
-
-		(void)snprintf(c->peer, sizeof(c->peer), "tcp:%u.%u.%u.%u:%u", a[0], a[1], a[2],
-		    a[3], (unsigned)ntohs(sa.s_in.sa_port));
-	} else if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET6) {
-		(void)snprintf(
-		    c->peer, sizeof(c->peer), "tcp6:port %u", (unsigned)ntohs(sa.s_in6.sa_port));
-	} else {
-		(void)snprintf(c->peer, sizeof(c->peer), "unknown");
-	}
-	return c->peer;
-}
-
-static uint8_t *
-alloc_reply(void *arg, size_t len)
-{
-	struct reply_slot *slot = arg;
-
-	if (slot->msg != NULL || nng_msg_alloc(&slot->msg, len) != 0) {
-		slot->msg = NULL;
-		return NULL;
-	}
-	return nng_msg_body(slot->msg);
-}
-
-static uint64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* service.audit_attempt: the "attempt" line written before a state change. */
 static bool
 audit_attempt(
@@ -301,7 +221,7 @@ audit_attempt(
 	struct server *srv = arg;
 	struct audit_record rec = {
 	    .event = "attempt",
-	    .peer = describe_peer(caller),
+	    .peer = call_describe_peer(caller),
 	    .token_id = caller->token_id,
 	    .role = role_str(caller->role),
 	    .method = method,
@@ -337,162 +257,6 @@ rekey_online(void *arg, const char **key_filep, struct outcome *out)
 	log_msg(&srv->log, LOG_INFO, "database key rotated; new key in %s", srv->key_file);
 	*key_filep = srv->key_file;
 	return ST_OK;
-}
-
-/* A call object for a worker: one from the pool, or a new one; NULL when out of memory. */
-static struct call *
-call_take(struct server *srv)
-{
-	struct call *c;
-
-	(void)pthread_mutex_lock(&srv->parking.lock);
-	c = srv->parking.free;
-	if (c != NULL)
-		srv->parking.free = c->next_free;
-	(void)pthread_mutex_unlock(&srv->parking.lock);
-	if (c == NULL) {
-		c = calloc(1, sizeof(*c));
-		if (c == NULL)
-			return NULL;
-		c->srv = srv;
-		arena_init(&c->arena, 16384);
-		(void)pthread_mutex_lock(&srv->parking.lock);
-		srv->parking.made++;
-		(void)pthread_mutex_unlock(&srv->parking.lock);
-	}
-	return c;
-}
-
-/* Give a call object back (its arena already reset). */
-static void
-call_put(struct server *srv, struct call *c)
-{
-	(void)pthread_mutex_lock(&srv->parking.lock);
-	c->next_free = srv->parking.free;
-	srv->parking.free = c;
-	(void)pthread_mutex_unlock(&srv->parking.lock);
-}
-
-/* Free every pooled call object (at exit, once nothing is parked). */
-static void
-calls_free(struct server *srv)
-{
-	while (srv->parking.free != NULL) {
-		struct call *c = srv->parking.free;
-
-		srv->parking.free = c->next_free;
-		arena_fini(&c->arena);
-		free(c);
-	}
-}
-
-/* The end of a call whose reply is made (or could not be): send it on the call's channel,
- * log, audit, wipe. Returns whether the channel went with the reply. */
-static bool
-call_end(struct call *c)
-{
-	struct server *srv = c->srv;
-	struct call_info *info = &c->info;
-	enum log_level level;
-	bool sent = false;
-
-	if (c->slot.msg != NULL) {
-		/* The reply goes out without waiting, on the channel it came in on. A peer that
-		 * does not read its replies so holds channels until their sends time out, never
-		 * a worker. */
-		channel_send(c->ch, c->slot.msg);
-		c->slot.msg = NULL;
-		sent = true;
-	} else {
-		log_msg(&srv->log, LOG_ERROR, "out of memory building a reply for %s",
-		    describe_peer(&c->caller));
-	}
-	metrics_request(srv->metrics, info->method, info->outcome.status, now_us() - c->t0);
-	level = info->outcome.status == ST_OK || info->outcome.status == ST_NOT_FOUND ? LOG_DEBUG
-	                                                                              : LOG_INFO;
-	if (level <= srv->log.level)
-		log_msg(&srv->log, level,
-		    "method=%s%s status=%s reason=%s name=%s storage=%s peer=%s role=%s "
-		    "latency_us=%llu",
-		    info->method[0] != '\0' ? info->method : "-", info->text ? " frame=text" : "",
-		    status_str(info->outcome.status),
-		    info->outcome.reason[0] != '\0' ? info->outcome.reason : "-",
-		    info->name[0] != '\0' ? info->name : "-",
-		    info->storage[0] != '\0' ? info->storage : "-", describe_peer(&c->caller),
-		    role_str(c->caller.role), (unsigned long long)(now_us() - c->t0));
-	if (info->mutating || info->outcome.status == ST_UNAUTHENTICATED ||
-	    info->outcome.status == ST_PERMISSION_DENIED) {
-		struct audit_record rec = {
-		    .event = "result",
-		    .peer = describe_peer(&c->caller),
-		    .token_id = c->caller.token_id,
-		    .role = role_str(c->caller.role),
-		    .method = info->method,
-		    .name = info->name,
-		    .storage = info->storage,
-		    .status = status_str(info->outcome.status),
-		};
-
-		(void)log_audit(&srv->log, &rec);
-	}
-	arena_reset(&c->arena);
-	return sent;
-}
-
-/* service_handle_async's done: a parked call's reply is made (on the store's thread). */
-static void
-call_parked_done(void *arg)
-{
-	struct call *c = arg;
-	struct server *srv = c->srv;
-
-	if (!call_end(c))
-		channels_put(c->ch); /* no reply: the channel goes back unused */
-	call_put(srv, c);
-	(void)pthread_mutex_lock(&srv->parking.lock);
-	srv->parking.parked--;
-	(void)pthread_cond_broadcast(&srv->parking.none);
-	(void)pthread_mutex_unlock(&srv->parking.lock);
-}
-
-/* Wait until no call is parked (after the workers stopped, before the channels go). */
-static void
-wait_parked(struct server *srv)
-{
-	(void)pthread_mutex_lock(&srv->parking.lock);
-	while (srv->parking.parked > 0)
-		(void)pthread_cond_wait(&srv->parking.none, &srv->parking.lock);
-	(void)pthread_mutex_unlock(&srv->parking.lock);
-}
-
-/* Handle one received request and send its reply, or park it until its write is durable.
- * Takes msg. */
-static void
-serve(struct worker *w, nng_msg *msg)
-{
-	struct server *srv = w->srv;
-	struct call *c = w->call;
-	bool pending = false;
-
-	c->t0 = now_us();
-	c->ch = w->ch;
-	c->slot.msg = NULL;
-	caller_from_pipe(srv, msg, &c->caller);
-	(void)service_handle_async(&srv->svc, &c->caller, nng_msg_body(msg), nng_msg_len(msg),
-	    &c->arena, alloc_reply, &c->slot, &c->info, call_parked_done, c, &pending);
-	channel_msg_free(msg);
-	if (pending) {
-		/* c and its channel belong to the completion now (it may have run already):
-		 * this worker goes on with a new call object and channel. */
-		(void)pthread_mutex_lock(&srv->parking.lock);
-		srv->parking.parked++;
-		(void)pthread_mutex_unlock(&srv->parking.lock);
-		w->call = call_take(srv);
-		w->ch = channels_take(&srv->channels);
-		return;
-	}
-	if (call_end(c))
-		w->ch = channels_take(&srv->channels);
 }
 
 static void *
@@ -532,7 +296,7 @@ worker_main(void *arg)
 			break;
 		if (rv != 0)
 			continue; /* cancelled (stop is checked above) or a transient error */
-		serve(w, nng_aio_get_msg(w->aio));
+		call_serve(w->srv, &w->call, &w->ch, nng_aio_get_msg(w->aio));
 	}
 	if (w->ch != NULL)
 		channels_put(w->ch);
@@ -791,7 +555,7 @@ done:
 	stop_workers(srv);
 	/* Parked calls are answered by the store's commit thread, which always gets to
 	 * them: wait for their replies before the channels go. */
-	wait_parked(srv);
+	calls_wait_parked(srv);
 	/* Replies already handed to nng get a moment to reach their clients. */
 	channels_drain(&srv->channels, 2000);
 	if (srv->sock_open)
