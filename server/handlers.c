@@ -288,6 +288,34 @@ validate_scope(struct request *rq, const pb_create *req, const struct type_def *
 	return ST_OK;
 }
 
+/* What a Create needs once its store write is over (arena memory). */
+struct create_fin {
+	struct request rq;
+	pb_create_reply *rep;
+	const char *name;
+	bool persistent;
+};
+
+/* The end of a Create, from the store's answer. */
+static enum status
+create_finish(void *arg, store_status sst, bool created)
+{
+	struct create_fin *f = arg;
+	struct request *rq = &f->rq;
+
+	if (sst == STORE_EXISTS)
+		return outcome_set(&rq->info->outcome, ST_ALREADY_EXISTS, "ALREADY_EXISTS",
+		    f->persistent ? "Persistent secret with name '%s' already exists!"
+		                  : "Temporary secret with name '%s' already exists!",
+		    f->name);
+	if (sst != STORE_OK)
+		return store_failure(rq, sst, storage_name(f->persistent));
+	f->rep->name = (char *)f->name;
+	f->rep->storage = f->persistent ? PB_STORAGE_SQLCIPHER : PB_STORAGE_MEMORY;
+	f->rep->created = created;
+	return ok(rq);
+}
+
 enum status
 handle_create(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out)
 {
@@ -300,7 +328,7 @@ handle_create(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *
 	char *name = NULL;
 	struct store_secret *s = NULL;
 	const char *storage = storage_name(req->persistent);
-	bool created = false;
+	struct create_fin *fin = NULL;
 	store_status sst;
 
 	rq->info->mutating = true;
@@ -326,27 +354,24 @@ handle_create(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *
 	sst = store_secret_new(name, td->type, scope, n_scope, fields, req->n_fields, &s);
 	if (sst != STORE_OK)
 		return store_failure(rq, sst, storage);
-	/* store_put takes s in every case. */
-	/* The request id goes with a persistent write to a shared store, so that a resend
-	 * through another node finds its own write (store.h, put_tagged). */
-	sst = store_put_tagged(store_for(rq, req->persistent), s,
+	fin = arena_alloc(rq->arena, sizeof(*fin));
+	if (fin == NULL) {
+		store_secret_free(s);
+		return no_memory(rq);
+	}
+	fin->rq = *rq;
+	fin->rep = rep;
+	fin->name = name;
+	fin->persistent = req->persistent;
+	/* request_put takes s in every case, and runs create_finish now or once the write is
+	 * durable (the request is then parked: see request_put). */
+	return request_put(rq, store_for(rq, req->persistent), s,
 	    req->on_conflict == SECRETD__V1__ON_CONFLICT__ON_CONFLICT_REPLACE
 	        ? STORE_CONFLICT_REPLACE
 	    : req->on_conflict == SECRETD__V1__ON_CONFLICT__ON_CONFLICT_IGNORE
 	        ? STORE_CONFLICT_IGNORE
 	        : STORE_CONFLICT_ERROR,
-	    rq->info->request_id, &created);
-	if (sst == STORE_EXISTS)
-		return outcome_set(&rq->info->outcome, ST_ALREADY_EXISTS, "ALREADY_EXISTS",
-		    req->persistent ? "Persistent secret with name '%s' already exists!"
-		                    : "Temporary secret with name '%s' already exists!",
-		    name);
-	if (sst != STORE_OK)
-		return store_failure(rq, sst, storage);
-	rep->name = name;
-	rep->storage = req->persistent ? PB_STORAGE_SQLCIPHER : PB_STORAGE_MEMORY;
-	rep->created = created;
-	return ok(rq);
+	    create_finish, fin);
 }
 
 /* Which storages a request's storage value allows, or an error for an unknown value. */
@@ -405,15 +430,58 @@ locate(struct request *rq, const char *name, int storage, bool *persistentp)
 	return ST_OK;
 }
 
+/* The answer when name was in no allowed storage: success with if_exists, else
+ * NOT_FOUND. */
+static enum status
+drop_missing(struct request *rq, pb_drop_reply *rep, char *name, bool if_exists)
+{
+	if (if_exists) {
+		rep->name = name;
+		rep->storage = PB_STORAGE_ANY;
+		rep->dropped = false;
+		return ok(rq);
+	}
+	return outcome_set(&rq->info->outcome, ST_NOT_FOUND, "NOT_FOUND",
+	    "Failed to remove non-existent secret with name '%s'", name);
+}
+
+/* What a Drop needs once its store write is over (arena memory). */
+struct drop_fin {
+	struct request rq;
+	pb_drop_reply *rep;
+	char *name;
+	bool persistent;
+	bool if_exists;
+};
+
+/* The end of a Drop, from the store's answer. */
+static enum status
+drop_finish(void *arg, store_status sst, bool created)
+{
+	struct drop_fin *f = arg;
+
+	(void)created;
+	if (sst == STORE_OK) {
+		f->rep->name = f->name;
+		f->rep->storage = f->persistent ? PB_STORAGE_SQLCIPHER : PB_STORAGE_MEMORY;
+		f->rep->dropped = true;
+		return ok(&f->rq);
+	}
+	if (sst != STORE_NOT_FOUND)
+		return store_failure(&f->rq, sst, storage_name(f->persistent));
+	/* Dropped by a concurrent call between locate and remove: not found. */
+	return drop_missing(&f->rq, f->rep, f->name, f->if_exists);
+}
+
 enum status
 handle_drop(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out)
 {
 	const pb_drop *req = (const pb_drop *)in;
 	pb_drop_reply *rep = (pb_drop_reply *)out;
+	struct drop_fin *fin = NULL;
 	char *name = NULL;
 	bool persistent = false;
 	enum status st;
-	store_status sst;
 
 	rq->info->mutating = true;
 	if (require_role(rq, ROLE_ADMIN, "DROP SECRET") != ST_OK)
@@ -422,32 +490,22 @@ handle_drop(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *ou
 		return rq->info->outcome.status;
 	rq->info->name = name;
 	st = locate(rq, name, req->storage, &persistent);
-	if (st == ST_OK) {
-		rq->info->storage = storage_name(persistent);
-		if (audit_attempt(rq) != ST_OK)
-			return rq->info->outcome.status;
-		sst = store_remove(store_for(rq, persistent), name);
-		if (sst == STORE_OK) {
-			rep->name = name;
-			rep->storage = persistent ? PB_STORAGE_SQLCIPHER : PB_STORAGE_MEMORY;
-			rep->dropped = true;
-			return ok(rq);
-		}
-		if (sst != STORE_NOT_FOUND)
-			return store_failure(rq, sst, storage_name(persistent));
-		/* Dropped by a concurrent call between locate and remove: not found. */
-		st = ST_NOT_FOUND;
-	}
-	if (st != ST_NOT_FOUND)
+	if (st == ST_NOT_FOUND)
+		return drop_missing(rq, rep, name, req->if_exists);
+	if (st != ST_OK)
 		return st;
-	if (req->if_exists) {
-		rep->name = name;
-		rep->storage = PB_STORAGE_ANY;
-		rep->dropped = false;
-		return ok(rq);
-	}
-	return outcome_set(&rq->info->outcome, ST_NOT_FOUND, "NOT_FOUND",
-	    "Failed to remove non-existent secret with name '%s'", name);
+	rq->info->storage = storage_name(persistent);
+	if (audit_attempt(rq) != ST_OK)
+		return rq->info->outcome.status;
+	fin = arena_alloc(rq->arena, sizeof(*fin));
+	if (fin == NULL)
+		return no_memory(rq);
+	fin->rq = *rq;
+	fin->rep = rep;
+	fin->name = name;
+	fin->persistent = persistent;
+	fin->if_exists = req->if_exists;
+	return request_remove(rq, store_for(rq, persistent), name, drop_finish, fin);
 }
 
 /* Rows collected from one store during a listing. */

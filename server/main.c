@@ -48,6 +48,9 @@ static const char usage_text[] =
     "  --socket-group GRP  make the ipc socket 0660 with group GRP (SECRETD_SOCKET_GROUP)\n"
     "  --audit-file FILE   append one JSON line per state change or denied call\n"
     "                      (SECRETD_AUDIT_FILE)\n"
+    "  --metrics-listen URL  serve /metrics (Prometheus text format), /healthz and\n"
+    "                      /readyz on http://HOST:PORT; off by default\n"
+    "                      (SECRETD_METRICS_LISTEN)\n"
     "  --workers N         worker threads (default: 4 per core) (SECRETD_WORKERS)\n"
     "  --log-level LEVEL   error, warn, info or debug (default: info) (SECRETD_LOG_LEVEL)\n"
     "  --max-frame BYTES   largest request frame (default 65536) (SECRETD_MAX_FRAME)\n"
@@ -115,6 +118,7 @@ enum {
 	OPT_ETCD_USER,
 	OPT_ETCD_PASSWORD_FILE,
 	OPT_READ_WAIT_MS,
+	OPT_METRICS_LISTEN,
 };
 
 /* Each option with its environment twin. */
@@ -154,6 +158,7 @@ static const struct {
     {{"etcd-password-file", required_argument, NULL, OPT_ETCD_PASSWORD_FILE},
         "SECRETD_ETCD_PASSWORD_FILE"},
     {{"read-wait-ms", required_argument, NULL, OPT_READ_WAIT_MS}, "SECRETD_READ_WAIT_MS"},
+    {{"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN}, "SECRETD_METRICS_LISTEN"},
     {{"help", no_argument, NULL, 'h'}, NULL},
     {{"version", no_argument, NULL, OPT_VERSION}, NULL},
 };
@@ -231,6 +236,9 @@ apply(struct cli *cli, int id, const char *name, const char *val)
 		return true;
 	case OPT_AUDIT_FILE:
 		cfg->audit_file = val;
+		return true;
+	case OPT_METRICS_LISTEN:
+		cfg->metrics_listen = val;
 		return true;
 	case OPT_WORKERS:
 		if (!parse_size(val, 1, &n) || n > 1024)

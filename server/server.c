@@ -2,12 +2,13 @@
  * server.c: the secretd process. See server.h.
  *
  * Workers: each worker thread owns one nng context and one aio and runs a synchronous
- * loop (receive, handle, send), so a persistent write waiting on fsync holds one worker
- * only. Shutdown: every worker is told to stop under its own lock, and a worker that is
- * waiting to receive has its receive cancelled under that same lock (so a cancel can
- * never be lost between the check and the receive); a worker in the middle of a request
- * finishes it, sends the reply, and then stops. Only then are the socket and the stores
- * closed.
+ * loop (receive, handle, send: calls.c); a persistent write waiting for its group commit is
+ * parked and holds no worker (its reply is sent from the store's commit thread).
+ * Shutdown: every worker is told to stop under its own lock, and a worker that is waiting
+ * to receive has its receive cancelled under that same lock (so a cancel can never be lost
+ * between the check and the receive); a worker in the middle of a request
+ * finishes it, sends the reply, and then stops; parked calls are waited for. Only then are
+ * the socket and the stores closed.
  *
  * The listening side (socket and data directories, TLS, listeners) is in listen.c; struct
  * server, which both files use, is in server_internal.h.
@@ -32,12 +33,14 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "calls.h"
 #include "channel.h"
 #include "cluster.h"
 #include "dedup.h"
 #include "keys.h"
 #include "listen.h"
 #include "notify.h"
+#include "metrics.h"
 #include "server_internal.h"
 #include "store.h"
 #include "text.h"
@@ -53,7 +56,7 @@ struct worker {
 	bool started;
 	struct channel *ch; /* the channel this worker receives on */
 	nng_aio *aio;       /* its receive aio */
-	struct arena arena;
+	struct call *call;
 	pthread_mutex_t lock;
 	bool receiving; /* waiting in nng_ctx_recv (under lock) */
 	bool stop;      /* told to stop (under lock) */
@@ -220,74 +223,6 @@ open_stores(struct server *srv)
 	return true;
 }
 
-/* Fill a caller from the pipe a message came on: its role from the transport alone. The
- * printable peer is left for describe_peer (formatting it for every request cost more than
- * the rest of a Get). */
-static void
-caller_from_pipe(struct server *srv, nng_msg *msg, struct caller *c)
-{
-	nng_pipe p = nng_msg_get_pipe(msg);
-
-	c->transport_role = ROLE_NONE;
-	c->conn = p.id;
-	c->ipc = nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &c->uid) == 0;
-	c->peer[0] = '\0';
-	/* Our own uid could read the key file anyway: it is admin without a token. */
-	if (c->ipc && c->uid == (uint64_t)srv->uid)
-		c->transport_role = ROLE_ADMIN;
-}
-
-/* Format c->peer if it is not yet: "uid:N" on ipc, "tcp:A.B.C.D:PORT" on tcp. */
-static const char *
-describe_peer(struct caller *c)
-{
-	nng_pipe p = NNG_PIPE_INITIALIZER;
-	nng_sockaddr sa;
-
-	if (c->peer[0] != '\0')
-		return c->peer;
-	p.id = c->conn;
-	if (c->ipc) {
-		(void)snprintf(c->peer, sizeof(c->peer), "uid:%llu", (unsigned long long)c->uid);
-	} else if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET) {
-		const uint8_t *a = (const uint8_t *)&sa.s_in.sa_addr;
-
-		(void)snprintf(c->peer, sizeof(c->peer), "tcp:%u.%u.%u.%u:%u", a[0], a[1], a[2],
-		    a[3], (unsigned)ntohs(sa.s_in.sa_port));
-	} else if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET6) {
-		(void)snprintf(
-		    c->peer, sizeof(c->peer), "tcp6:port %u", (unsigned)ntohs(sa.s_in6.sa_port));
-	} else {
-		(void)snprintf(c->peer, sizeof(c->peer), "unknown");
-	}
-	return c->peer;
-}
-
-struct reply_slot {
-	nng_msg *msg;
-};
-
-static uint8_t *
-alloc_reply(void *arg, size_t len)
-{
-	struct reply_slot *slot = arg;
-
-	if (slot->msg != NULL || nng_msg_alloc(&slot->msg, len) != 0) {
-		slot->msg = NULL;
-		return NULL;
-	}
-	return nng_msg_body(slot->msg);
-}
-
-static uint64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* service.audit_attempt: the "attempt" line written before a state change. */
 static bool
 audit_attempt(
@@ -296,7 +231,7 @@ audit_attempt(
 	struct server *srv = arg;
 	struct audit_record rec = {
 	    .event = "attempt",
-	    .peer = describe_peer(caller),
+	    .peer = call_describe_peer(caller),
 	    .token_id = caller->token_id,
 	    .role = role_str(caller->role),
 	    .method = method,
@@ -339,61 +274,6 @@ rekey_online(void *arg, const char **key_filep, struct outcome *out)
 	return ST_OK;
 }
 
-/* Handle one received request and send its reply. Takes msg. */
-static void
-serve(struct worker *w, nng_msg *msg)
-{
-	struct server *srv = w->srv;
-	struct reply_slot slot = {NULL};
-	struct caller caller;
-	struct call_info info;
-	enum log_level level;
-	uint64_t t0 = now_us();
-
-	caller_from_pipe(srv, msg, &caller);
-	(void)service_handle(&srv->svc, &caller, nng_msg_body(msg), nng_msg_len(msg), &w->arena,
-	    alloc_reply, &slot, &info);
-	channel_msg_free(msg);
-	if (slot.msg != NULL) {
-		/* The reply goes out without waiting, on the channel it came in on; this worker
-		 * receives its next request on another channel. A peer that does not read its
-		 * replies so holds channels until their sends time out, never a worker. */
-		channel_send(w->ch, slot.msg);
-		w->ch = channels_take(&srv->channels);
-	} else {
-		log_msg(&srv->log, LOG_ERROR, "out of memory building a reply for %s",
-		    describe_peer(&caller));
-	}
-	level = info.outcome.status == ST_OK || info.outcome.status == ST_NOT_FOUND ? LOG_DEBUG
-	                                                                            : LOG_INFO;
-	if (level <= srv->log.level)
-		log_msg(&srv->log, level,
-		    "method=%s%s status=%s reason=%s name=%s storage=%s peer=%s role=%s "
-		    "latency_us=%llu",
-		    info.method[0] != '\0' ? info.method : "-", info.text ? " frame=text" : "",
-		    status_str(info.outcome.status),
-		    info.outcome.reason[0] != '\0' ? info.outcome.reason : "-",
-		    info.name[0] != '\0' ? info.name : "-",
-		    info.storage[0] != '\0' ? info.storage : "-", describe_peer(&caller),
-		    role_str(caller.role), (unsigned long long)(now_us() - t0));
-	if (info.mutating || info.outcome.status == ST_UNAUTHENTICATED ||
-	    info.outcome.status == ST_PERMISSION_DENIED) {
-		struct audit_record rec = {
-		    .event = "result",
-		    .peer = describe_peer(&caller),
-		    .token_id = caller.token_id,
-		    .role = role_str(caller.role),
-		    .method = info.method,
-		    .name = info.name,
-		    .storage = info.storage,
-		    .status = status_str(info.outcome.status),
-		};
-
-		(void)log_audit(&srv->log, &rec);
-	}
-	arena_reset(&w->arena);
-}
-
 static void *
 worker_main(void *arg)
 {
@@ -402,13 +282,16 @@ worker_main(void *arg)
 	for (;;) {
 		int rv;
 
-		if (w->ch == NULL) {
-			/* No channel could be made (out of memory): wait and try again. */
+		if (w->ch == NULL || w->call == NULL) {
+			/* No channel or call could be made (out of memory): wait and try again. */
 			usleep(10000);
-			w->ch = channels_take(&w->srv->channels);
+			if (w->ch == NULL)
+				w->ch = channels_take(&w->srv->channels);
+			if (w->call == NULL)
+				w->call = call_take(w->srv);
 		}
 		(void)pthread_mutex_lock(&w->lock);
-		if (w->stop || w->ch == NULL) {
+		if (w->stop || w->ch == NULL || w->call == NULL) {
 			bool stop = w->stop;
 
 			(void)pthread_mutex_unlock(&w->lock);
@@ -428,11 +311,14 @@ worker_main(void *arg)
 			break;
 		if (rv != 0)
 			continue; /* cancelled (stop is checked above) or a transient error */
-		serve(w, nng_aio_get_msg(w->aio));
+		call_serve(w->srv, &w->call, &w->ch, nng_aio_get_msg(w->aio));
 	}
 	if (w->ch != NULL)
 		channels_put(w->ch);
 	w->ch = NULL;
+	if (w->call != NULL)
+		call_put(w->srv, w->call);
+	w->call = NULL;
 	return NULL;
 }
 
@@ -453,11 +339,11 @@ start_workers(struct server *srv)
 		int rv;
 
 		w->srv = srv;
-		arena_init(&w->arena, 16384);
 		if (pthread_mutex_init(&w->lock, NULL) != 0)
 			return false;
 		srv->n_workers = i + 1;
-		rv = nng_aio_alloc(&w->aio, NULL, NULL);
+		w->call = call_take(srv);
+		rv = w->call != NULL ? nng_aio_alloc(&w->aio, NULL, NULL) : NNG_ENOMEM;
 		if (rv == 0 && (w->ch = channels_take(&srv->channels)) == NULL)
 			rv = NNG_ENOMEM;
 		if (rv != 0) {
@@ -471,6 +357,52 @@ start_workers(struct server *srv)
 		}
 		w->started = true;
 	}
+	return true;
+}
+
+/* metrics_source.serving: workers running and not draining. */
+static bool
+server_serving(void *arg)
+{
+	struct server *srv = arg;
+
+	return atomic_load(&srv->serving);
+}
+
+/* nng pipe events: count client connections for the metrics. */
+static void
+pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)p;
+	metrics_client(srv->metrics, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
+}
+
+/* Start the metrics listener when asked for. */
+static bool
+start_metrics(struct server *srv)
+{
+	struct metrics_source src = {
+	    .temporary = srv->temporary,
+	    .persistent = srv->persistent,
+	    .serving = server_serving,
+	    .arg = srv,
+	};
+	char err[512];
+
+	if (srv->cfg->metrics_listen == NULL)
+		return true;
+	if (metrics_open(srv->cfg->metrics_listen, &src, &srv->metrics, err, sizeof(err)) !=
+	    ST_OK) {
+		log_msg(&srv->log, LOG_ERROR, "%s", err);
+		return false;
+	}
+	if (nng_pipe_notify(srv->sock, NNG_PIPE_EV_ADD_POST, pipe_event, srv) != 0 ||
+	    nng_pipe_notify(srv->sock, NNG_PIPE_EV_REM_POST, pipe_event, srv) != 0)
+		log_msg(&srv->log, LOG_WARN, "connected clients will not be counted");
+	log_msg(&srv->log, LOG_INFO, "metrics on %s/metrics (also /healthz, /readyz)",
+	    srv->cfg->metrics_listen);
 	return true;
 }
 
@@ -502,7 +434,9 @@ free_workers(struct server *srv)
 			nng_aio_stop(w->aio);
 			nng_aio_free(w->aio);
 		}
-		arena_fini(&w->arena);
+		if (w->call != NULL)
+			call_put(srv, w->call);
+		w->call = NULL;
 		(void)pthread_mutex_destroy(&w->lock);
 	}
 	free(srv->workers);
@@ -583,6 +517,8 @@ server_run(const struct server_config *cfg)
 	srv->cfg = cfg;
 	srv->uid = getuid();
 	(void)pthread_mutex_init(&srv->rekey_lock, NULL);
+	(void)pthread_mutex_init(&srv->parking.lock, NULL);
+	(void)pthread_cond_init(&srv->parking.none, NULL);
 	if (log_open(&srv->log, STDERR_FILENO, cfg->log_level, cfg->audit_file) != 0) {
 		(void)fprintf(stderr, "secretd: cannot open audit file %s: %s\n",
 		    cfg->audit_file != NULL ? cfg->audit_file : "-", strerror(errno));
@@ -638,6 +574,8 @@ server_run(const struct server_config *cfg)
 		goto done;
 	}
 	srv->sock_open = true;
+	if (!start_metrics(srv))
+		goto done;
 	if (cfg->n_listen == 0) {
 		if (!listen_one(srv, srv->default_url))
 			goto done;
@@ -652,16 +590,25 @@ server_run(const struct server_config *cfg)
 	log_msg(&srv->log, LOG_INFO,
 	    "secretd ready: %zu workers, data in %s, key file %s, %zu persistent secret(s)",
 	    srv->n_workers, srv->data_dir, srv->key_file, store_count(srv->persistent));
+	atomic_store(&srv->serving, true);
 	wait_for_stop(srv, &set);
 	rc = 0;
 done:
+	atomic_store(&srv->serving, false);
 	stop_workers(srv);
+	/* Parked calls are answered by the store's commit thread, which always gets to
+	 * them: wait for their replies before the channels go. */
+	calls_wait_parked(srv);
 	/* Replies already handed to nng get a moment to reach their clients. */
 	channels_drain(&srv->channels, 2000);
 	if (srv->sock_open)
 		(void)nng_close(srv->sock);
+	/* After the socket: no pipe event can reach the metrics any more. */
+	metrics_close(srv->metrics);
+	srv->metrics = NULL;
 	channels_fini(&srv->channels);
 	free_workers(srv);
+	calls_free(srv);
 	if (srv->tls != NULL)
 		nng_tls_config_free(srv->tls);
 	store_close(srv->persistent);
@@ -675,6 +622,8 @@ done:
 		log_msg(&srv->log, LOG_INFO, "secretd stopped cleanly");
 	log_close(&srv->log);
 	(void)pthread_mutex_destroy(&srv->rekey_lock);
+	(void)pthread_cond_destroy(&srv->parking.none);
+	(void)pthread_mutex_destroy(&srv->parking.lock);
 	free(srv);
 	return rc;
 }

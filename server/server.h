@@ -31,11 +31,12 @@ struct server_config {
 	const char *tokens_file;         /* NULL: no tokens (only same-uid ipc peers may call) */
 	const char *tls_cert;            /* PEM certificate for tls+tcp:// */
 	const char *tls_key;             /* its PEM key */
-	const char *tls_ca;        /* optional: require client certificates signed by this CA */
-	const char *audit_file;    /* NULL: no audit trail */
-	const char *socket_group;  /* NULL: ipc socket 0600; else 0660 with this group */
+	const char *tls_ca;       /* optional: require client certificates signed by this CA */
+	const char *audit_file;   /* NULL: no audit trail */
+	const char *metrics_listen; /* NULL: no metrics listener; else http://HOST:PORT */
+	const char *socket_group; /* NULL: ipc socket 0600; else 0660 with this group */
 	const char *notify_listen; /* NULL: next to each ipc listener (notify.h); "none": off */
-	int workers;               /* 0: 4 per core */
+	int workers;              /* 0: 4 per core */
 	enum log_level log_level;
 	bool insecure;                /* allow plain tcp:// (still needs tokens) */
 	const char *test_rekey_crash; /* test hook: see keys_rotate (SECRETD_TEST_REKEY_CRASH) */

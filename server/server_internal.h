@@ -14,6 +14,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/tls/tls.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +28,8 @@ struct auth;
 struct dedup;
 struct notify;
 struct worker;
+struct call;
+struct metrics;
 
 struct server {
 	const struct server_config *cfg;
@@ -52,6 +55,18 @@ struct server {
 	uint8_t passphrase[STORE_PASSPHRASE_MAX + 1]; /* passphrase mode; wiped at exit */
 	size_t passphrase_len;
 	pthread_mutex_t rekey_lock; /* one rotation at a time */
+	/* Calls parked on a durable write (server.c: serve, call_parked_done) and the pool of
+	 * call objects, under lock. */
+	struct {
+		pthread_mutex_t lock;
+		pthread_cond_t none; /* parked fell */
+		long parked;         /* may dip below 0 for a moment: the completion can come
+		                      * before the worker counts its call as parked */
+		struct call *free;
+		size_t made;
+	} parking;
+	struct metrics *metrics; /* NULL without --metrics-listen */
+	atomic_bool serving;     /* workers running, not draining (for /healthz) */
 };
 
 #endif

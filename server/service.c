@@ -12,6 +12,9 @@
  */
 #include "service.h"
 
+#include <assert.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +67,112 @@ capture_alloc(void *arg, size_t len)
 	rc->buf = rc->alloc(rc->arg, len);
 	rc->len = len;
 	return rc->buf;
+}
+
+/*
+ * A call parked on its store write (see service_handle_async). Two events end the wait,
+ * in either order: the store's done callback and the service's arm (the service has
+ * stacked what the reply needs). Whichever comes second runs the rest: the handler's
+ * finish, the reply, and (only when the store came second) the server's done.
+ */
+struct service_park {
+	write_finish_fn finish;
+	void *finish_arg;
+	store_status sst;
+	bool created;
+	atomic_int left; /* 2 events to go */
+	struct call_info *info;
+	void (*reply)(void *ctx);
+	void *reply_ctx;
+	/* Room for what the reply needs (service_park_ctx), so arming cannot fail. */
+	_Alignas(max_align_t) unsigned char ctx[SERVICE_PARK_CTX];
+};
+
+void *
+service_park_ctx(struct call_info *info)
+{
+	return info->park->ctx;
+}
+
+/* The store's answer arrived; the second event runs the rest. */
+static void
+park_store_done(void *arg, store_status sst, bool created)
+{
+	struct service_park *p = arg;
+
+	p->sst = sst;
+	p->created = created;
+	if (atomic_fetch_sub(&p->left, 1) != 1)
+		return;
+	(void)p->finish(p->finish_arg, p->sst, p->created);
+	p->reply(p->reply_ctx);
+	p->info->done(p->info->done_arg);
+}
+
+bool
+service_park_arm(struct call_info *info, void (*reply)(void *ctx), void *ctx)
+{
+	struct service_park *p = info->park;
+
+	p->reply = reply;
+	p->reply_ctx = ctx;
+	*info->pendingp = true;
+	if (atomic_fetch_sub(&p->left, 1) != 1)
+		return false; /* p and everything of this call belong to the store's thread now */
+	*info->pendingp = false;
+	(void)p->finish(p->finish_arg, p->sst, p->created);
+	return true;
+}
+
+/* A park for rq's write, or NULL when the write is to be made now. */
+static struct service_park *
+park_new(struct request *rq, struct store *st, write_finish_fn finish, void *arg)
+{
+	struct service_park *p;
+
+	if (rq->info->done == NULL || rq->info->park != NULL || !store_writes_async(st))
+		return NULL;
+	p = arena_alloc(rq->arena, sizeof(*p));
+	if (p == NULL)
+		return NULL; /* then synchronously: slower, not wrong */
+	p->finish = finish;
+	p->finish_arg = arg;
+	p->sst = STORE_IO;
+	p->info = rq->info;
+	atomic_init(&p->left, 2);
+	rq->info->park = p;
+	return p;
+}
+
+enum status
+request_put(struct request *rq, struct store *st, struct store_secret *s, enum store_conflict mode,
+    write_finish_fn finish, void *arg)
+{
+	struct service_park *p = park_new(rq, st, finish, arg);
+	bool created = false;
+	store_status sst;
+
+	if (p != NULL) {
+		store_put_async(st, s, mode, rq->info->request_id, park_store_done, p);
+		return ST_OK;
+	}
+	/* The request id goes with a persistent write to a shared store, so that a resend
+	 * through another node finds its own write (store.h, put_tagged). */
+	sst = store_put_tagged(st, s, mode, rq->info->request_id, &created);
+	return finish(arg, sst, created);
+}
+
+enum status
+request_remove(
+    struct request *rq, struct store *st, const char *name, write_finish_fn finish, void *arg)
+{
+	struct service_park *p = park_new(rq, st, finish, arg);
+
+	if (p != NULL) {
+		store_remove_async(st, name, park_store_done, p);
+		return ST_OK;
+	}
+	return finish(arg, store_remove(st, name), false);
 }
 
 void
@@ -204,6 +313,41 @@ service_authenticate(struct service *svc, struct caller *caller, const char *tok
 	}
 }
 
+/* What the binary reply needs when it is made after a parked write (arena memory). */
+struct binary_cont {
+	struct service *svc;
+	struct call_info *info;
+	uint64_t request_id;
+	ProtobufCMessage *out;
+	struct reply_capture capture;
+	enum dedup_result dd;
+	uint64_t fp;
+	uint64_t rev; /* notify_rev when the call began (for a call that changed nothing) */
+};
+
+/* Make the reply frame and tell dedup; the status as service_handle's. The one place a
+ * binary Reply is made, for parked calls and the others alike. */
+static enum status
+binary_finish(struct binary_cont *c)
+{
+	const struct outcome *oc = &c->info->outcome;
+	enum status st;
+
+	st = write_reply(oc, c->request_id, store_revision(c->svc->persistent),
+	    oc->status == ST_OK ? c->out : NULL, capture_alloc, &c->capture, c->svc->notify,
+	    c->info->mutating ? notify_rev(c->svc->notify) : c->rev);
+	if (c->dd == DEDUP_NEW)
+		dedup_finish(c->svc->dedup, c->request_id, c->fp,
+		    st == ST_OK && c->info->mutating ? c->capture.buf : NULL, c->capture.len);
+	return st;
+}
+
+static void
+binary_reply_parked(void *ctx)
+{
+	(void)binary_finish(ctx);
+}
+
 static enum status
 handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, size_t len,
     struct arena *a, reply_alloc_fn alloc, void *alloc_arg, struct call_info *info)
@@ -225,7 +369,6 @@ handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, 
 	uint64_t fp = 0;
 	uint64_t request_id = 0;
 	unsigned idx;
-	enum status st;
 
 	if (len < FRAME_HEADER || memcmp(frame, frame_magic, sizeof(frame_magic)) != 0) {
 		outcome_set(oc, ST_INVALID_ARGUMENT, "BAD_HEADER",
@@ -330,25 +473,45 @@ handle_binary(struct service *svc, struct caller *caller, const uint8_t *frame, 
 	protobuf_c_message_init(method->output, out);
 	if (entry->fn(&rq, in, out) != ST_OK)
 		out = NULL;
-reply:
-	st = write_reply(oc, request_id, store_revision(svc->persistent),
-	    oc->status == ST_OK ? out : NULL, capture_alloc, &capture, svc->notify,
-	    info->mutating ? notify_rev(svc->notify) : rev);
-	if (dd == DEDUP_NEW)
-		dedup_finish(svc->dedup, request_id, fp,
-		    st == ST_OK && info->mutating ? capture.buf : NULL, capture.len);
-	return st;
+	if (info->park != NULL) {
+		struct binary_cont *c = service_park_ctx(info);
+
+		static_assert(sizeof(*c) <= SERVICE_PARK_CTX, "SERVICE_PARK_CTX is too small");
+		*c = (struct binary_cont){svc, info, request_id, out, capture, dd, fp, rev};
+		if (!service_park_arm(info, binary_reply_parked, c))
+			return ST_OK;
+	}
+reply: {
+	struct binary_cont c = {svc, info, request_id, out, capture, dd, fp, rev};
+
+	return binary_finish(&c);
+}
 }
 
 enum status
 service_handle(struct service *svc, struct caller *caller, const uint8_t *frame, size_t len,
     struct arena *a, reply_alloc_fn alloc, void *alloc_arg, struct call_info *info)
 {
+	return service_handle_async(
+	    svc, caller, frame, len, a, alloc, alloc_arg, info, NULL, NULL, NULL);
+}
+
+enum status
+service_handle_async(struct service *svc, struct caller *caller, const uint8_t *frame, size_t len,
+    struct arena *a, reply_alloc_fn alloc, void *alloc_arg, struct call_info *info,
+    void (*done)(void *arg), void *done_arg, bool *pendingp)
+{
 	struct call_info local;
 
 	if (info == NULL)
 		info = &local;
 	memset(info, 0, sizeof(*info));
+	if (done != NULL && pendingp != NULL && info != &local) {
+		info->done = done;
+		info->done_arg = done_arg;
+		info->pendingp = pendingp;
+		*pendingp = false;
+	}
 	info->method = "";
 	info->name = "";
 	info->storage = "";

@@ -98,6 +98,11 @@ struct call_info {
 	uint64_t request_id; /* the envelope's (binary frames); 0 when none */
 	bool text;           /* a text frame */
 	struct outcome outcome;
+	/* Set by service_handle_async for the handlers (handlers.h: request_put); private. */
+	void (*done)(void *arg);
+	void *done_arg;
+	bool *pendingp;
+	struct service_park *park;
 };
 
 /* Allocates the reply frame: returns a buffer of len bytes that the service fills, or
@@ -113,6 +118,19 @@ typedef uint8_t *(*reply_alloc_fn)(void *arg, size_t len);
  */
 enum status service_handle(struct service *svc, struct caller *caller, const uint8_t *frame,
     size_t len, struct arena *a, reply_alloc_fn alloc, void *alloc_arg, struct call_info *info);
+
+/*
+ * As service_handle, but a call whose store write completes on the store's own thread
+ * (a persistent Create or Drop on sqlcipher, binary or text) does not wait for it: it
+ * returns ST_OK with *pendingp true and no reply yet. Later, once the write is durable
+ * (or failed), the reply is made through alloc on the store's thread and done(done_arg)
+ * is called; caller, a, alloc_arg and info must stay valid until then and the frame need
+ * not. With *pendingp false the call is over as with service_handle, and done is not
+ * called. So a write waiting for its group commit holds no thread of the caller's.
+ */
+enum status service_handle_async(struct service *svc, struct caller *caller, const uint8_t *frame,
+    size_t len, struct arena *a, reply_alloc_fn alloc, void *alloc_arg, struct call_info *info,
+    void (*done)(void *arg), void *done_arg, bool *pendingp);
 
 /* Set caller->role from the transport role and the presented token (may be NULL or "");
  * a wrong token gives ROLE_NONE. Used by the binary and text paths alike. */

@@ -1,9 +1,13 @@
 /*
- * text.c: text frames in, JSON out. See text.h. JSON is built with jansson (Debian's
- * libjansson), never by hand, so escaping is always right.
+ * text.c: text frames in, JSON out. See text.h. Replies are written by the small JSON
+ * writer below straight into the reply buffer (jansson dumped each reply twice and checked
+ * every code point twice: ~190,000 instructions of a 1 KiB GET SECRET); it is proven to
+ * write jansson's bytes by tests/unit/test_text_json.c. jansson stays for the audit trail,
+ * and text_init still gives it the wiping allocator.
  */
 #include "text.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,119 +60,378 @@ storage_json(int storage)
 	}
 }
 
-static json_t *
-scope_json(char **scope, size_t n)
-{
-	json_t *arr = json_array();
+/*
+ * The JSON writer. A reply is rendered twice by the same code: once with out == NULL to
+ * count its bytes, then into the reply buffer of exactly that size. Nothing is built in
+ * between, so no other buffer ever holds a value (the reply buffer is wiped like every
+ * reply). The bytes are those jansson's json_dumpb(JSON_COMPACT) writes for the same
+ * object (tests/unit/test_text_json.c compares them byte for byte, and parses every reply
+ * shape back with jansson): keys in insertion order, '"' and '\\' escaped, control
+ * characters as \b \f \n \r \t or \u00XX, everything else (UTF-8 too) as is. A string that
+ * is not valid UTF-8 (never one a handler let through; a message cut at its 512-byte limit
+ * could be) has each bad byte written as U+FFFD, where jansson would refuse the whole reply.
+ */
+struct jw {
+	uint8_t *out; /* NULL: count only */
+	size_t n;
+};
 
-	for (size_t i = 0; arr != NULL && i < n; i++) {
-		if (json_array_append_new(arr, json_string(scope[i])) != 0) {
-			json_decref(arr);
-			return NULL;
-		}
+/* Extra bytes each ASCII byte takes when escaped (0: written as is). */
+static const uint8_t json_extra[128] = {
+    5, 5, 5, 5, 5, 5, 5, 5, 1, 1, 1, 5, 1, 1, 5, 5, /* \b \t \n \f \r: 2 bytes */
+    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, /* other controls: \u00XX */
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* '"' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, /* '\\' */
+};
+
+static void
+jw_raw(struct jw *w, const char *s, size_t len)
+{
+	if (w->out != NULL)
+		memcpy(w->out + w->n, s, len);
+	w->n += len;
+}
+
+#define JW_LIT(w, lit) jw_raw((w), (lit), sizeof(lit) - 1)
+
+/* The length of the valid UTF-8 sequence at s[0..len) (s[0] >= 0x80), or 0. */
+static size_t
+utf8_seq(const uint8_t *s, size_t len)
+{
+	uint8_t c = s[0];
+	size_t n;
+	uint32_t cp, min;
+
+	if ((c & 0xE0) == 0xC0) {
+		n = 2;
+		cp = c & 0x1F;
+		min = 0x80;
+	} else if ((c & 0xF0) == 0xE0) {
+		n = 3;
+		cp = c & 0x0F;
+		min = 0x800;
+	} else if ((c & 0xF8) == 0xF0) {
+		n = 4;
+		cp = c & 0x07;
+		min = 0x10000;
+	} else {
+		return 0;
 	}
-	return arr;
+	if (len < n)
+		return 0;
+	for (size_t k = 1; k < n; k++) {
+		if ((s[k] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[k] & 0x3F);
+	}
+	return cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ? 0 : n;
 }
 
-static json_t *
-row_json(const pb_row *r)
+/* The escape of ASCII byte c (json_extra[c] > 0) at o. */
+static void
+escape_at(uint8_t *o, uint8_t c)
 {
-	return json_pack("{s:s, s:s, s:s, s:b, s:s, s:o?, s:s}", "name", r->name, "type", r->type,
-	    "provider", r->provider, "persistent", r->persistent, "storage", r->storage, "scope",
-	    scope_json(r->scope, r->n_scope), "secret_string", r->secret_string);
+	static const char hex[] = "0123456789ABCDEF";
+
+	o[0] = '\\';
+	switch (c) {
+	case '"':
+	case '\\':
+		o[1] = c;
+		break;
+	case '\b':
+		o[1] = 'b';
+		break;
+	case '\f':
+		o[1] = 'f';
+		break;
+	case '\n':
+		o[1] = 'n';
+		break;
+	case '\r':
+		o[1] = 'r';
+		break;
+	case '\t':
+		o[1] = 't';
+		break;
+	default:
+		memcpy(o + 1, "u00", 3);
+		o[4] = (uint8_t)hex[c >> 4];
+		o[5] = (uint8_t)hex[c & 15];
+		break;
+	}
 }
 
-static json_t *
-secret_json(const pb_secret *s)
+/* Whether none of the 8 bytes at s needs escaping or UTF-8 checking: no byte below 0x20,
+ * none equal to '"' or '\\', none at or above 0x80. Word-at-a-time tests (each is exact
+ * about whether some byte matches, which is all that is asked here). */
+static bool
+plain8(const uint8_t *s)
 {
-	json_t *fields = json_object();
-	json_t *obj;
+	const uint64_t ones = 0x0101010101010101u;
+	const uint64_t high = 0x8080808080808080u;
+	uint64_t v, q, b;
 
-	if (fields == NULL)
-		return NULL;
+	memcpy(&v, s, sizeof(v));
+	q = v ^ (ones * '"');
+	b = v ^ (ones * '\\');
+	return (((v - ones * 0x20) | (q - ones) | (b - ones)) & ~v & high) == 0 && (v & high) == 0;
+}
+
+/* A JSON string of s[0..len), quoted and escaped. */
+static void
+jw_str(struct jw *w, const char *str, size_t len)
+{
+	const uint8_t *s = (const uint8_t *)str;
+	size_t i = 0;
+
+	JW_LIT(w, "\"");
+	while (i < len) {
+		size_t run = i;
+		uint8_t c;
+
+		/* The common case: a run of bytes written as they are, 8 at a time. */
+		while (len - run >= 8 && plain8(s + run))
+			run += 8;
+		while (run < len && s[run] < 0x80 && json_extra[s[run]] == 0)
+			run++;
+		jw_raw(w, (const char *)s + i, run - i);
+		i = run;
+		if (i == len)
+			break;
+		c = s[i];
+		if (c >= 0x80) {
+			size_t k = utf8_seq(s + i, len - i);
+
+			if (k == 0)
+				JW_LIT(w, "\xEF\xBF\xBD");
+			else
+				jw_raw(w, (const char *)s + i, k);
+			i += k == 0 ? 1 : k;
+			continue;
+		}
+		if (w->out != NULL)
+			escape_at(w->out + w->n, c);
+		w->n += 1u + json_extra[c];
+		i++;
+	}
+	JW_LIT(w, "\"");
+}
+
+static void
+jw_cstr(struct jw *w, const char *s)
+{
+	jw_str(w, s, strlen(s));
+}
+
+/* ,"key": (no comma before the first member: first). */
+static void
+jw_key(struct jw *w, const char *key, bool first)
+{
+	if (!first)
+		JW_LIT(w, ",");
+	jw_cstr(w, key);
+	JW_LIT(w, ":");
+}
+
+static void
+jw_bool(struct jw *w, bool v)
+{
+	if (v)
+		JW_LIT(w, "true");
+	else
+		JW_LIT(w, "false");
+}
+
+static void
+jw_scope(struct jw *w, char **scope, size_t n)
+{
+	JW_LIT(w, "[");
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			JW_LIT(w, ",");
+		jw_cstr(w, scope[i]);
+	}
+	JW_LIT(w, "]");
+}
+
+static void
+jw_row(struct jw *w, const pb_row *r)
+{
+	jw_key(w, "name", true);
+	jw_cstr(w, r->name);
+	jw_key(w, "type", false);
+	jw_cstr(w, r->type);
+	jw_key(w, "provider", false);
+	jw_cstr(w, r->provider);
+	jw_key(w, "persistent", false);
+	jw_bool(w, r->persistent);
+	jw_key(w, "storage", false);
+	jw_cstr(w, r->storage);
+	jw_key(w, "scope", false);
+	jw_scope(w, r->scope, r->n_scope);
+	jw_key(w, "secret_string", false);
+	jw_cstr(w, r->secret_string);
+}
+
+static void
+jw_secret(struct jw *w, const pb_secret *s)
+{
+	jw_key(w, "name", true);
+	jw_cstr(w, s->name);
+	jw_key(w, "type", false);
+	jw_cstr(w, s->type);
+	jw_key(w, "provider", false);
+	jw_cstr(w, s->provider);
+	jw_key(w, "persistent", false);
+	jw_bool(w, s->storage == PB_STORAGE_SQLCIPHER);
+	jw_key(w, "storage", false);
+	jw_cstr(w, storage_json(s->storage));
+	jw_key(w, "scope", false);
+	jw_scope(w, s->scope, s->n_scope);
+	jw_key(w, "fields", false);
+	JW_LIT(w, "{");
 	for (size_t i = 0; i < s->n_fields; i++) {
-		const pb_field *f = s->fields[i];
-
-		if (json_object_set_new(fields, f->key,
-		        json_stringn((const char *)f->value.data, f->value.len)) != 0) {
-			json_decref(fields);
-			return NULL;
-		}
+		jw_key(w, s->fields[i]->key, i == 0);
+		jw_str(w, (const char *)s->fields[i]->value.data, s->fields[i]->value.len);
 	}
-	obj = json_pack("{s:s, s:s, s:s, s:b, s:s, s:o?, s:o}", "name", s->name, "type", s->type,
-	    "provider", s->provider, "persistent", s->storage == PB_STORAGE_SQLCIPHER, "storage",
-	    storage_json(s->storage), "scope", scope_json(s->scope, s->n_scope), "fields", fields);
-	return obj;
+	JW_LIT(w, "}");
 }
 
-/* The JSON object for a successful statement. */
-static json_t *
-result_json(const pb_statement_reply *rep)
+/* Whether a successful reply can be written (every string it names is there). */
+static bool
+result_complete(const pb_statement_reply *rep)
 {
-	json_t *rows;
-
 	switch (rep->kind) {
 	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_CREATED:
-		return json_pack("{s:s, s:s, s:s}", "status", "OK", "name", rep->created->name,
-		    "storage", storage_json(rep->created->storage));
+		return rep->created != NULL && storage_json(rep->created->storage) != NULL;
 	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_DROPPED:
-		return json_pack("{s:s, s:s, s:s?}", "status", "OK", "name", rep->dropped->name,
-		    "storage", storage_json(rep->dropped->storage));
+		return rep->dropped != NULL;
 	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_ROWS:
-		rows = json_array();
-		for (size_t i = 0; rows != NULL && i < rep->n_rows; i++) {
-			if (json_array_append_new(rows, row_json(rep->rows[i])) != 0) {
-				json_decref(rows);
-				rows = NULL;
-			}
-		}
-		return json_pack("{s:s, s:o}", "status", "OK", "rows", rows);
 	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_RESOLVED:
-		rows = json_array();
-		for (size_t i = 0; rows != NULL && i < rep->n_resolved; i++) {
-			const pb_resolve_row *r = rep->resolved[i];
-
-			if (json_array_append_new(
-			        rows, json_pack("{s:s, s:s, s:s}", "name", r->name, "persistent",
-			                  r->persistent, "storage", r->storage)) != 0) {
-				json_decref(rows);
-				rows = NULL;
-			}
-		}
-		return json_pack("{s:s, s:o}", "status", "OK", "rows", rows);
+		return true;
 	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_SECRET:
-		return json_pack("{s:s, s:o}", "status", "OK", "secret", secret_json(rep->secret));
+		return rep->secret != NULL && storage_json(rep->secret->storage) != NULL;
 	default:
-		return NULL;
+		return false;
 	}
 }
 
-static json_t *
-error_json(const struct outcome *oc)
+/* The JSON object of a successful statement (result_complete(rep) holds). */
+static void
+jw_result(struct jw *w, const pb_statement_reply *rep)
 {
-	return json_pack("{s:s, s:s, s:s}", "status", status_str(oc->status), "reason",
-	    oc->reason != NULL ? oc->reason : "", "message", oc->message);
+	const char *storage;
+
+	JW_LIT(w, "{\"status\":\"OK\",");
+	switch (rep->kind) {
+	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_CREATED:
+		jw_key(w, "name", true);
+		jw_cstr(w, rep->created->name);
+		jw_key(w, "storage", false);
+		jw_cstr(w, storage_json(rep->created->storage));
+		break;
+	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_DROPPED:
+		jw_key(w, "name", true);
+		jw_cstr(w, rep->dropped->name);
+		jw_key(w, "storage", false);
+		storage = storage_json(rep->dropped->storage);
+		if (storage != NULL)
+			jw_cstr(w, storage);
+		else
+			JW_LIT(w, "null"); /* DROP ... IF EXISTS of a name held nowhere */
+		break;
+	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_ROWS:
+		JW_LIT(w, "\"rows\":[");
+		for (size_t i = 0; i < rep->n_rows; i++) {
+			if (i > 0)
+				JW_LIT(w, ",");
+			JW_LIT(w, "{");
+			jw_row(w, rep->rows[i]);
+			JW_LIT(w, "}");
+		}
+		JW_LIT(w, "]");
+		break;
+	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_RESOLVED:
+		JW_LIT(w, "\"rows\":[");
+		for (size_t i = 0; i < rep->n_resolved; i++) {
+			if (i > 0)
+				JW_LIT(w, ",");
+			JW_LIT(w, "{");
+			jw_key(w, "name", true);
+			jw_cstr(w, rep->resolved[i]->name);
+			jw_key(w, "persistent", false);
+			jw_cstr(w, rep->resolved[i]->persistent);
+			jw_key(w, "storage", false);
+			jw_cstr(w, rep->resolved[i]->storage);
+			JW_LIT(w, "}");
+		}
+		JW_LIT(w, "]");
+		break;
+	default: /* KIND_SECRET */
+		JW_LIT(w, "\"secret\":{");
+		jw_secret(w, rep->secret);
+		JW_LIT(w, "}");
+		break;
+	}
+	JW_LIT(w, "}\n");
 }
 
-/* Serialise root (taken) plus a newline into a buffer from alloc. */
-static enum status
-emit(json_t *root, reply_alloc_fn alloc, void *alloc_arg)
+static void
+jw_error(struct jw *w, const struct outcome *oc)
 {
-	size_t n;
-	uint8_t *buf;
+	JW_LIT(w, "{");
+	jw_key(w, "status", true);
+	jw_cstr(w, status_str(oc->status));
+	jw_key(w, "reason", false);
+	jw_cstr(w, oc->reason != NULL ? oc->reason : "");
+	jw_key(w, "message", false);
+	jw_cstr(w, oc->message);
+	JW_LIT(w, "}\n");
+}
 
-	if (root == NULL)
-		return ST_RESOURCE_EXHAUSTED;
-	n = json_dumpb(root, NULL, 0, JSON_COMPACT);
-	buf = n > 0 ? alloc(alloc_arg, n + 1) : NULL;
-	if (buf == NULL) {
-		json_decref(root);
-		return ST_RESOURCE_EXHAUSTED;
+enum status
+text_render(
+    const pb_statement_reply *rep, const struct outcome *oc, reply_alloc_fn alloc, void *alloc_arg)
+{
+	struct outcome internal;
+	struct jw w = {NULL, 0};
+	bool ok = oc->status == ST_OK && result_complete(rep);
+
+	if (oc->status == ST_OK && !ok) {
+		outcome_set(&internal, ST_INTERNAL, "", "the reply could not be rendered");
+		oc = &internal;
 	}
-	(void)json_dumpb(root, (char *)buf, n, JSON_COMPACT);
-	buf[n] = '\n';
-	json_decref(root);
+	if (ok)
+		jw_result(&w, rep);
+	else
+		jw_error(&w, oc);
+	w.out = alloc(alloc_arg, w.n);
+	if (w.out == NULL)
+		return ST_RESOURCE_EXHAUSTED;
+	w.n = 0;
+	if (ok)
+		jw_result(&w, rep);
+	else
+		jw_error(&w, oc);
 	return ST_OK;
+}
+
+/* What a text reply needs when it is made after a parked write (service_park_ctx). */
+struct text_cont {
+	pb_statement_reply rep;
+	const struct outcome *oc;
+	reply_alloc_fn alloc;
+	void *alloc_arg;
+};
+
+static void
+text_reply_parked(void *ctx)
+{
+	struct text_cont *c = ctx;
+
+	(void)text_render(&c->rep, c->oc, c->alloc, c->alloc_arg);
 }
 
 enum status
@@ -183,7 +446,6 @@ text_handle(struct service *svc, struct caller *caller, const uint8_t *frame, si
 	const char *text = (const char *)frame;
 	size_t text_len = len;
 	char *token = NULL;
-	json_t *root;
 
 	info->method = "Execute";
 	if (len > svc->limits.max_frame) {
@@ -232,14 +494,18 @@ text_handle(struct service *svc, struct caller *caller, const uint8_t *frame, si
 	stmt.text = arena_strndup(a, text, text_len);
 	if (stmt.text == NULL)
 		goto nomem;
-	if (handle_execute(&rq, &stmt.base, &rep.base) != ST_OK)
-		goto error;
-	root = result_json(&rep);
-	if (root == NULL)
-		goto nomem;
-	return emit(root, alloc, alloc_arg);
+	(void)handle_execute(&rq, &stmt.base, &rep.base);
+	if (info->park != NULL) {
+		struct text_cont *c = service_park_ctx(info);
+
+		static_assert(sizeof(*c) <= SERVICE_PARK_CTX, "SERVICE_PARK_CTX is too small");
+		*c = (struct text_cont){rep, oc, alloc, alloc_arg};
+		if (!service_park_arm(info, text_reply_parked, c))
+			return ST_OK;
+	}
+	return text_render(&rep, oc, alloc, alloc_arg);
 nomem:
 	outcome_set(oc, ST_RESOURCE_EXHAUSTED, "NO_MEMORY", "out of memory");
 error:
-	return emit(error_json(oc), alloc, alloc_arg);
+	return text_render(&rep, oc, alloc, alloc_arg);
 }

@@ -21,4 +21,11 @@ void text_init(void);
 enum status text_handle(struct service *svc, struct caller *caller, const uint8_t *frame,
     size_t len, struct arena *a, reply_alloc_fn alloc, void *alloc_arg, struct call_info *info);
 
+/* Write the reply to a statement (its result when oc->status is ST_OK, else the error
+ * object), one JSON object and a newline, into a buffer from alloc of exactly its size.
+ * Returns ST_OK, or ST_RESOURCE_EXHAUSTED when alloc failed. rep and oc are borrowed. */
+struct Secretd__V1__StatementReply;
+enum status text_render(const struct Secretd__V1__StatementReply *rep, const struct outcome *oc,
+    reply_alloc_fn alloc, void *alloc_arg);
+
 #endif

@@ -340,6 +340,8 @@ sqlcipher_close(void *impl)
 
 	if (sc == NULL)
 		return;
+	/* Every queued write is committed (and its writer told) before the handle goes. */
+	store_sqlcipher_committer_stop(sc);
 	(void)sqlite3_finalize(sc->begin);
 	(void)sqlite3_finalize(sc->commit);
 	(void)sqlite3_finalize(sc->rollback);
@@ -483,6 +485,8 @@ sqlcipher_open(const struct store_config *cfg, void **implp)
 	if (rc != STORE_OK)
 		goto fail;
 	rc = load(sc);
+	if (rc == STORE_OK)
+		rc = store_sqlcipher_committer_start(sc);
 	if (rc != STORE_OK)
 		goto fail;
 	*implp = sc;
@@ -580,6 +584,15 @@ fail:
 	return store_sqlcipher_status(rc);
 }
 
+/* ops.writable: a database opened read-only (file mode 0400) cannot take a write. */
+static bool
+sqlcipher_writable(void *impl)
+{
+	const struct store_sqlcipher *sc = impl;
+
+	return !sc->read_only;
+}
+
 const struct store_ops store_sqlcipher_ops = {
     .name = "sqlcipher",
     .open = sqlcipher_open,
@@ -593,4 +606,8 @@ const struct store_ops store_sqlcipher_ops = {
     .resolve = sqlcipher_resolve,
     .count = sqlcipher_count,
     .rekey = sqlcipher_rekey,
+    .put_async = store_sqlcipher_put_async,
+    .remove_async = store_sqlcipher_remove_async,
+    .stats = store_sqlcipher_stats,
+    .writable = sqlcipher_writable,
 };

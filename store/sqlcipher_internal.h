@@ -23,11 +23,15 @@
 struct write_op;
 
 struct store_sqlcipher {
-	pthread_mutex_t queue_lock; /* the queue and committing */
-	pthread_cond_t queue_done;
+	pthread_mutex_t queue_lock; /* the queue, stopping, stats */
+	pthread_cond_t queue_done;  /* the queue has work, or stopping was set */
 	struct write_op *queue_head;
 	struct write_op *queue_tail;
-	bool committing;
+	size_t queued;
+	bool stopping;
+	pthread_t committer; /* the commit thread (sqlcipher_write.c) */
+	bool committer_started;
+	struct store_stats stats; /* under queue_lock */
 	pthread_mutex_t write_lock;
 	sqlite3 *db;
 	void *mem; /* the memory mirror (store_memory_ops) */
@@ -56,6 +60,17 @@ store_status store_sqlcipher_status(int rc);
  * changed, on disk or in memory). */
 store_status store_sqlcipher_put(
     void *impl, struct store_secret *s, enum store_conflict mode, bool *createdp);
+
+/* Start the commit thread (at open) and stop it after every queued write is committed
+ * (at close). Start returns STORE_OK or STORE_NO_MEMORY. */
+store_status store_sqlcipher_committer_start(struct store_sqlcipher *sc);
+void store_sqlcipher_committer_stop(struct store_sqlcipher *sc);
+
+/* ops.put_async, ops.remove_async and ops.stats (see store.h). */
+void store_sqlcipher_put_async(
+    void *impl, struct store_secret *s, enum store_conflict mode, store_done_fn done, void *arg);
+void store_sqlcipher_remove_async(void *impl, const char *name, store_done_fn done, void *arg);
+void store_sqlcipher_stats(void *impl, struct store_stats *out);
 
 /* ops.remove: queue the removal of name (borrowed) and wait for its group commit. Returns
  * STORE_OK, STORE_NOT_FOUND, STORE_READ_ONLY, or the status of a failed group. */

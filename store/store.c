@@ -340,6 +340,78 @@ store_read(struct store *st, const char *name, store_visit_fn visit, void *arg)
 	return st->ops->read(st->impl, name, visit, arg);
 }
 
+void
+store_put_async(struct store *st, struct store_secret *s, enum store_conflict mode,
+    uint64_t tag, store_done_fn done, void *arg)
+{
+	bool created = false;
+	store_status rc;
+
+	if (s == NULL) {
+		done(arg, STORE_INVALID, false);
+		return;
+	}
+	if (st->ops->put_async != NULL &&
+	    (mode == STORE_CONFLICT_ERROR || mode == STORE_CONFLICT_REPLACE ||
+	        mode == STORE_CONFLICT_IGNORE)) {
+		st->ops->put_async(st->impl, s, mode, done, arg);
+		return;
+	}
+	rc = store_put_tagged(st, s, mode, tag, &created);
+	done(arg, rc, created);
+}
+
+void
+store_remove_async(struct store *st, const char *name, store_done_fn done, void *arg)
+{
+	if (name != NULL && st->ops->remove_async != NULL) {
+		st->ops->remove_async(st->impl, name, done, arg);
+		return;
+	}
+	done(arg, store_remove(st, name), false);
+}
+
+bool
+store_writes_async(const struct store *st)
+{
+	return st->ops->put_async != NULL && st->ops->remove_async != NULL;
+}
+
+void
+store_stats_get(struct store *st, struct store_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (st != NULL && st->ops->stats != NULL)
+		st->ops->stats(st->impl, out);
+}
+
+bool
+store_writable(struct store *st)
+{
+	struct store_health h;
+
+	if (st == NULL)
+		return false;
+	if (st->ops->writable != NULL)
+		return st->ops->writable(st->impl);
+	/* A shared backend says it through its health (etcd: the last quorum probe). */
+	if (st->ops->health != NULL) {
+		memset(&h, 0, sizeof(h));
+		st->ops->health(st->impl, &h);
+		return h.writable;
+	}
+	return true;
+}
+
+uint64_t
+store_commit_bucket_us(size_t i)
+{
+	static const uint64_t bounds[STORE_COMMIT_BUCKETS] = {
+	    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, UINT64_MAX};
+
+	return i < STORE_COMMIT_BUCKETS ? bounds[i] : UINT64_MAX;
+}
+
 store_status
 store_remove(struct store *st, const char *name)
 {

@@ -145,6 +145,31 @@ struct store_health {
 	char detail[160];  /* why not serving or not writable; "" when both */
 };
 
+/* Called once when an asynchronous write (store_put_async, store_remove_async) is over:
+ * st as the synchronous call would return it, created as its *createdp. */
+typedef void (*store_done_fn)(void *arg, store_status st, bool created);
+
+/* Buckets of the write figures: group sizes 1, 2, 4, ... 2^(STORE_GROUP_BUCKETS-1) and
+ * more; commit times 100 us, 250 us, 500 us, 1, 2.5, 5, 10, 25, 50, 100, 250 ms and more. */
+#define STORE_GROUP_BUCKETS 9
+#define STORE_COMMIT_BUCKETS 12
+
+/* Cumulative write figures of a backend that commits in groups (zero for one that does
+ * not). No names, no values: counts and times only. */
+struct store_stats {
+	uint64_t groups;        /* group commits made (failed ones too) */
+	uint64_t group_writes;  /* writes in them */
+	uint64_t failed_groups; /* of which rolled back */
+	/* groups whose size was <= 2^i (the last bucket: every group) */
+	uint64_t group_size_le[STORE_GROUP_BUCKETS];
+	uint64_t commit_us_sum;                      /* BEGIN to durable COMMIT, microseconds */
+	uint64_t commit_us_le[STORE_COMMIT_BUCKETS]; /* commits no slower than the bucket */
+	uint64_t queued;                             /* writes waiting for a group now */
+};
+
+/* The upper bound, in microseconds, of commit bucket i (the last is "+Inf": UINT64_MAX). */
+uint64_t store_commit_bucket_us(size_t i);
+
 /* Called by store_list for each secret in name order. Return false to stop. The secret is
  * borrowed and valid only during the call. */
 typedef bool (*store_visit_fn)(const struct store_secret *s, void *arg);
@@ -181,6 +206,16 @@ struct store_ops {
 	    uint64_t tag, bool *createdp);
 	/* Optional: fill h (see struct store_health). */
 	void (*health)(void *impl, struct store_health *h);
+	/* Optional: put and remove that return at once and report later, from a thread of
+	 * the backend, through done (see store_put_async). NULL: the wrappers run put or
+	 * remove and call done before returning. */
+	void (*put_async)(void *impl, struct store_secret *s, enum store_conflict mode,
+	    store_done_fn done, void *arg);
+	void (*remove_async)(void *impl, const char *name, store_done_fn done, void *arg);
+	/* Optional: write figures (see struct store_stats); NULL leaves them zero. */
+	void (*stats)(void *impl, struct store_stats *out);
+	/* Optional: whether a write could be made now (see store_writable); NULL: true. */
+	bool (*writable)(void *impl);
 };
 
 extern const struct store_ops store_memory_ops;
@@ -246,6 +281,30 @@ store_status store_resolve(struct store *st, const char *type, const char *path,
 
 /* Number of secrets held. */
 size_t store_count(struct store *st);
+
+/*
+ * As store_put and store_remove, but without waiting: done(arg, status, created) is called
+ * exactly once, when the write is over (for sqlcipher: after its group's COMMIT is durable,
+ * or failed), from the backend's commit thread, or before the call returns for a backend
+ * without asynchronous writes (store_writes_async tells which). tag is as for
+ * store_put_tagged (a shared backend keeps it beside the value). s is taken; name is
+ * borrowed until done is called. done must not call back into the same store.
+ */
+void store_put_async(struct store *st, struct store_secret *s, enum store_conflict mode,
+    uint64_t tag, store_done_fn done, void *arg);
+void store_remove_async(struct store *st, const char *name, store_done_fn done, void *arg);
+
+/* Whether store_put_async/store_remove_async report from another thread (true for
+ * sqlcipher); false means they complete before returning. */
+bool store_writes_async(const struct store *st);
+
+/* The backend's cumulative write figures into *out (zeroed first). */
+void store_stats_get(struct store *st, struct store_stats *out);
+
+/* Whether the store could take a write now: false for a read-only database (and, for a
+ * shared backend such as etcd, without quorum). Cheap; for /readyz. A backend that does not
+ * say (ops.writable NULL) is writable. */
+bool store_writable(struct store *st);
 
 /* sqlcipher: re-encrypt the database under a new 32-byte key (or a new passphrase, for a
  * store opened with one). memory: STORE_OK. */

@@ -58,6 +58,7 @@ static const char usage_main[] =
     "  rekey    rotate the server's database key (admin)\n"
     "  health   the node's readiness: serving, writable, mirror lag (exit 3: read-only)\n"
     "  token    make, list and revoke tokens in a tokens file (no server needed)\n"
+    "  stats    print the server's figures (from its --metrics-listen endpoint)\n"
     "\n"
     "Exit status: 0 success, 1 the call failed, 2 usage error; exec: the command's.\n";
 

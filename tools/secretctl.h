@@ -61,6 +61,8 @@ extern const char ctl_usage_exec[];
 extern const char ctl_usage_env[];
 int ctl_cmd_token(struct ctl *ctl, int argc, char **argv); /* secretctl_token.c */
 extern const char ctl_usage_token[];
+int ctl_cmd_stats(struct ctl *ctl, int argc, char **argv); /* secretctl_stats.c */
+extern const char ctl_usage_stats[];
 
 /* Helpers of secretctl.c. */
 

@@ -619,6 +619,7 @@ static const struct ctl_command commands[] = {
     {"rekey", cmd_rekey, usage_rekey},
     {"health", ctl_cmd_health, ctl_usage_health},
     {"token", ctl_cmd_token, ctl_usage_token},
+    {"stats", ctl_cmd_stats, ctl_usage_stats},
 };
 
 const struct ctl_command *
