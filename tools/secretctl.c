@@ -56,6 +56,7 @@ static const char usage_main[] =
     "  env      print export lines that set those variables, for a shell's eval\n"
     "  rekey    rotate the server's database key (admin)\n"
     "  token    make, list and revoke tokens in a tokens file (no server needed)\n"
+    "  export   print secrets as DuckDB statements (--duckdb), for duckdb -init\n"
     "\n"
     "Exit status: 0 success, 1 the call failed, 2 usage error; exec: the command's.\n";
 

@@ -61,6 +61,8 @@ extern const char ctl_usage_exec[];
 extern const char ctl_usage_env[];
 int ctl_cmd_token(struct ctl *ctl, int argc, char **argv); /* secretctl_token.c */
 extern const char ctl_usage_token[];
+int ctl_cmd_export(struct ctl *ctl, int argc, char **argv); /* secretctl_export.c */
+extern const char ctl_usage_export[];
 
 /* Helpers of secretctl.c. */
 

@@ -618,6 +618,7 @@ static const struct ctl_command commands[] = {
     {"env", ctl_cmd_env, ctl_usage_env},
     {"rekey", cmd_rekey, usage_rekey},
     {"token", ctl_cmd_token, ctl_usage_token},
+    {"export", ctl_cmd_export, ctl_usage_export},
 };
 
 const struct ctl_command *
