@@ -62,6 +62,7 @@ export function run(bin, args, { input, env } = {}) {
     p.stdout.on('data', (d) => (stdout += d));
     p.stderr.on('data', (d) => (stderr += d));
     p.on('error', reject);
+    p.stdin.on('error', () => {}); // a program that exits without reading its input
     p.on('close', (code) => resolve({ code, stdout, stderr }));
     p.stdin.end(input ?? '');
   });
