@@ -184,6 +184,15 @@ try {
   console.log(`BENCH GetSecretByName through the secretd storage (ipc, no cache): ` +
     `${(nsPerCall / 1000).toFixed(1)} us per call over ${rows[0].calls} calls`);
   check('benchmark ran', nsPerCall > 0);
+  // For scale: the same lookup of a secret in DuckDB's own memory storage, without secretd.
+  const sb = await openSession(api, { secret_directory: secretDir });
+  await sb.q(`LOAD '${FLOCKLIKE_EXT}'`);
+  await sb.q(`CREATE SECRET mem1 (TYPE openai, API_KEY ${sq(val('sk-mem'))})`);
+  await sb.q("FROM flocklike_bench('mem1', 1000)");
+  rows = await sb.q("FROM flocklike_bench('mem1', 30000)");
+  console.log(`BENCH the same lookup of a secret in DuckDB's memory storage, no secretd loaded: ` +
+    `${(Number(rows[0].ns_per_call) / 1000).toFixed(1)} us per call`);
+  sb.close();
 
   // --- restart ---------------------------------------------------------------------------
   const stopped = await server.stop();
