@@ -396,11 +396,17 @@ SecretdStorage::LookupSecret(
 	auto client = state->GetClient();
 	secretd_secret *s = nullptr;
 	secretd_error err;
-	if (secretd_resolve(client->handle, path.c_str(), type.c_str(), state->TimeoutMs(), &s, &err) !=
-	    SECRETD_OK) {
+	secretd_status st =
+	    secretd_resolve(client->handle, path.c_str(), type.c_str(), state->TimeoutMs(), &s, &err);
+	SecretMatch best;
+	// DuckDB asks every storage for every type it looks up (http, s3, ... when a file is
+	// read): a type secretd does not know is simply not here, not an error.
+	if (st == SECRETD_INVALID_ARGUMENT && std::strcmp(err.reason, "UNKNOWN_TYPE") == 0) {
+		return best;
+	}
+	if (st != SECRETD_OK) {
 		Throw(*client, "resolve '" + path + "' for type '" + type + "'", err);
 	}
-	SecretMatch best;
 	if (s == nullptr) {
 		return best;
 	}

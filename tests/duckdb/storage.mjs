@@ -84,6 +84,12 @@ try {
   check('which_secret uses secretd\'s scopes', rows.length === 1 && rows[0].name === 'ol1', JSON.stringify(rows));
   rows = await s1.q("SELECT * FROM which_secret('ollama://host2/llama3', 'ollama')");
   check('which_secret: no match is no row', rows.length === 0, JSON.stringify(rows));
+  // DuckDB looks up its own types (http, s3) in every storage when it reads a file.
+  await s1.q("CREATE TEMPORARY SECRET h1 (TYPE http, BEARER_TOKEN 'b')");
+  rows = await s1.q("SELECT * FROM which_secret('https://example.com/f.csv', 'http')");
+  check('a type secretd does not know: no error, DuckDB\'s own secret found', rows.length === 1 &&
+    rows[0].name === 'h1' && rows[0].storage === 'memory', JSON.stringify(rows));
+  await s1.q('DROP TEMPORARY SECRET h1');
 
   const flockGet = async (s, name) => {
     const rr = await s.t(`SELECT key, value, type FROM flocklike_get_secret('${name}') ORDER BY key`);
