@@ -254,6 +254,14 @@ try {
   check('... within the timeout (< 6 s)', e.ms < 6000, `${e.ms} ms`);
   console.log(`no server: ipc ${errors.length} errors; black-hole tcp answered in ${e.ms} ms`);
   hole.close();
+  // secretd_tls_ca reaches libsecretd: tls+tcp:// without it, and with a missing file.
+  await s1.q("SET secretd_address = 'tls+tcp://127.0.0.1:1'");
+  e = await s1.t('FROM duckdb_secrets()');
+  check('tls+tcp:// without secretd_tls_ca: libsecretd\'s error', e.error && e.error.includes('needs a CA file'), e.error);
+  await s1.q(`SET secretd_tls_ca = '${dir}/no-such-ca.pem'`);
+  e = await s1.t('FROM duckdb_secrets()');
+  check('secretd_tls_ca is used', e.error && e.error.includes('cannot load CA file') && e.error.includes('no-such-ca.pem'), e.error);
+  await s1.q("SET secretd_tls_ca = ''");
   await s1.q(`SET secretd_address = '${server.url}'`);
   rows = await s1.q('FROM duckdb_secrets()');
   check('back to the real server', rows.length >= 3);

@@ -59,6 +59,17 @@ check "no --duckdb: usage error (2)" [ $? -eq 2 ]
 ctl export --duckdb --load duckdb_extra >/dev/null 2>&1
 check "unknown --load: usage error (2)" [ $? -eq 2 ]
 
+# The DuckDB semantics of DROP ... FROM (issue 14): with FROM, the named storage is the only
+# candidate and PERSISTENT is ignored; TEMPORARY with FROM stays an error.
+ctl create --type openai --name d1 api_key=x >/dev/null
+ctl create --type openai --name d1 --persistent api_key=y >/dev/null
+ctl sql "DROP PERSISTENT SECRET d1 FROM memory" >/dev/null
+check "DROP PERSISTENT ... FROM memory drops the temporary secret" \
+  bash -c "! '$SECRETCTL_BIN' --addr '$T_URL' get d1 --storage memory >/dev/null 2>&1"
+check "... and leaves the persistent one" ctl get d1 --storage sqlcipher >/dev/null
+ctl sql "DROP TEMPORARY SECRET d1 FROM sqlcipher" >/dev/null 2>"$T_DIR/err"
+check "DROP TEMPORARY ... FROM is an error" grep -q "takes no FROM" "$T_DIR/err"
+
 # A reader token is enough.
 "$SECRETCTL_BIN" token new --role reader --id exporter --tokens-file "$T_DIR/tokens" >"$T_DIR/tok"
 stop_server
