@@ -125,6 +125,7 @@ out_string(struct out *o, const char *s, size_t len)
  * is accepted bare after CREATE SECRET (tests/duckdb/export.mjs creates a secret named after
  * each of duckdb_keywords() through this output). Sorted for bsearch.
  */
+/* clang-format off */
 static const char *const duckdb_reserved[] = {
     "all", "analyse", "analyze", "and", "anti", "any", "array", "as", "asc", "asof",
     "asymmetric", "at", "authorization", "binary", "both", "by", "case", "cast", "check",
@@ -139,6 +140,7 @@ static const char *const duckdb_reserved[] = {
     "tablesample", "then", "to", "trailing", "true", "union", "unique", "unpack", "unpivot",
     "using", "variadic", "verbose", "when", "where", "window", "with",
 };
+/* clang-format on */
 
 static int
 cmp_str(const void *a, const void *b)
@@ -207,7 +209,8 @@ out_secret(struct out *o, const secretd_secret *s)
 	for (i = 0; i < s->n_fields; i++) {
 		if (memchr(s->fields[i].value, '\0', s->fields[i].value_len) != NULL) {
 			(void)fprintf(stderr,
-			    "secretctl: export: field '%s' of secret '%s' holds a NUL byte, which a "
+			    "secretctl: export: field '%s' of secret '%s' holds a NUL byte, which "
+			    "a "
 			    "DuckDB string cannot carry\n",
 			    s->fields[i].key, s->name);
 			return CTL_EXIT_STATUS;
@@ -334,7 +337,8 @@ ctl_cmd_export(struct ctl *ctl, int argc, char **argv)
 				load = NULL;
 			else
 				return ctl_usage_error(
-				    "export: --load takes flock, flockmtl or none, not '%s'", optarg);
+				    "export: --load takes flock, flockmtl or none, not '%s'",
+				    optarg);
 			break;
 		default:
 			return CTL_EXIT_USAGE;
@@ -359,8 +363,8 @@ ctl_cmd_export(struct ctl *ctl, int argc, char **argv)
 	}
 	for (i = 0; i < rows->n_rows; i++) {
 		const secretd_row *row = &rows->rows[i];
-		secretd_storage storage = row->persistent ? SECRETD_STORAGE_SQLCIPHER
-		                                          : SECRETD_STORAGE_MEMORY;
+		secretd_storage storage =
+		    row->persistent ? SECRETD_STORAGE_SQLCIPHER : SECRETD_STORAGE_MEMORY;
 		secretd_status st;
 
 		if (!wanted(names, n_names, row->name, seen) || shadowed(rows, i))
@@ -380,8 +384,8 @@ ctl_cmd_export(struct ctl *ctl, int argc, char **argv)
 	}
 	for (i = 0; i < n_names; i++) {
 		if (!seen[i]) {
-			(void)fprintf(stderr, "secretctl: export: no secret named '%s'%s%s\n", names[i],
-			    args.type ? " of type " : "", args.type ? args.type : "");
+			(void)fprintf(stderr, "secretctl: export: no secret named '%s'%s%s\n",
+			    names[i], args.type ? " of type " : "", args.type ? args.type : "");
 			rc = CTL_EXIT_STATUS;
 			goto done;
 		}
@@ -390,8 +394,8 @@ ctl_cmd_export(struct ctl *ctl, int argc, char **argv)
 		(void)fprintf(stderr, "secretctl: export: out of memory\n");
 		rc = CTL_EXIT_STATUS;
 	} else if (o.len > 0 && !write_all(o.buf, o.len)) {
-		(void)fprintf(stderr, "secretctl: export: cannot write the output: %s\n",
-		    strerror(errno));
+		(void)fprintf(
+		    stderr, "secretctl: export: cannot write the output: %s\n", strerror(errno));
 		rc = CTL_EXIT_STATUS;
 	}
 done:

@@ -32,7 +32,8 @@
 using namespace duckdb;
 using secretd_duckdb::SecretdState;
 
-namespace {
+namespace
+{
 
 // One of the three types, as FlockMTL's secret_manager.cpp defines it.
 struct TypeSpec {
@@ -129,9 +130,11 @@ RegisterTypesWhenAbsent(ExtensionLoader &loader, SecretManager &manager)
 shared_ptr<SecretdState>
 StateOf(ClientContext &context)
 {
-	auto state = ObjectCache::GetObjectCache(context).Get<SecretdState>(SecretdState::CACHE_KEY);
+	auto state =
+	    ObjectCache::GetObjectCache(context).Get<SecretdState>(SecretdState::CACHE_KEY);
 	if (!state) {
-		throw InvalidInputException("secretd: the extension's state is missing (LOAD secretd again?)");
+		throw InvalidInputException(
+		    "secretd: the extension's state is missing (LOAD secretd again?)");
 	}
 	return state;
 }
@@ -187,8 +190,8 @@ DUCKDB_CPP_EXTENSION_ENTRY(secretd, loader)
 	    "server's uid)",
 	    LogicalType::VARCHAR, Value(""), SetToken);
 	config.AddExtensionOption("secretd_tls_ca",
-	    "CA certificate (PEM) for tls+tcp:// servers; empty: $SECRETD_TLS_CA", LogicalType::VARCHAR,
-	    Value(""), SetTlsCa);
+	    "CA certificate (PEM) for tls+tcp:// servers; empty: $SECRETD_TLS_CA",
+	    LogicalType::VARCHAR, Value(""), SetTlsCa);
 	config.AddExtensionOption("secretd_timeout_ms",
 	    "timeout of each call to secretd in milliseconds (default 5000)", LogicalType::BIGINT,
 	    Value::BIGINT(secretd_duckdb::DEFAULT_TIMEOUT_MS), SetTimeout);

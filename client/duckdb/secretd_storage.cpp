@@ -27,7 +27,8 @@
 #include "duckdb/common/exception.hpp"
 #include "duckdb/main/secret/secret.hpp"
 
-namespace secretd_duckdb {
+namespace secretd_duckdb
+{
 
 using duckdb::BaseSecret;
 using duckdb::KeyValueSecret;
@@ -36,18 +37,21 @@ using duckdb::SecretMatch;
 using duckdb::SecretPersistType;
 using duckdb::unique_ptr;
 
-namespace {
+namespace
+{
 
 constexpr const char *AZURE_DUCKDB_DEFAULT = "__default_azure_llm";
 constexpr const char *AZURE_SECRETD_DEFAULT = "__default_azure";
 
 struct SecretFree {
-	void operator()(secretd_secret *s) const {
+	void operator()(secretd_secret *s) const
+	{
 		secretd_secret_free(s);
 	}
 };
 struct RowsFree {
-	void operator()(secretd_rows *r) const {
+	void operator()(secretd_rows *r) const
+	{
 		secretd_rows_free(r);
 	}
 };
@@ -102,7 +106,7 @@ ToEntry(const secretd_secret &s)
 	kv->redact_keys = RedactKeys(s.type);
 	auto entry = duckdb::make_uniq<SecretEntry>(std::move(kv));
 	entry->persist_type = s.storage == SECRETD_STORAGE_SQLCIPHER ? SecretPersistType::PERSISTENT
-	                                                            : SecretPersistType::TEMPORARY;
+	                                                             : SecretPersistType::TEMPORARY;
 	entry->storage_mode = STORAGE_NAME;
 	return entry;
 }
@@ -114,8 +118,8 @@ Get(SecretdState &state, const std::string &name)
 	auto client = state.GetClient();
 	secretd_secret *s = nullptr;
 	secretd_error err;
-	secretd_status st =
-	    secretd_get(client->handle, name.c_str(), SECRETD_STORAGE_ANY, state.TimeoutMs(), &s, &err);
+	secretd_status st = secretd_get(
+	    client->handle, name.c_str(), SECRETD_STORAGE_ANY, state.TimeoutMs(), &s, &err);
 	if (st == SECRETD_NOT_FOUND) {
 		return nullptr;
 	}
@@ -254,13 +258,14 @@ SecretdStorage::SecretdStorage(duckdb::shared_ptr<SecretdState> state_p)
 }
 
 unique_ptr<SecretEntry>
-SecretdStorage::StoreSecret(unique_ptr<const BaseSecret> secret, duckdb::OnCreateConflict on_conflict,
-    duckdb::optional_ptr<duckdb::CatalogTransaction>)
+SecretdStorage::StoreSecret(unique_ptr<const BaseSecret> secret,
+    duckdb::OnCreateConflict on_conflict, duckdb::optional_ptr<duckdb::CatalogTransaction>)
 {
 	auto kv = dynamic_cast<const KeyValueSecret *>(secret.get());
 	if (kv == nullptr) {
 		throw duckdb::InvalidInputException(
-		    "secretd stores key-value secrets only; type '%s' is not one", secret->GetType());
+		    "secretd stores key-value secrets only; type '%s' is not one",
+		    secret->GetType());
 	}
 	std::string name = secret->GetName();
 	if (IsAzureAlias(name) && secret->GetType() == "azure_llm") {
@@ -349,9 +354,11 @@ SecretdStorage::AllSecrets(duckdb::optional_ptr<duckdb::CatalogTransaction>)
 	duckdb::vector<SecretEntry> result;
 	for (size_t i = 0; i < rows->n_rows; i++) {
 		const secretd_row &row = rows->rows[i];
-		secretd_storage storage = row.persistent ? SECRETD_STORAGE_SQLCIPHER : SECRETD_STORAGE_MEMORY;
+		secretd_storage storage =
+		    row.persistent ? SECRETD_STORAGE_SQLCIPHER : SECRETD_STORAGE_MEMORY;
 		secretd_secret *s = nullptr;
-		secretd_status st = secretd_get(client->handle, row.name, storage, timeout, &s, &err);
+		secretd_status st =
+		    secretd_get(client->handle, row.name, storage, timeout, &s, &err);
 		if (st == SECRETD_NOT_FOUND) {
 			continue;
 		}
@@ -365,20 +372,20 @@ SecretdStorage::AllSecrets(duckdb::optional_ptr<duckdb::CatalogTransaction>)
 }
 
 void
-SecretdStorage::DropSecretByName(const std::string &name, duckdb::OnEntryNotFound on_entry_not_found,
-    duckdb::optional_ptr<duckdb::CatalogTransaction>)
+SecretdStorage::DropSecretByName(const std::string &name,
+    duckdb::OnEntryNotFound on_entry_not_found, duckdb::optional_ptr<duckdb::CatalogTransaction>)
 {
 	auto client = state->GetClient();
 	int timeout = state->TimeoutMs();
 	secretd_drop_result res;
 	secretd_error err;
-	secretd_status st =
-	    secretd_drop(client->handle, name.c_str(), SECRETD_STORAGE_ANY, false, timeout, &res, &err);
+	secretd_status st = secretd_drop(
+	    client->handle, name.c_str(), SECRETD_STORAGE_ANY, false, timeout, &res, &err);
 	if (st == SECRETD_NOT_FOUND && IsAzureAlias(name)) {
 		auto alias = Get(*state, AZURE_SECRETD_DEFAULT);
 		if (alias && std::strcmp(alias->type, "azure_llm") == 0) {
-			st = secretd_drop(client->handle, AZURE_SECRETD_DEFAULT, alias->storage, false, timeout,
-			    &res, &err);
+			st = secretd_drop(client->handle, AZURE_SECRETD_DEFAULT, alias->storage,
+			    false, timeout, &res, &err);
 		}
 	}
 	if (st == SECRETD_NOT_FOUND && on_entry_not_found == duckdb::OnEntryNotFound::RETURN_NULL) {
@@ -390,14 +397,14 @@ SecretdStorage::DropSecretByName(const std::string &name, duckdb::OnEntryNotFoun
 }
 
 SecretMatch
-SecretdStorage::LookupSecret(
-    const std::string &path, const std::string &type, duckdb::optional_ptr<duckdb::CatalogTransaction>)
+SecretdStorage::LookupSecret(const std::string &path, const std::string &type,
+    duckdb::optional_ptr<duckdb::CatalogTransaction>)
 {
 	auto client = state->GetClient();
 	secretd_secret *s = nullptr;
 	secretd_error err;
-	secretd_status st =
-	    secretd_resolve(client->handle, path.c_str(), type.c_str(), state->TimeoutMs(), &s, &err);
+	secretd_status st = secretd_resolve(
+	    client->handle, path.c_str(), type.c_str(), state->TimeoutMs(), &s, &err);
 	SecretMatch best;
 	// DuckDB asks every storage for every type it looks up (http, s3, ... when a file is
 	// read): a type secretd does not know is simply not here, not an error.
@@ -418,7 +425,8 @@ SecretdStorage::LookupSecret(
 }
 
 unique_ptr<SecretEntry>
-SecretdStorage::GetSecretByName(const std::string &name, duckdb::optional_ptr<duckdb::CatalogTransaction>)
+SecretdStorage::GetSecretByName(
+    const std::string &name, duckdb::optional_ptr<duckdb::CatalogTransaction>)
 {
 	auto s = Get(*state, name);
 	if (!s && IsAzureAlias(name)) {

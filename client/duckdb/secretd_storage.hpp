@@ -26,7 +26,8 @@
 
 #include <secretd.h>
 
-namespace secretd_duckdb {
+namespace secretd_duckdb
+{
 
 // The storage's name in DuckDB: CREATE SECRET ... IN secretd, DROP ... FROM secretd.
 constexpr const char *STORAGE_NAME = "secretd";
@@ -48,13 +49,16 @@ struct Client {
 // The settings secretd_address, secretd_token, secretd_tls_ca and secretd_timeout_ms of one
 // database instance, and the client they open. Lives in the database's ObjectCache so that
 // the SET callbacks (which get only a ClientContext) and the storage find the same one.
-class SecretdState : public duckdb::ObjectCacheEntry {
-public:
+class SecretdState : public duckdb::ObjectCacheEntry
+{
+      public:
 	static constexpr const char *CACHE_KEY = "secretd_extension_state";
-	static std::string ObjectType() {
+	static std::string ObjectType()
+	{
 		return "secretd_extension_state";
 	}
-	std::string GetObjectType() override {
+	std::string GetObjectType() override
+	{
 		return ObjectType();
 	}
 
@@ -75,7 +79,7 @@ public:
 	std::shared_ptr<Client> GetClient();
 	int TimeoutMs();
 
-private:
+      private:
 	std::mutex lock;
 	std::string env_address, env_token, env_tls_ca;
 	std::string address, token, tls_ca; // set values; "" = use env_*
@@ -83,11 +87,13 @@ private:
 	std::shared_ptr<Client> client;
 };
 
-class SecretdStorage : public duckdb::SecretStorage {
-public:
+class SecretdStorage : public duckdb::SecretStorage
+{
+      public:
 	explicit SecretdStorage(duckdb::shared_ptr<SecretdState> state);
 
-	duckdb::unique_ptr<duckdb::SecretEntry> StoreSecret(duckdb::unique_ptr<const duckdb::BaseSecret> secret,
+	duckdb::unique_ptr<duckdb::SecretEntry> StoreSecret(
+	    duckdb::unique_ptr<const duckdb::BaseSecret> secret,
 	    duckdb::OnCreateConflict on_conflict,
 	    duckdb::optional_ptr<duckdb::CatalogTransaction> transaction = nullptr) override;
 	duckdb::vector<duckdb::SecretEntry> AllSecrets(
@@ -99,7 +105,7 @@ public:
 	duckdb::unique_ptr<duckdb::SecretEntry> GetSecretByName(const std::string &name,
 	    duckdb::optional_ptr<duckdb::CatalogTransaction> transaction = nullptr) override;
 
-private:
+      private:
 	duckdb::shared_ptr<SecretdState> state;
 };
 

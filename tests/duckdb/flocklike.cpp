@@ -25,7 +25,8 @@
 
 using namespace duckdb;
 
-namespace {
+namespace
+{
 
 struct Details {
 	std::string type, scope;
@@ -141,11 +142,13 @@ BindGetSecret(ClientContext &context, TableFunctionBindInput &input, vector<Logi
 {
 	auto name = input.inputs[0].ToString();
 	names = {"name", "type", "key", "value"};
-	types = {LogicalType::VARCHAR, LogicalType::VARCHAR, LogicalType::VARCHAR, LogicalType::VARCHAR};
+	types = {
+	    LogicalType::VARCHAR, LogicalType::VARCHAR, LogicalType::VARCHAR, LogicalType::VARCHAR};
 	auto result = make_uniq<RowsData>();
 	std::string type;
 	for (auto &kv : FlockGetSecret(*context.db, name, type)) {
-		result->rows.push_back({Value(name), Value(type), Value(kv.first), Value(kv.second)});
+		result->rows.push_back(
+		    {Value(name), Value(type), Value(kv.first), Value(kv.second)});
 	}
 	return std::move(result);
 }
@@ -164,12 +167,14 @@ BindBench(ClientContext &context, TableFunctionBindInput &input, vector<LogicalT
 	for (int64_t i = 0; i < n; i++) {
 		sink += FlockGetSecret(*context.db, name, type).size();
 	}
-	auto ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
+	auto ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start)
+	              .count();
 	if (sink == 0 && n > 0) {
 		throw InvalidInputException("flocklike_bench: secret has no fields");
 	}
 	auto result = make_uniq<RowsData>();
-	result->rows.push_back({Value::BIGINT(n), Value::DOUBLE(n > 0 ? ns / static_cast<double>(n) : 0)});
+	result->rows.push_back(
+	    {Value::BIGINT(n), Value::DOUBLE(n > 0 ? ns / static_cast<double>(n) : 0)});
 	return std::move(result);
 }
 
@@ -193,10 +198,11 @@ DUCKDB_CPP_EXTENSION_ENTRY(flocklike, loader)
 		}
 		loader.RegisterFunction(fn);
 	}
-	TableFunction get("flocklike_get_secret", {LogicalType::VARCHAR}, EmitRows, BindGetSecret, InitOffset);
+	TableFunction get(
+	    "flocklike_get_secret", {LogicalType::VARCHAR}, EmitRows, BindGetSecret, InitOffset);
 	loader.RegisterFunction(get);
-	TableFunction bench("flocklike_bench", {LogicalType::VARCHAR, LogicalType::BIGINT}, EmitRows, BindBench,
-	    InitOffset);
+	TableFunction bench("flocklike_bench", {LogicalType::VARCHAR, LogicalType::BIGINT},
+	    EmitRows, BindBench, InitOffset);
 	loader.RegisterFunction(bench);
 }
 }
