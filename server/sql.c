@@ -379,11 +379,12 @@ parse_create(struct parser *p, Secretd__V1__SecretCreate *c)
 	return parse_options(p, c);
 }
 
-/* [FROM storage] of DROP and GET, after the name. temporary/persistent: the statement's
- * keyword, which a storage may contradict. */
+/* [FROM storage] of DROP and GET, after the name. temporary: the statement said TEMPORARY,
+ * which DuckDB refuses to combine with FROM. PERSISTENT with FROM is not an error: as in
+ * DuckDB (checked on 1.2.2), the named storage is then the only candidate and the keyword
+ * is ignored, so DROP PERSISTENT SECRET s FROM memory drops the temporary s. */
 static enum status
-parse_from_storage(
-    struct parser *p, bool temporary, bool persistent, Secretd__V1__Storage *storagep)
+parse_from_storage(struct parser *p, bool temporary, Secretd__V1__Storage *storagep)
 {
 	enum status st;
 	struct token storage_tok = {TOK_END, 0, 0};
@@ -397,10 +398,6 @@ parse_from_storage(
 	if ((st = sql_lex_next(p)) != ST_OK ||
 	    (st = parse_storage(p, storagep, &storage_tok)) != ST_OK)
 		return st;
-	if (persistent && *storagep == SECRETD__V1__STORAGE__STORAGE_MEMORY)
-		return sql_fail_at(p, &storage_tok, reason_storage,
-		    "a PERSISTENT secret is never in memory",
-		    "persistent secrets live in sqlcipher");
 	return ST_OK;
 }
 
@@ -432,7 +429,7 @@ parse_drop(struct parser *p, Secretd__V1__SecretDrop *d)
 	}
 	if ((st = parse_name(p, &d->name)) != ST_OK)
 		return st;
-	return parse_from_storage(p, temporary, persistent, &d->storage);
+	return parse_from_storage(p, temporary, &d->storage);
 }
 
 /* GET SECRET name [FROM storage], at GET. */
@@ -444,7 +441,7 @@ parse_get(struct parser *p, Secretd__V1__SecretGet *g)
 	if ((st = sql_lex_next(p)) != ST_OK || (st = expect_kw(p, "SECRET", "SECRET")) != ST_OK ||
 	    (st = parse_name(p, &g->name)) != ST_OK)
 		return st;
-	return parse_from_storage(p, false, false, &g->storage);
+	return parse_from_storage(p, false, &g->storage);
 }
 
 /* duckdb_secrets( [redact [:]= true|false] ), at the '('. */

@@ -59,6 +59,7 @@ static const char usage_main[] =
     "  health   the node's readiness: serving, writable, mirror lag (exit 3: read-only)\n"
     "  token    make, list and revoke tokens in a tokens file (no server needed)\n"
     "  stats    print the server's figures (from its --metrics-listen endpoint)\n"
+    "  export   print secrets as DuckDB statements (--duckdb), for duckdb -init\n"
     "\n"
     "Exit status: 0 success, 1 the call failed, 2 usage error; exec: the command's.\n";
 

@@ -63,6 +63,8 @@ int ctl_cmd_token(struct ctl *ctl, int argc, char **argv); /* secretctl_token.c 
 extern const char ctl_usage_token[];
 int ctl_cmd_stats(struct ctl *ctl, int argc, char **argv); /* secretctl_stats.c */
 extern const char ctl_usage_stats[];
+int ctl_cmd_export(struct ctl *ctl, int argc, char **argv); /* secretctl_export.c */
+extern const char ctl_usage_export[];
 
 /* Helpers of secretctl.c. */
 

@@ -620,6 +620,7 @@ static const struct ctl_command commands[] = {
     {"health", ctl_cmd_health, ctl_usage_health},
     {"token", ctl_cmd_token, ctl_usage_token},
     {"stats", ctl_cmd_stats, ctl_usage_stats},
+    {"export", ctl_cmd_export, ctl_usage_export},
 };
 
 const struct ctl_command *

@@ -231,6 +231,11 @@ static const struct ok_case ok_cases[] = {
     {"DROP TEMP SECRET s", SQL_DROP, .name = "s", .storage = MEM},
     {"DROP PERSISTENT SECRET s FROM sqlcipher", SQL_DROP, .name = "s", .storage = SQLC},
     {"DROP SECRET s FROM memory", SQL_DROP, .name = "s", .storage = MEM},
+    /* As in DuckDB 1.2.2: with FROM, the named storage is the only candidate and PERSISTENT
+     * is ignored (DROP PERSISTENT SECRET s1 FROM memory drops the temporary s1). */
+    {"DROP PERSISTENT SECRET s FROM memory", SQL_DROP, .name = "s", .storage = MEM},
+    {"drop persistent secret if exists s from MEMORY;", SQL_DROP, .name = "s", .storage = MEM,
+        .flag = 1},
     {"DROP SECRET s FROM SQLCIPHER;", SQL_DROP, .name = "s", .storage = SQLC},
     {"drop temporary secret if exists \"X Y\";", SQL_DROP, .name = "X Y", .storage = MEM,
         .flag = 1},
@@ -288,8 +293,6 @@ static const struct err_case err_cases[] = {
         "takes no FROM"},
     {"DROP TEMPORARY SECRET s FROM nowhere", 0, ST_INVALID_ARGUMENT, "INVALID_STORAGE", 24,
         "takes no FROM"},
-    {"DROP PERSISTENT SECRET s FROM memory", 0, ST_INVALID_ARGUMENT, "INVALID_STORAGE", 30,
-        "never in memory"},
     {"CREATE SECRET s IN disk (TYPE openai)", 0, ST_INVALID_ARGUMENT, "INVALID_STORAGE", 19,
         "unknown storage at or near \"disk\""},
     {"DROP SECRET s FROM disk", 0, ST_INVALID_ARGUMENT, "INVALID_STORAGE", 19,
