@@ -25,6 +25,7 @@
 
 struct auth;
 struct dedup;
+struct listeners;
 struct worker;
 
 struct server {
@@ -38,6 +39,7 @@ struct server {
 	nng_socket sock;
 	bool sock_open;
 	nng_tls_config *tls;
+	struct listeners *listeners; /* what listen_one opened, and its guard (listen.c) */
 	struct worker *workers;
 	size_t n_workers;
 	struct channels channels; /* reply channels: see channel.h */
