@@ -611,6 +611,11 @@ client_conn_dial(struct client_conn *conn, const char *url, const secretd_option
 	if (strncmp(url, "tls+", 4) == 0 &&
 	    (st = client_tls_setup(conn, url, dialer, options, err)) != SECRETD_OK)
 		return st;
+	/* A pooled socket outlives server restarts: find the server again quickly (nng's
+	 * default is a fixed 100 ms), backing off to nng's default while it stays down. */
+	if ((rv = nng_dialer_set_ms(dialer, NNG_OPT_RECONNMINT, CLIENT_RECONNECT_MIN_MS)) != 0 ||
+	    (rv = nng_dialer_set_ms(dialer, NNG_OPT_RECONNMAXT, CLIENT_RECONNECT_MAX_MS)) != 0)
+		return client_nng_fail(err, rv, url, "cannot set up the dialer for");
 	if ((rv = nng_dialer_start(dialer, NNG_FLAG_NONBLOCK)) != 0)
 		return client_nng_fail(err, rv, url, "cannot dial");
 	conn->dialer = dialer;

@@ -40,6 +40,10 @@
  * long: a late reply arriving while the socket closes is what hangs nng 1.5.2. */
 #define CLIENT_QUIET_MS 30000
 
+/* Reconnect backoff of a pooled connection's dialer. */
+#define CLIENT_RECONNECT_MIN_MS 10
+#define CLIENT_RECONNECT_MAX_MS 100
+
 /* Library default for a timeout of 0 (SECRETD_TIMEOUT_DEFAULT). */
 #define CLIENT_TIMEOUT_DEFAULT_MS 10000
 
