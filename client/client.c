@@ -865,10 +865,21 @@ secretd_client_close(secretd_client *client)
 	 * to return. The socket stays open for the next handle: see struct client_conn. */
 	(void)pthread_mutex_lock(&client->mu);
 	client->closing = true;
-	for (size_t i = 0; i < client->n_calls; i++)
-		nng_aio_cancel(client->calls[i]); /* no callback: only wakes nng_aio_wait */
-	while (client->active > 0)
-		(void)pthread_cond_wait(&client->idle, &client->mu);
+	while (client->active > 0) {
+		struct timespec until;
+
+		/* Again every 50 ms: a call between its send and its receive has nothing in
+		 * flight to cancel at the first pass, and starts its receive right after. */
+		for (size_t i = 0; i < client->n_calls; i++)
+			nng_aio_cancel(client->calls[i]); /* no callback: only wakes nng_aio_wait */
+		(void)clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 50 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		(void)pthread_cond_timedwait(&client->idle, &client->mu, &until);
+	}
 	(void)pthread_mutex_unlock(&client->mu);
 	client_destroy(client);
 }
