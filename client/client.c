@@ -515,14 +515,9 @@ closer_main(void *arg)
 	return NULL;
 }
 
-/*
- * Close sock, waiting at most CLIENT_CLOSE_WAIT_MS. Used only where no reply can be on
- * its way (a socket that never dialled, or an idle one quiet for CLIENT_QUIET_MS); the
- * bound is a last line of defence against nng 1.5.2's close hang (upstream
- * nanomsg/nng#1543): past it the close is left to its thread, and the socket leaks.
- */
-static void
-close_socket_bounded(nng_socket sock)
+/* See client.h. */
+void
+client_socket_close_bounded(nng_socket sock)
 {
 	struct closer *cl = calloc(1, sizeof(*cl));
 	struct timespec until;
@@ -568,7 +563,7 @@ close_socket_bounded(nng_socket sock)
 }
 
 /* Free a conn that is in no pool and has no handle. Its socket is closed only when
- * close_sock (see close_socket_bounded for when that is safe). */
+ * close_sock (see client_socket_close_bounded for when that is safe). */
 static void
 client_conn_free(struct client_conn *conn, bool close_sock)
 {
@@ -578,7 +573,7 @@ client_conn_free(struct client_conn *conn, bool close_sock)
 		/* The callbacks point at conn, which is about to go. */
 		(void)nng_pipe_notify(conn->sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
 		(void)nng_pipe_notify(conn->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
-		close_socket_bounded(conn->sock); /* closes the pooled contexts too */
+		client_socket_close_bounded(conn->sock); /* closes the pooled contexts too */
 	}
 	if (conn->tls != NULL)
 		nng_tls_config_free(conn->tls);

@@ -96,6 +96,26 @@ struct secretd_client {
 	size_t cap_calls;
 };
 
+/*
+ * THE RULE FOR EVERY nng SOCKET IN A PROCESS THAT LINKS libsecretd (nng 1.5.2; see
+ * tests/README.md, "nng 1.5.2"): never nng_close a socket while a message can arrive on
+ * one of its pipes. A close that races an arriving message wedges nng's one reaper
+ * thread, after which every nng_close in the process hangs and failed dials spin the
+ * poller. So:
+ *   - a socket that receives unsolicited or late messages (REQ after a timeout, SUB, a
+ *     REP server under load) is kept for the life of the process, or closed only after
+ *     whatever sends to it has stopped (a REQ socket's server answered everything; a SUB
+ *     socket's publisher is gone);
+ *   - a socket that never connected, or that nothing sends to (PUB), may be closed;
+ *   - every close that is not known safe goes through client_socket_close_bounded, so
+ *     that a hang costs a thread and a socket, never the caller.
+ * Remove the socket's pipe callbacks first when their argument is about to be freed.
+ */
+
+/* nng_close(sock) on a thread of its own, waiting at most CLIENT_CLOSE_WAIT_MS; past the
+ * wait the close is left to that thread (the socket leaks; upstream nanomsg/nng#1543). */
+void client_socket_close_bounded(nng_socket sock);
+
 /* Register aio (an exchange's, no callback) so that secretd_client_close can cancel it;
  * false when the client is closing or memory ran out. */
 bool client_call_track(secretd_client *client, nng_aio *aio);
