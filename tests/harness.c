@@ -286,6 +286,17 @@ harness_stop(struct server_proc *sp)
 	if (waitpid(sp->pid, &status, 0) != sp->pid)
 		return -1;
 	sp->pid = -1;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		/* The test will fail on this; show why while the log still exists (the
+		 * temporary directory goes at cleanup). */
+		size_t len = 0;
+		char *log = file_read(sp->log_path, &len);
+
+		fprintf(stderr, "secretd exited with status %d; the end of %s:\n%s\n",
+		    WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
+		    sp->log_path, log == NULL ? "(unreadable)" : log + (len > 4000 ? len - 4000 : 0));
+		free(log);
+	}
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
