@@ -261,6 +261,13 @@ harness_start(struct server_proc *sp, int *exitp)
 		int status;
 
 		if (waitpid(pid, &status, WNOHANG) == pid) {
+			size_t len = 0;
+			char *log = file_read(sp->log_path, &len);
+
+			/* Some tests start servers that must refuse to start: only a note. */
+			fprintf(stderr, "secretd exited while starting; the end of its log:\n%s\n",
+			    log == NULL ? "(unreadable)" : log + (len > 2000 ? len - 2000 : 0));
+			free(log);
 			sp->pid = -1;
 			if (exitp != NULL)
 				*exitp = WIFEXITED(status) ? WEXITSTATUS(status)
@@ -272,6 +279,7 @@ harness_start(struct server_proc *sp, int *exitp)
 		sleep_ms(50);
 	}
 	harness_kill(sp);
+	fprintf(stderr, "secretd never answered on %s; see %s\n", sp->url, sp->log_path);
 	return false;
 }
 
