@@ -44,13 +44,15 @@ bool listen_one(struct server *srv, const char *url);
  * connecting to it and completing the SP handshake over a plain socket (tls+tcp://: an
  * nng stream with TLS), then waiting for the socket to report a new pipe from that
  * listener (any pipe proves the accept loop runs). A listener that fails two checks in a
- * row is closed and created again on the same URL with the same options. Requests that
+ * row, and that counted a handshake error since a recent passing check (nng's statistics:
+ * a slow check on a starved machine alone is not enough), is closed and created again on
+ * the same URL with the same options. Requests that
  * were in flight on its connections are not lost: their clients' REQ sockets resend them
  * on the new connection, and the server's dedup table answers a resent mutation with its
  * first reply.
  */
 #define LISTEN_GUARD_PERIOD_MS 250
-#define LISTEN_GUARD_WAIT_MS 1000
+#define LISTEN_GUARD_WAIT_MS 2000
 
 /* Register the pipe callback and start the guard thread (after every listen_one). Returns
  * false after logging why. */

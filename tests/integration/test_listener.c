@@ -33,7 +33,7 @@
 #define STALL_BATCH 50
 #define ADMIN_TOKEN "sdt_listener_test_admin_token_0123456789"
 /* A fresh client's call: long enough for the guard to find a stopped listener (two
- * failed checks, ~2.5 s) and for the client to resend on the new connection. */
+ * failed checks, ~4.5 s) and for the client to resend on the new connection. */
 #define ANSWER_MS 15000
 
 static struct server_proc srv;
