@@ -156,11 +156,11 @@ cache_sub_open(struct client_cache *c, secretd_error *err)
 	if (strncmp(c->notify_url, "tls+", 4) == 0) {
 		/* The first tls+tcp:// server address's configuration (its CA and client
 		 * certificate) serves the notify socket too. */
-		if (c->client->n_tls == 0)
+		if (c->client->conn->n_tls == 0)
 			return client_fail(err, SECRETD_INVALID_ARGUMENT,
 			    "notify URL %s needs a tls+tcp:// server URL with its CA",
 			    c->notify_url);
-		if ((rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->client->tls[0])) != 0)
+		if ((rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->client->conn->tls[0])) != 0)
 			return client_nng_fail(err, rv, c->notify_url, "cannot set up TLS for");
 	}
 	if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0)

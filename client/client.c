@@ -1,14 +1,24 @@
 /*
- * client.c: the secretd_client handle (open with its socket, dialer and TLS
- * configuration; close, which cancels and waits for calls in flight), the default URL,
- * the names of statuses and storages, and the error helpers the other parts share.
+ * client.c: the secretd_client handle (open, which takes a pooled connection; close,
+ * which cancels and waits for the calls in flight and gives the connection back), the
+ * connection pool itself, the default URL, the names of statuses and storages, and the
+ * error helpers the other parts share.
+ *
+ * The rule for nng sockets (nng 1.5.2; tests/README.md, "nng 1.5.2"): never nng_close a
+ * socket while a message can arrive on one of its pipes. For a REQ socket that means while
+ * any request may still be answered, including one whose call timed out or was cancelled,
+ * so libsecretd keeps its sockets for the life of the process, one per URL and TLS
+ * options (struct client_conn), and closes only sockets that never connected or idle ones
+ * quiet for CLIENT_QUIET_MS, with a bounded wait. Any other socket in a process that links
+ * libsecretd (a SUB socket, say) must follow the same rule: every nng_close shares nng's
+ * one reaper thread, and one close that hangs makes every later one hang.
  *
  * Not here: the exchange itself (transport.c), the calls (calls.c) or results
  * (results.c). The token and PEM buffers it reads are wiped before they are freed.
  *
- * Thread safety: secretd_client_open and the name functions are safe anywhere;
- * secretd_client_close may run while other threads are inside calls on the handle (they
- * end SECRETD_CANCELLED), but not concurrently with itself.
+ * Thread safety: secretd_client_open and the name functions are safe anywhere (the pool
+ * has its own lock); secretd_client_close may run while other threads are inside calls on
+ * the handle (they end SECRETD_CANCELLED), but not concurrently with itself.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,6 +35,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
+#include <nng/supplemental/util/platform.h>
 
 #include "cache.h"
 #include "client.h"
@@ -188,13 +199,13 @@ client_nng_fail(secretd_error *err, int rv, const char *url, const char *what)
 static void
 client_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
-	secretd_client *client = arg;
+	struct client_conn *conn = arg;
 
 	(void)pipe;
 	if (ev == NNG_PIPE_EV_ADD_POST)
-		(void)atomic_fetch_add(&client->pipes, 1);
+		(void)atomic_fetch_add(&conn->pipes, 1);
 	else if (ev == NNG_PIPE_EV_REM_POST)
-		(void)atomic_fetch_sub(&client->pipes, 1);
+		(void)atomic_fetch_sub(&conn->pipes, 1);
 }
 
 /* protobuf_c_service_destroy on the embedded service closes the client. */
@@ -321,18 +332,18 @@ done:
 
 /* Build the TLS configuration for a tls+tcp:// dialer. */
 static secretd_status
-client_tls_setup(secretd_client *client, const char *addr, nng_dialer dialer,
+client_tls_setup(struct client_conn *conn, const char *curl, nng_dialer dialer,
     const secretd_options *options, secretd_error *err)
 {
 	nng_url *url = NULL;
-	nng_tls_config *tls = NULL;
+	nng_tls_config *tls = NULL; /* conn's once allocated (freed with conn) */
 	const char *server_name;
 	secretd_status st;
 	int rv;
 
 	if (options == NULL || options->tls_ca_file == NULL || options->tls_ca_file[0] == '\0') {
 		st = client_fail(err, SECRETD_INVALID_ARGUMENT,
-		    "%s needs a CA file (tls_ca_file) to verify the server", addr);
+		    "%s needs a CA file (tls_ca_file) to verify the server", curl);
 		goto fail;
 	}
 	if ((options->tls_cert_file == NULL) != (options->tls_key_file == NULL)) {
@@ -340,23 +351,30 @@ client_tls_setup(secretd_client *client, const char *addr, nng_dialer dialer,
 		    "a client certificate needs both tls_cert_file and tls_key_file");
 		goto fail;
 	}
-	if ((rv = nng_url_parse(&url, addr)) != 0) {
-		st = client_nng_fail(err, rv, addr, "bad URL");
+	if ((rv = nng_url_parse(&url, curl)) != 0) {
+		st = client_nng_fail(err, rv, curl, "bad URL");
 		goto fail;
 	}
 	server_name = options->tls_server_name != NULL ? options->tls_server_name : url->u_hostname;
 	if (server_name == NULL || server_name[0] == '\0') {
 		st = client_fail(err, SECRETD_INVALID_ARGUMENT,
-		    "%s has no host name to verify; set tls_server_name", addr);
+		    "%s has no host name to verify; set tls_server_name", curl);
+		goto fail;
+	}
+	if (conn->n_tls == CLIENT_MAX_ADDRS) {
+		st = client_fail(err, SECRETD_INVALID_ARGUMENT, "at most %d addresses in one list",
+		    CLIENT_MAX_ADDRS);
 		goto fail;
 	}
 	if ((rv = nng_tls_config_alloc(&tls, NNG_TLS_MODE_CLIENT)) != 0) {
-		st = client_nng_fail(err, rv, addr, "cannot set up TLS for");
+		st = client_nng_fail(err, rv, curl, "cannot set up TLS for");
 		goto fail;
 	}
+	/* Owned by conn from here, freed with it. */
+	conn->tls[conn->n_tls++] = tls;
 	if ((rv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
 	    (rv = nng_tls_config_server_name(tls, server_name)) != 0) {
-		st = client_nng_fail(err, rv, addr, "cannot set up TLS for");
+		st = client_nng_fail(err, rv, curl, "cannot set up TLS for");
 		goto fail;
 	}
 	if ((rv = nng_tls_config_ca_file(tls, options->tls_ca_file)) != 0) {
@@ -368,225 +386,111 @@ client_tls_setup(secretd_client *client, const char *addr, nng_dialer dialer,
 	    (st = client_tls_own_cert(tls, options, err)) != SECRETD_OK)
 		goto fail;
 	if ((rv = nng_dialer_set_ptr(dialer, NNG_OPT_TLS_CONFIG, tls)) != 0) {
-		st = client_nng_fail(err, rv, addr, "cannot set up TLS for");
+		st = client_nng_fail(err, rv, curl, "cannot set up TLS for");
 		goto fail;
 	}
 	nng_url_free(url);
-	client->tls[client->n_tls++] = tls;
 	return SECRETD_OK;
 
 fail:
-	if (tls != NULL)
-		nng_tls_config_free(tls);
 	if (url != NULL)
 		nng_url_free(url);
 	return st;
 }
 
-/* Free everything of a client whose calls have all ended. */
 int
-client_ctx_take(secretd_client *client, nng_ctx *ctxp)
+client_ctx_take(struct client_conn *conn, nng_ctx *ctxp)
 {
 	bool pooled = false;
 
-	(void)pthread_mutex_lock(&client->mu);
-	if (client->n_ctx_pool > 0) {
-		*ctxp = client->ctx_pool[--client->n_ctx_pool];
+	(void)pthread_mutex_lock(&conn->mu);
+	if (conn->n_ctx_pool > 0) {
+		*ctxp = conn->ctx_pool[--conn->n_ctx_pool];
 		pooled = true;
 	}
-	(void)pthread_mutex_unlock(&client->mu);
-	return pooled ? 0 : nng_ctx_open(ctxp, client->sock);
+	(void)pthread_mutex_unlock(&conn->mu);
+	return pooled ? 0 : nng_ctx_open(ctxp, conn->sock);
 }
 
 void
-client_ctx_put(secretd_client *client, nng_ctx ctx)
+client_ctx_put(struct client_conn *conn, nng_ctx ctx)
 {
-	(void)pthread_mutex_lock(&client->mu);
-	if (client->n_ctx_pool == client->cap_ctx_pool) {
-		size_t cap = client->cap_ctx_pool == 0 ? 8 : client->cap_ctx_pool * 2;
-		nng_ctx *pool = realloc(client->ctx_pool, cap * sizeof(*pool));
+	(void)pthread_mutex_lock(&conn->mu);
+	if (conn->n_ctx_pool == conn->cap_ctx_pool) {
+		size_t cap = conn->cap_ctx_pool == 0 ? 8 : conn->cap_ctx_pool * 2;
+		nng_ctx *pool = realloc(conn->ctx_pool, cap * sizeof(*pool));
 
 		if (pool == NULL) {
-			(void)pthread_mutex_unlock(&client->mu);
+			(void)pthread_mutex_unlock(&conn->mu);
 			(void)nng_ctx_close(ctx);
 			return;
 		}
-		client->ctx_pool = pool;
-		client->cap_ctx_pool = cap;
+		conn->ctx_pool = pool;
+		conn->cap_ctx_pool = cap;
 	}
-	client->ctx_pool[client->n_ctx_pool++] = ctx;
+	conn->ctx_pool[conn->n_ctx_pool++] = ctx;
+	(void)pthread_mutex_unlock(&conn->mu);
+}
+
+void
+client_conn_abandoned(struct client_conn *conn)
+{
+	(void)pthread_mutex_lock(&conn->mu);
+	conn->last_abandoned = nng_clock();
+	(void)pthread_mutex_unlock(&conn->mu);
+}
+
+bool
+client_call_track(secretd_client *client, nng_aio *aio)
+{
+	bool ok = false;
+
+	(void)pthread_mutex_lock(&client->mu);
+	if (client->closing)
+		goto done;
+	if (client->n_calls == client->cap_calls) {
+		size_t cap = client->cap_calls == 0 ? 8 : client->cap_calls * 2;
+		nng_aio **calls = realloc(client->calls, cap * sizeof(*calls));
+
+		if (calls == NULL)
+			goto done;
+		client->calls = calls;
+		client->cap_calls = cap;
+	}
+	client->calls[client->n_calls++] = aio;
+	ok = true;
+done:
+	(void)pthread_mutex_unlock(&client->mu);
+	return ok;
+}
+
+void
+client_call_untrack(secretd_client *client, nng_aio *aio)
+{
+	(void)pthread_mutex_lock(&client->mu);
+	for (size_t i = 0; i < client->n_calls; i++) {
+		if (client->calls[i] == aio) {
+			client->calls[i] = client->calls[--client->n_calls];
+			break;
+		}
+	}
 	(void)pthread_mutex_unlock(&client->mu);
 }
 
-static void
-client_destroy(secretd_client *client)
-{
-	if (client->sock_open)
-		(void)nng_close(client->sock);
-	for (size_t i = 0; i < client->n_tls; i++)
-		nng_tls_config_free(client->tls[i]);
-	if (client->token != NULL) {
-		explicit_bzero(client->token, strlen(client->token));
-		free(client->token);
-	}
-	free(client->url);
-	free(client->ctx_pool); /* the contexts went with the socket */
-	(void)pthread_cond_destroy(&client->idle);
-	(void)pthread_mutex_destroy(&client->mu);
-	free(client);
-}
-
-/* Dial one address (borrowed) on the client's socket. Non-blocking: the dialer keeps
- * retrying in the background, and the first call waits for a connection within its own
- * timeout. */
-static secretd_status
-client_dial_one(
-    secretd_client *client, const char *addr, const secretd_options *options, secretd_error *err)
-{
-	nng_dialer dialer;
-	bool tls_url = strncmp(addr, "tls+", 4) == 0;
-	bool tls_options =
-	    options != NULL && (options->tls_ca_file != NULL || options->tls_server_name != NULL ||
-	                           options->tls_cert_file != NULL || options->tls_key_file != NULL);
-	secretd_status st;
-	int rv;
-
-	if (tls_options && !tls_url)
-		return client_fail(err, SECRETD_INVALID_ARGUMENT,
-		    "TLS options given for %s, which is not a tls+tcp:// URL", addr);
-	if ((rv = nng_dialer_create(&dialer, client->sock, addr)) != 0) {
-		/* Whatever nng finds wrong with the URL (syntax, scheme) is the caller's. */
-		return client_fail(err,
-		    rv == NNG_ENOMEM ? SECRETD_INTERNAL : SECRETD_INVALID_ARGUMENT,
-		    "bad URL %s: %s", addr, nng_strerror(rv));
-	}
-	if (tls_url && (st = client_tls_setup(client, addr, dialer, options, err)) != SECRETD_OK)
-		return st;
-	if ((rv = nng_dialer_start(dialer, NNG_FLAG_NONBLOCK)) != 0)
-		return client_nng_fail(err, rv, addr, "cannot dial");
-	return SECRETD_OK;
-}
 
 /*
- * Dial every address of a comma-separated list (a cluster's nodes) on the one REQ socket:
- * nng sends each request on a connected pipe and resends it on another when the pipe it
- * went out on breaks, so a call to a node that dies is answered by another. (Calls are
- * spread over the connected nodes; temporary secrets live on one node only.)
+ * The connection pool: the one piece of process-wide mutable state in libsecretd. nng's
+ * own state is process-wide (one reaper thread serves every socket, and one wedged close
+ * wedges them all), so the rule that keeps it healthy has to be process-wide too: a socket
+ * that carried calls is never closed while a late reply can reach it (see struct
+ * client_conn). Guarded by client_pool_mu; a conn's refs and idle_since change only under
+ * it.
  */
-static secretd_status
-client_dial_list(
-    secretd_client *client, const char *list, const secretd_options *options, secretd_error *err)
-{
-	char *copy = strdup(list);
-	char *save = NULL;
-	size_t n = 0;
-	secretd_status st = SECRETD_OK;
+static pthread_mutex_t client_pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct client_conn *client_pool;
 
-	if (copy == NULL)
-		return client_fail(err, SECRETD_INTERNAL, "out of memory");
-	for (char *a = strtok_r(copy, ",", &save); a != NULL && st == SECRETD_OK;
-	     a = strtok_r(NULL, ",", &save)) {
-		size_t len;
-
-		/* "a, b" as well as "a,b": spaces around an address are not part of it. */
-		while (*a == ' ')
-			a++;
-		len = strlen(a);
-		while (len > 0 && a[len - 1] == ' ')
-			a[--len] = '\0';
-		if (len == 0)
-			continue;
-		if (n == CLIENT_MAX_ADDRS) {
-			st = client_fail(err, SECRETD_INVALID_ARGUMENT,
-			    "at most %d addresses in one list", CLIENT_MAX_ADDRS);
-			break;
-		}
-		st = client_dial_one(client, a, options, err);
-		n++;
-	}
-	if (st == SECRETD_OK && n == 0)
-		st = client_fail(err, SECRETD_INVALID_ARGUMENT, "no address in '%s'", list);
-	free(copy);
-	return st;
-}
-
-secretd_status
-secretd_client_open(
-    const char *url, const secretd_options *options, secretd_client **clientp, secretd_error *err)
-{
-	secretd_client *client = NULL;
-	char default_url[512];
-	secretd_status st;
-	int rv;
-
-	if (clientp == NULL)
-		return client_fail(err, SECRETD_INVALID_ARGUMENT, "clientp is NULL");
-	*clientp = NULL;
-	if (url == NULL) {
-		if (secretd_default_url(default_url, sizeof(default_url)) != SECRETD_OK)
-			return client_fail(err, SECRETD_INVALID_ARGUMENT,
-			    "the default URL is too long ($XDG_RUNTIME_DIR)");
-		url = default_url;
-	}
-	if (url[0] == '\0')
-		return client_fail(err, SECRETD_INVALID_ARGUMENT, "empty URL");
-
-	client = calloc(1, sizeof(*client));
-	if (client == NULL)
-		return client_fail(err, SECRETD_INTERNAL, "out of memory");
-	if (pthread_mutex_init(&client->mu, NULL) != 0) {
-		free(client);
-		return client_fail(err, SECRETD_INTERNAL, "cannot create a mutex");
-	}
-	if (pthread_cond_init(&client->idle, NULL) != 0) {
-		(void)pthread_mutex_destroy(&client->mu);
-		free(client);
-		return client_fail(err, SECRETD_INTERNAL, "cannot create a condition variable");
-	}
-	client->service.descriptor = &secretd__v1__secrets__descriptor;
-	client->service.invoke = client_invoke;
-	client->service.destroy = client_service_destroy;
-	atomic_init(&client->pipes, 0);
-	client->url = strdup(url);
-	atomic_init(&client->store_rev, 0);
-	/* The wait for a socket file to appear is for one ipc:// address, not a list. */
-	if (client->url != NULL && strncmp(client->url, "ipc://", 6) == 0 &&
-	    strchr(client->url, ',') == NULL)
-		client->ipc_path = client->url + 6;
-	if (client->url == NULL || (options != NULL && options->token != NULL &&
-	                               (client->token = strdup(options->token)) == NULL)) {
-		st = client_fail(err, SECRETD_INTERNAL, "out of memory");
-		goto fail;
-	}
-
-	if ((rv = nng_req0_open(&client->sock)) != 0) {
-		st = client_fail(err, SECRETD_INTERNAL, "cannot open a socket for %s: %s", url,
-		    nng_strerror(rv));
-		goto fail;
-	}
-	client->sock_open = true;
-	if ((rv = nng_socket_set_size(client->sock, NNG_OPT_RECVMAXSZ, CLIENT_RECV_MAX)) != 0 ||
-	    (rv = nng_pipe_notify(client->sock, NNG_PIPE_EV_ADD_POST, client_pipe_event, client)) !=
-	        0 ||
-	    (rv = nng_pipe_notify(client->sock, NNG_PIPE_EV_REM_POST, client_pipe_event, client)) !=
-	        0) {
-		st = client_nng_fail(err, rv, url, "cannot set up the socket for");
-		goto fail;
-	}
-	if ((st = client_dial_list(client, url, options, err)) != SECRETD_OK)
-		goto fail;
-	if ((st = client_cache_open(client, options, &client->cache, err)) != SECRETD_OK)
-		goto fail;
-	*clientp = client;
-	return SECRETD_OK;
-
-fail:
-	client_destroy(client);
-	return st;
-}
-
-/* nng_close on a thread of its own, so that a close that never returns (below) cannot
- * take the caller with it. Freed by whichever side finishes last. */
+/* nng_close on a thread of its own, so that a close that never returns cannot take the
+ * caller with it. Freed by whichever side finishes last. */
 struct closer {
 	nng_socket sock;
 	pthread_mutex_t mu;
@@ -620,16 +524,9 @@ closer_main(void *arg)
 	return NULL;
 }
 
-/*
- * Close sock, waiting at most CLIENT_CLOSE_WAIT_MS. nng 1.5.2 can hang for ever in
- * nng_close when a connection is being set up or torn down at that moment (upstream
- * nanomsg/nng#1543 and #1813, fixed only in later releases). Past the wait the close is left
- * to finish (or not) on its own thread: the socket's memory may leak, but the caller is
- * never stuck. The socket's callbacks into the client are removed first, so the client can
- * be freed either way.
- */
-static void
-close_socket_bounded(nng_socket sock)
+/* See client.h. */
+void
+client_socket_close_bounded(nng_socket sock)
 {
 	struct closer *cl = calloc(1, sizeof(*cl));
 	struct timespec until;
@@ -637,8 +534,6 @@ close_socket_bounded(nng_socket sock)
 	pthread_t thread;
 	bool started = false;
 
-	(void)nng_pipe_notify(sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
-	(void)nng_pipe_notify(sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
 	if (cl != NULL && pthread_mutex_init(&cl->mu, NULL) == 0) {
 		if (pthread_cond_init(&cl->cv, NULL) != 0) {
 			(void)pthread_mutex_destroy(&cl->mu);
@@ -676,25 +571,372 @@ close_socket_bounded(nng_socket sock)
 	(void)pthread_mutex_unlock(&cl->mu);
 }
 
+/* Free a conn that is in no pool and has no handle. Its socket is closed only when
+ * close_sock (see client_socket_close_bounded for when that is safe). */
+static void
+client_conn_free(struct client_conn *conn, bool close_sock)
+{
+	if (conn == NULL)
+		return;
+	if (close_sock) {
+		/* The callbacks point at conn, which is about to go. */
+		(void)nng_pipe_notify(conn->sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
+		(void)nng_pipe_notify(conn->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
+		client_socket_close_bounded(conn->sock); /* closes the pooled contexts too */
+	}
+	for (size_t i = 0; i < conn->n_tls; i++)
+		nng_tls_config_free(conn->tls[i]);
+	free(conn->ctx_pool);
+	free(conn->key);
+	(void)pthread_mutex_destroy(&conn->mu);
+	free(conn);
+}
+
+/*
+ * Dial one URL on conn's socket (with TLS for tls+tcp://). One URL per call, so that a
+ * list of addresses is a loop over this function. Non-blocking: the dialer keeps
+ * retrying in the background, and the first call waits for a connection within its own
+ * timeout.
+ */
+static secretd_status
+client_conn_dial(struct client_conn *conn, const char *url, const secretd_options *options,
+    secretd_error *err)
+{
+	nng_dialer dialer;
+	bool tls_options =
+	    options != NULL && (options->tls_ca_file != NULL || options->tls_server_name != NULL ||
+	                           options->tls_cert_file != NULL || options->tls_key_file != NULL);
+	secretd_status st;
+	int rv;
+
+	if (tls_options && strncmp(url, "tls+", 4) != 0)
+		return client_fail(err, SECRETD_INVALID_ARGUMENT,
+		    "TLS options given for %s, which is not a tls+tcp:// URL", url);
+	if ((rv = nng_dialer_create(&dialer, conn->sock, url)) != 0) {
+		/* Whatever nng finds wrong with the URL (syntax, scheme) is the caller's. */
+		return client_fail(err,
+		    rv == NNG_ENOMEM ? SECRETD_INTERNAL : SECRETD_INVALID_ARGUMENT,
+		    "bad URL %s: %s", url, nng_strerror(rv));
+	}
+	if (strncmp(url, "tls+", 4) == 0 &&
+	    (st = client_tls_setup(conn, url, dialer, options, err)) != SECRETD_OK)
+		return st;
+	/* A pooled socket outlives server restarts: find the server again quickly (nng's
+	 * default is a fixed 100 ms), backing off to nng's default while it stays down. */
+	if ((rv = nng_dialer_set_ms(dialer, NNG_OPT_RECONNMINT, CLIENT_RECONNECT_MIN_MS)) != 0 ||
+	    (rv = nng_dialer_set_ms(dialer, NNG_OPT_RECONNMAXT, CLIENT_RECONNECT_MAX_MS)) != 0)
+		return client_nng_fail(err, rv, url, "cannot set up the dialer for");
+	if ((rv = nng_dialer_start(dialer, NNG_FLAG_NONBLOCK)) != 0)
+		return client_nng_fail(err, rv, url, "cannot dial");
+	return SECRETD_OK;
+}
+
+/*
+ * Dial every address of a comma-separated list (a cluster's nodes) on conn's one REQ
+ * socket: nng sends each request on a connected pipe and resends it on another when the
+ * pipe it went out on breaks, so a call to a node that dies is answered by another. (Calls
+ * are spread over the connected nodes; temporary secrets live on one node only, so a job
+ * that relies on its own temporaries gives one address.)
+ */
+static secretd_status
+client_conn_dial_list(struct client_conn *conn, const char *list,
+    const secretd_options *options, secretd_error *err)
+{
+	char *copy = strdup(list);
+	char *save = NULL;
+	size_t n = 0;
+	secretd_status st = SECRETD_OK;
+
+	if (copy == NULL)
+		return client_fail(err, SECRETD_INTERNAL, "out of memory");
+	for (char *a = strtok_r(copy, ",", &save); a != NULL && st == SECRETD_OK;
+	     a = strtok_r(NULL, ",", &save)) {
+		size_t len;
+
+		/* "a, b" as well as "a,b": spaces around an address are not part of it. */
+		while (*a == ' ')
+			a++;
+		len = strlen(a);
+		while (len > 0 && a[len - 1] == ' ')
+			a[--len] = '\0';
+		if (len == 0)
+			continue;
+		if (n == CLIENT_MAX_ADDRS) {
+			st = client_fail(err, SECRETD_INVALID_ARGUMENT,
+			    "at most %d addresses in one list", CLIENT_MAX_ADDRS);
+			break;
+		}
+		st = client_conn_dial(conn, a, options, err);
+		n++;
+	}
+	if (st == SECRETD_OK && n == 0)
+		st = client_fail(err, SECRETD_INVALID_ARGUMENT, "no address in '%s'", list);
+	free(copy);
+	return st;
+}
+
+/* A new conn for url, dialling. The socket is closed again on failure: it never
+ * connected, so no reply can be on its way. */
+static secretd_status
+client_conn_new(const char *url, const char *key, const secretd_options *options,
+    struct client_conn **connp, secretd_error *err)
+{
+	struct client_conn *conn = calloc(1, sizeof(*conn));
+	bool sock_open = false;
+	secretd_status st;
+	int rv;
+
+	if (conn == NULL)
+		return client_fail(err, SECRETD_INTERNAL, "out of memory");
+	if (pthread_mutex_init(&conn->mu, NULL) != 0) {
+		free(conn);
+		return client_fail(err, SECRETD_INTERNAL, "cannot create a mutex");
+	}
+	atomic_init(&conn->pipes, 0);
+	if ((conn->key = strdup(key)) == NULL) {
+		st = client_fail(err, SECRETD_INTERNAL, "out of memory");
+		goto fail;
+	}
+	if ((rv = nng_req0_open(&conn->sock)) != 0) {
+		st = client_fail(err, SECRETD_INTERNAL, "cannot open a socket for %s: %s", url,
+		    nng_strerror(rv));
+		goto fail;
+	}
+	sock_open = true;
+	if ((rv = nng_socket_set_size(conn->sock, NNG_OPT_RECVMAXSZ, CLIENT_RECV_MAX)) != 0 ||
+	    (rv = nng_pipe_notify(conn->sock, NNG_PIPE_EV_ADD_POST, client_pipe_event, conn)) !=
+	        0 ||
+	    (rv = nng_pipe_notify(conn->sock, NNG_PIPE_EV_REM_POST, client_pipe_event, conn)) !=
+	        0) {
+		st = client_nng_fail(err, rv, url, "cannot set up the socket for");
+		goto fail;
+	}
+	if ((st = client_conn_dial_list(conn, url, options, err)) != SECRETD_OK)
+		goto fail;
+	*connp = conn;
+	return SECRETD_OK;
+fail:
+	client_conn_free(conn, sock_open);
+	return st;
+}
+
+/* Close idle conns beyond CLIENT_POOL_IDLE_MAX, oldest first, among those quiet for
+ * CLIENT_QUIET_MS. Called with client_pool_mu held; closes after dropping it. */
+static void
+client_pool_trim_locked(void)
+{
+	struct client_conn *evict = NULL;
+	struct client_conn **pp;
+	size_t idle = 0;
+	nng_time now = nng_clock();
+
+	for (struct client_conn *c = client_pool; c != NULL; c = c->next)
+		idle += c->refs == 0;
+	while (idle > CLIENT_POOL_IDLE_MAX) {
+		struct client_conn **oldest = NULL;
+
+		for (pp = &client_pool; *pp != NULL; pp = &(*pp)->next) {
+			struct client_conn *c = *pp;
+			nng_time quiet;
+
+			if (c->refs != 0)
+				continue;
+			(void)pthread_mutex_lock(&c->mu);
+			quiet = now - c->last_abandoned;
+			(void)pthread_mutex_unlock(&c->mu);
+			if (c->last_abandoned != 0 && quiet < CLIENT_QUIET_MS)
+				continue;
+			if (oldest == NULL || c->idle_since < (*oldest)->idle_since)
+				oldest = pp;
+		}
+		if (oldest == NULL)
+			break; /* none quiet: keep them all for now */
+		evict = *oldest;
+		*oldest = evict->next;
+		idle--;
+		(void)pthread_mutex_unlock(&client_pool_mu);
+		client_conn_free(evict, true);
+		(void)pthread_mutex_lock(&client_pool_mu);
+	}
+}
+
+/* The pool key: the URL and every option that shapes the dialer. */
+static char *
+client_conn_key(const char *url, const secretd_options *o)
+{
+	const char *parts[5] = {url, NULL, NULL, NULL, NULL};
+	size_t len = 0;
+	char *key;
+
+	if (o != NULL) {
+		parts[1] = o->tls_ca_file;
+		parts[2] = o->tls_server_name;
+		parts[3] = o->tls_cert_file;
+		parts[4] = o->tls_key_file;
+	}
+	for (int i = 0; i < 5; i++)
+		len += (parts[i] != NULL ? strlen(parts[i]) : 0) + 1;
+	key = malloc(len + 1);
+	if (key == NULL)
+		return NULL;
+	key[0] = '\0';
+	for (int i = 0; i < 5; i++) {
+		(void)strcat(key, parts[i] != NULL ? parts[i] : "");
+		(void)strcat(key, "\n");
+	}
+	return key;
+}
+
+/* A conn for url and options from the pool, or a new one added to it. */
+static secretd_status
+client_conn_get(const char *url, const secretd_options *options, struct client_conn **connp,
+    secretd_error *err)
+{
+	char *key = client_conn_key(url, options);
+	struct client_conn *conn = NULL;
+	secretd_status st = SECRETD_OK;
+
+	if (key == NULL)
+		return client_fail(err, SECRETD_INTERNAL, "out of memory");
+	(void)pthread_mutex_lock(&client_pool_mu);
+	for (conn = client_pool; conn != NULL; conn = conn->next)
+		if (strcmp(conn->key, key) == 0)
+			break;
+	if (conn == NULL) {
+		/* Dialling is non-blocking, so holding the lock here is short. */
+		st = client_conn_new(url, key, options, &conn, err);
+		if (st == SECRETD_OK) {
+			conn->next = client_pool;
+			client_pool = conn;
+		}
+	}
+	if (st == SECRETD_OK) {
+		conn->refs++;
+		*connp = conn;
+	}
+	(void)pthread_mutex_unlock(&client_pool_mu);
+	free(key);
+	return st;
+}
+
+/* A handle is done with conn: keep it for the next handle (and trim the idle ones). */
+static void
+client_conn_release(struct client_conn *conn)
+{
+	(void)pthread_mutex_lock(&client_pool_mu);
+	if (--conn->refs == 0) {
+		conn->idle_since = nng_clock();
+		client_pool_trim_locked();
+	}
+	(void)pthread_mutex_unlock(&client_pool_mu);
+}
+
+static void
+client_destroy(secretd_client *client)
+{
+	if (client->conn != NULL)
+		client_conn_release(client->conn);
+	if (client->token != NULL) {
+		explicit_bzero(client->token, strlen(client->token));
+		free(client->token);
+	}
+	free(client->url);
+	free(client->calls);
+	(void)pthread_cond_destroy(&client->idle);
+	(void)pthread_mutex_destroy(&client->mu);
+	free(client);
+}
+
+secretd_status
+secretd_client_open(
+    const char *url, const secretd_options *options, secretd_client **clientp, secretd_error *err)
+{
+	secretd_client *client = NULL;
+	char default_url[512];
+	secretd_status st;
+
+	if (clientp == NULL)
+		return client_fail(err, SECRETD_INVALID_ARGUMENT, "clientp is NULL");
+	*clientp = NULL;
+	if (url == NULL) {
+		if (secretd_default_url(default_url, sizeof(default_url)) != SECRETD_OK)
+			return client_fail(err, SECRETD_INVALID_ARGUMENT,
+			    "the default URL is too long ($XDG_RUNTIME_DIR)");
+		url = default_url;
+	}
+	if (url[0] == '\0')
+		return client_fail(err, SECRETD_INVALID_ARGUMENT, "empty URL");
+
+	client = calloc(1, sizeof(*client));
+	if (client == NULL)
+		return client_fail(err, SECRETD_INTERNAL, "out of memory");
+	if (pthread_mutex_init(&client->mu, NULL) != 0) {
+		free(client);
+		return client_fail(err, SECRETD_INTERNAL, "cannot create a mutex");
+	}
+	if (pthread_cond_init(&client->idle, NULL) != 0) {
+		(void)pthread_mutex_destroy(&client->mu);
+		free(client);
+		return client_fail(err, SECRETD_INTERNAL, "cannot create a condition variable");
+	}
+	client->service.descriptor = &secretd__v1__secrets__descriptor;
+	client->service.invoke = client_invoke;
+	client->service.destroy = client_service_destroy;
+	client->url = strdup(url);
+	atomic_init(&client->store_rev, 0);
+	/* The wait for a socket file to appear is for one ipc:// address, not a list. */
+	if (client->url != NULL && strncmp(client->url, "ipc://", 6) == 0 &&
+	    strchr(client->url, ',') == NULL)
+		client->ipc_path = client->url + 6;
+	if (client->url == NULL || (options != NULL && options->token != NULL &&
+	                               (client->token = strdup(options->token)) == NULL)) {
+		st = client_fail(err, SECRETD_INTERNAL, "out of memory");
+		goto fail;
+	}
+	if ((st = client_conn_get(url, options, &client->conn, err)) != SECRETD_OK)
+		goto fail;
+	if ((st = client_cache_open(client, options, &client->cache, err)) != SECRETD_OK)
+		goto fail;
+	*clientp = client;
+	return SECRETD_OK;
+
+fail:
+	client_destroy(client);
+	return st;
+}
+
 void
 secretd_client_close(secretd_client *client)
 {
 	if (client == NULL)
 		return;
+	/* Cancel the exchanges in flight (they end SECRETD_CANCELLED) and wait for the calls
+	 * to return. The socket stays open for the next handle: see struct client_conn. */
 	(void)pthread_mutex_lock(&client->mu);
 	client->closing = true;
+	for (size_t i = 0; i < client->n_calls; i++)
+		nng_aio_cancel(client->calls[i]);
 	(void)pthread_mutex_unlock(&client->mu);
-	/* The subscriber first: it may be inside a call on the socket closed next. */
+	/* The cache's subscriber thread may be inside a call (Subscribe) of this handle: it
+	 * was just cancelled, and closing refuses new ones, so the thread ends promptly. */
 	client_cache_close(client->cache);
 	client->cache = NULL;
-	/* Aborts every call in flight with NNG_ECLOSED (SECRETD_CANCELLED). */
-	if (client->sock_open) {
-		close_socket_bounded(client->sock);
-		client->sock_open = false;
-	}
 	(void)pthread_mutex_lock(&client->mu);
-	while (client->active > 0)
-		(void)pthread_cond_wait(&client->idle, &client->mu);
+	while (client->active > 0) {
+		struct timespec until;
+
+		/* Again every 50 ms: a call between its send and its receive has nothing in
+		 * flight to cancel at the first pass, and starts its receive right after. */
+		for (size_t i = 0; i < client->n_calls; i++)
+			nng_aio_cancel(client->calls[i]); /* no callback: only wakes nng_aio_wait */
+		(void)clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 50 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		(void)pthread_cond_timedwait(&client->idle, &client->mu, &until);
+	}
 	(void)pthread_mutex_unlock(&client->mu);
 	client_destroy(client);
 }

@@ -30,11 +30,22 @@
  * server answers frames between its --max-frame and this with RESOURCE_EXHAUSTED). */
 #define CLIENT_SEND_MAX (1024 * 1024)
 
-/* Longest secretd_client_close waits for nng_close (see close_socket_bounded). */
+/* Longest an evicted idle connection waits for nng_close (see client_conn_evict). */
 #define CLIENT_CLOSE_WAIT_MS 2000
+
+/* Idle connections kept for reuse before the oldest quiet one is closed. */
+#define CLIENT_POOL_IDLE_MAX 16
+
+/* An idle connection is closed only if no call on it ended without its reply for this
+ * long: a late reply arriving while the socket closes is what hangs nng 1.5.2. */
+#define CLIENT_QUIET_MS 30000
 
 /* Most addresses in one comma-separated list given to secretd_client_open. */
 #define CLIENT_MAX_ADDRS 16
+
+/* Reconnect backoff of a pooled connection's dialer. */
+#define CLIENT_RECONNECT_MIN_MS 10
+#define CLIENT_RECONNECT_MAX_MS 100
 
 /* Library default for a timeout of 0 (SECRETD_TIMEOUT_DEFAULT). */
 #define CLIENT_TIMEOUT_DEFAULT_MS 10000
@@ -42,41 +53,98 @@
 /* Listings can be large; a reply past this is a broken or hostile server's. */
 #define CLIENT_RECV_MAX ((size_t)16 * 1024 * 1024)
 
+/*
+ * One nng REQ socket and its dialer, shared by every handle opened on the same URL with
+ * the same TLS options, and kept when the last of them closes (client.c's pool).
+ *
+ * Why: nng 1.5.2 hangs for ever in nng_close when a message arrives on a pipe while the
+ * socket closes (the reaper thread is then wedged: every later nng_close in the process
+ * hangs, and failed ipc dials leave fds that spin nng's poller on EPOLLHUP; see
+ * tests/README.md). A client socket gets messages only as replies, and a reply can
+ * arrive late for a call that timed out or was cancelled, so no moment is known to be
+ * safe to close a socket that carried calls. So libsecretd does not close it: the next
+ * handle on the URL reuses it, and a process that opens and closes handles all day keeps
+ * one socket per server. The token travels in each request's envelope, so handles with
+ * different tokens share a connection.
+ */
+struct client_conn {
+	char *key;      /* URL and TLS options, '\n'-separated: what makes two conns one */
+	nng_socket sock;
+	/* One TLS configuration per tls+tcp:// address of the list (client_conn_dial). */
+	nng_tls_config *tls[CLIENT_MAX_ADDRS];
+	size_t n_tls;
+	atomic_int pipes;   /* connected pipes: tells "no server" from "slow server" */
+	pthread_mutex_t mu; /* guards the context pool and last_abandoned */
+	nng_ctx *ctx_pool;  /* idle contexts, reused (see client_ctx_put) */
+	size_t n_ctx_pool;
+	size_t cap_ctx_pool;
+	uint64_t last_abandoned; /* nng_clock() when a call last ended without its reply */
+	unsigned refs;           /* handles using it (under the pool's lock) */
+	uint64_t idle_since;     /* nng_clock() when refs last fell to 0 */
+	struct client_conn *next;
+};
+
 /* The handle (client.c opens and closes it; transport.c makes the calls). */
 struct secretd_client {
 	ProtobufCService service; /* first: client_invoke casts the service back */
-	nng_socket sock;
-	bool sock_open;
-	/* One TLS configuration per tls+tcp:// address dialed (client_dial_one). */
-	nng_tls_config *tls[CLIENT_MAX_ADDRS];
-	size_t n_tls;
-	char *url; /* as given: one address or a comma-separated list */
+	struct client_conn *conn; /* shared; released (not closed) by secretd_client_close */
+	char *url;                /* as given: one address or a comma-separated list */
 	/* Highest Reply.store_rev seen, sent as Request.min_store_rev (read your writes
 	 * across the nodes of a cluster). */
 	_Atomic uint64_t store_rev;
+	struct client_cache *cache; /* NULL unless secretd_options.cache (cache.h) */
 	const char *ipc_path; /* inside url for ipc:// URLs, else NULL */
 	char *token;          /* wiped when the client closes */
-	atomic_int pipes;     /* connected pipes: tells "no server" from "slow server" */
-	pthread_mutex_t mu;   /* guards active, closing and the context pool */
+	pthread_mutex_t mu;   /* guards active, closing and calls */
 	pthread_cond_t idle;
 	unsigned active;
 	bool closing;
-	nng_ctx *ctx_pool; /* idle contexts, reused (see client_ctx_put) */
-	size_t n_ctx_pool;
-	size_t cap_ctx_pool;
-	struct client_cache *cache; /* NULL unless secretd_options.cache (cache.h) */
+	nng_aio **calls; /* aios of the exchanges in flight, cancelled by close */
+	size_t n_calls;
+	size_t cap_calls;
 };
 
+/*
+ * THE RULE FOR EVERY nng SOCKET IN A PROCESS THAT LINKS libsecretd (nng 1.5.2; see
+ * tests/README.md, "nng 1.5.2"): never nng_close a socket while a message can arrive on
+ * one of its pipes. A close that races an arriving message wedges nng's one reaper
+ * thread, after which every nng_close in the process hangs and failed dials spin the
+ * poller. So:
+ *   - a socket that receives unsolicited or late messages (REQ after a timeout, SUB, a
+ *     REP server under load) is kept for the life of the process, or closed only after
+ *     whatever sends to it has stopped (a REQ socket's server answered everything; a SUB
+ *     socket's publisher is gone);
+ *   - a socket that never connected, or that nothing sends to (PUB), may be closed;
+ *   - every close that is not known safe goes through client_socket_close_bounded, so
+ *     that a hang costs a thread and a socket, never the caller.
+ * Remove the socket's pipe callbacks first when their argument is about to be freed.
+ */
+
+/* nng_close(sock) on a thread of its own, waiting at most CLIENT_CLOSE_WAIT_MS; past the
+ * wait the close is left to that thread (the socket leaks; upstream nanomsg/nng#1543). */
+void client_socket_close_bounded(nng_socket sock);
+
+/* Register aio (an exchange's, no callback) so that secretd_client_close can cancel it;
+ * false when the client is closing or memory ran out. */
+bool client_call_track(secretd_client *client, nng_aio *aio);
+
+/* Unregister aio before it is freed. */
+void client_call_untrack(secretd_client *client, nng_aio *aio);
+
+/* Note that a call on conn ended without its reply (timeout, cancel): a late reply may
+ * still arrive, so the connection must not be closed for a while. */
+void client_conn_abandoned(struct client_conn *conn);
+
 /* A context for one call: an idle one from the pool, or a new one. 0 or an NNG_E* code. */
-int client_ctx_take(secretd_client *client, nng_ctx *ctxp);
+int client_ctx_take(struct client_conn *conn, nng_ctx *ctxp);
 
 /*
  * Give a context back for the next call instead of closing it: in nng 1.5.2, closing a REQ
  * context whose request timed out lets a late reply touch the freed context (seen with
  * valgrind), while a new request on the same context retires the old one cleanly. The
- * contexts are closed with the socket.
+ * contexts live as long as the connection.
  */
-void client_ctx_put(secretd_client *client, nng_ctx ctx);
+void client_ctx_put(struct client_conn *conn, nng_ctx ctx);
 
 /*
  * The ProtobufCService invoke of every client (transport.c): one synchronous exchange.

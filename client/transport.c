@@ -106,7 +106,7 @@ client_wait_ipc(secretd_client *client, int timeout_ms, secretd_error *err)
 	nng_duration grace = CLIENT_IPC_GRACE_MS;
 	struct stat sb;
 
-	if (client->ipc_path == NULL || atomic_load(&client->pipes) > 0)
+	if (client->ipc_path == NULL || atomic_load(&client->conn->pipes) > 0)
 		return SECRETD_OK;
 	if (timeout_ms >= 0 && timeout_ms < grace)
 		grace = timeout_ms;
@@ -235,7 +235,13 @@ client_exchange(
 		st = client_nng_fail(err, rv, client->url, "cannot call");
 		goto fail;
 	}
-	if ((rv = client_ctx_take(client, &ctx)) != 0) {
+	if (!client_call_track(client, aio)) {
+		nng_aio_free(aio);
+		aio = NULL;
+		st = client_fail(err, SECRETD_CANCELLED, "client for %s is closing", client->url);
+		goto fail;
+	}
+	if ((rv = client_ctx_take(client->conn, &ctx)) != 0) {
 		st = client_nng_fail(err, rv, client->url, "cannot call");
 		goto fail;
 	}
@@ -262,12 +268,13 @@ client_exchange(
 	if ((rv = nng_aio_result(aio)) != 0)
 		goto fail_nng;
 	*replyp = nng_aio_get_msg(aio);
-	client_ctx_put(client, ctx);
+	client_ctx_put(client->conn, ctx);
+	client_call_untrack(client, aio);
 	nng_aio_free(aio);
 	return SECRETD_OK;
 
 fail_nng:
-	if (rv == NNG_ETIMEDOUT && atomic_load(&client->pipes) <= 0) {
+	if (rv == NNG_ETIMEDOUT && atomic_load(&client->conn->pipes) <= 0) {
 		st = client_fail(err, SECRETD_UNAVAILABLE,
 		    "cannot connect to secretd at %s (no connection within %d ms)", client->url,
 		    timeout_ms);
@@ -277,11 +284,16 @@ fail_nng:
 	} else {
 		st = client_nng_fail(err, rv, client->url, "call to");
 	}
+	/* Sent but not answered: a late reply may still come (see struct client_conn). */
+	if (msg == NULL)
+		client_conn_abandoned(client->conn);
 fail:
 	client_msg_wipe_free(msg);
+	if (aio != NULL)
+		client_call_untrack(client, aio);
 	nng_aio_free(aio); /* NULL-safe; stops the aio first, so the context is idle */
 	if (ctx_open)
-		client_ctx_put(client, ctx);
+		client_ctx_put(client->conn, ctx);
 	return st;
 }
 

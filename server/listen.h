@@ -33,8 +33,43 @@ bool listen_dir_is_private(struct server *srv, const char *dir, const char *what
  * use (the caller frees it with nng_tls_config_free). Returns false after logging why. */
 bool listen_one(struct server *srv, const char *url);
 
-/* listen_one on another socket of the server (the notify socket), under the same rules;
+/* listen_one on another socket of the server (the notify socket), under the same rules (not
+ * watched by the listener guard below: a stopped notify listener costs cached readers
+ * their freshness, never a wrong value, and they fall back to the server);
  * what (borrowed, may be NULL) names the socket's purpose in the log line. */
 bool listen_socket(struct server *srv, nng_socket sock, const char *url, const char *what);
+
+/*
+ * The listener guard. nng 1.5.2 stops a listener's accept loop for good when a peer goes
+ * away during the SP handshake in a way that fails the handshake write with EPIPE (mapped
+ * to NNG_ECLOSED, which the listener takes for "I am closed"): one connect() and close()
+ * from anyone takes a listener off the air (upstream nanomsg/nng#1518, fixed in 1.6.0;
+ * tests/README.md). The transport keeps accepting and handshaking underneath, so a peer
+ * sees a live server that never reads its requests.
+ *
+ * The guard is a thread that, every LISTEN_GUARD_PERIOD_MS, checks each listener by
+ * connecting to it and completing the SP handshake over a plain socket (tls+tcp://: an
+ * nng stream with TLS), then waiting for the socket to report a new pipe from that
+ * listener (any pipe proves the accept loop runs). A listener that fails two checks in a
+ * row, and that counted a handshake error since a recent passing check (nng's statistics:
+ * a slow check on a starved machine alone is not enough), is closed and created again on
+ * the same URL with the same options. Requests that
+ * were in flight on its connections are not lost: their clients' REQ sockets resend them
+ * on the new connection, and the server's dedup table answers a resent mutation with its
+ * first reply.
+ */
+#define LISTEN_GUARD_PERIOD_MS 250
+#define LISTEN_GUARD_WAIT_MS 2000
+
+/* Register the pipe callback and start the guard thread (after every listen_one). Returns
+ * false after logging why. */
+bool listen_guard_start(struct server *srv);
+
+/* Stop and join the guard thread (NULL-safe on a guard never started). Call before the
+ * workers stop; the listeners themselves are left to the process exit (see server.c). */
+void listen_guard_stop(struct server *srv);
+
+/* Free what listen_one recorded (after listen_guard_stop). */
+void listen_free(struct server *srv);
 
 #endif

@@ -27,6 +27,7 @@
 struct auth;
 struct dedup;
 struct notify;
+struct listeners;
 struct worker;
 struct call;
 struct metrics;
@@ -43,6 +44,7 @@ struct server {
 	nng_socket sock;
 	bool sock_open;
 	nng_tls_config *tls;
+	struct listeners *listeners; /* what listen_one opened, and its guard (listen.c) */
 	struct worker *workers;
 	size_t n_workers;
 	struct channels channels; /* reply channels: see channel.h */

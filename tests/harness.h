@@ -38,6 +38,16 @@ void harness_kill(struct server_proc *sp);
 /* Remove the temp dir and everything in it. */
 void harness_cleanup(struct server_proc *sp);
 
+/* A plain (non-nng) stream socket connected to an ipc:// or tcp:// (also tls+tcp://, for
+ * raw-peer tests) URL with a numeric IPv4 host; -1 on failure. */
+int harness_sp_connect(const char *url);
+
+/* One request over a plain socket that speaks the SP handshake (REQ0) and framing by hand,
+ * on ipc:// or tcp://: body[0..len) out, the reply body back (malloc'd, NUL-terminated;
+ * *lenp its length, may be NULL), or NULL when nothing answered within timeout_ms. Used
+ * instead of a one-shot nng socket, whose close can hang nng 1.5.2 (tests/README.md). */
+char *harness_sp_request(const char *url, const void *body, size_t len, int timeout_ms, size_t *lenp);
+
 /* Whether the file at path contains needle[0..len) anywhere (false when unreadable). */
 bool file_contains(const char *path, const void *needle, size_t len);
 

@@ -77,23 +77,34 @@ class Nng:
             raise SecretdError(14, "", f"{what}: {self.lib.nng_strerror(rv).decode()}")
 
 
+# url -> the process's one nng REQ socket for it (see Client.__init__).
+_SOCKETS = {}
+
+
 class Client:
     """A secretd client: client.call("Resolve", path=..., type=...) or client.Resolve(...)."""
 
     def __init__(self, url, token="", timeout_ms=5000):
         self.nng = Nng()
-        self.sock = _Socket()
         self.token = token
         self.timeout_ms = timeout_ms
         self.service = secretd_pb2.DESCRIPTOR.services_by_name["Secrets"]
         lib = self.nng.lib
-        self.nng.check(lib.nng_req0_open(ctypes.byref(self.sock)), "nng_req0_open")
+        # One socket per URL for the life of the process, never nng_close'd: nng 1.5.2 can
+        # hang for ever in nng_close when a (late) reply arrives as the socket closes
+        # (tests/README.md, "nng 1.5.2"). Clients on one URL share it: one thread at a time.
+        if url not in _SOCKETS:
+            sock = _Socket()
+            self.nng.check(lib.nng_req0_open(ctypes.byref(sock)), "nng_req0_open")
+            self.nng.check(lib.nng_dial(sock, url.encode(), None, 0), f"dial {url}")
+            _SOCKETS[url] = sock
+        self.sock = _SOCKETS[url]
         for opt in (b"recv-timeout", b"send-timeout"):
             self.nng.check(lib.nng_socket_set_ms(self.sock, opt, timeout_ms), opt.decode())
-        self.nng.check(lib.nng_dial(self.sock, url.encode(), None, 0), f"dial {url}")
 
     def close(self):
-        self.nng.lib.nng_close(self.sock)
+        """Let go of the shared socket (kept for the next Client on this URL)."""
+        self.sock = None
 
     def call(self, method, **fields):
         """Run one rpc of service Secrets; returns its output message."""

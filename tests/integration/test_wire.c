@@ -253,7 +253,9 @@ main(void)
 	test_resend(s);
 	/* Still alive and well after all of it. */
 	expect(s, "\0SD\1", 4, 12, "UNKNOWN_METHOD");
-	(void)nng_close(s);
+	/* No nng_close: the socket goes with the process. nng 1.5.2 can hang in nng_close
+	 * when a message arrives as it closes (tests/README.md), and the resend test above
+	 * leaves requests the server may still answer. */
 	CHECK_STATUS(harness_stop(&srv), 0);
 	harness_cleanup(&srv);
 	return check_report();

@@ -212,8 +212,10 @@ test_no_server(const char *dir)
 	(void)snprintf(url, sizeof(url), "ipc://%s/nobody.sock", dir);
 	CHECK_STATUS(secretd_client_open(url, NULL, &client, &err), SECRETD_OK);
 	start = now_ms();
+	/* No server ever connected: UNAVAILABLE, never DEADLINE_EXCEEDED (transport.c tells
+	 * the two apart by whether a pipe is up). */
 	st = secretd_get(client, "x", SECRETD_STORAGE_ANY, 300, &secret, &err);
-	CHECK(st == SECRETD_UNAVAILABLE || st == SECRETD_DEADLINE_EXCEEDED);
+	CHECK_STATUS(st, SECRETD_UNAVAILABLE);
 	CHECK(now_ms() - start < 3000);
 	CHECK(strstr(err.message, url) != NULL);
 	CHECK(secret == NULL);
@@ -227,7 +229,7 @@ test_no_server(const char *dir)
 	CHECK_STATUS(secretd_client_open("tcp://127.0.0.1:1", NULL, &client, &err), SECRETD_OK);
 	start = now_ms();
 	st = secretd_get(client, "x", SECRETD_STORAGE_ANY, 300, &secret, &err);
-	CHECK(st == SECRETD_UNAVAILABLE || st == SECRETD_DEADLINE_EXCEEDED);
+	CHECK_STATUS(st, SECRETD_UNAVAILABLE);
 	CHECK(now_ms() - start < 3000);
 	secretd_client_close(client);
 }

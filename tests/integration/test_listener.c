@@ -1,0 +1,250 @@
+/*
+ * test_listener.c: the listener survives any peer (issue 15, item 0). secretd listens on
+ * ipc://, tcp:// and tls+tcp://; for each transport, 1,000 peers of each kind hit the
+ * listener, then a fresh client (a new connection, which only a live accept loop can
+ * serve) must get an answer:
+ *
+ *   close      connect() and close() without a byte (upstream nanomsg/nng#1518: in nng
+ *              1.5.2 this stops the listener's accept loop for good)
+ *   reset      connect() and close with SO_LINGER 0 (an RST instead of a FIN)
+ *   garbage    16 bytes that are not an SP handshake (an HTTP request line), then close
+ *   partial    1..7 bytes of a valid SP handshake, then close (disconnect at every byte)
+ *   stall      3 bytes of the handshake, then silence; held open 50 at a time while a
+ *              fresh client is served, then closed
+ *
+ * The server's log says how often its listener guard found a listener stopped and listened
+ * again (server/listen.c); the test prints those counts.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "harness.h"
+#include "secretd.h"
+
+#define PER_KIND 1000
+#define STALL_BATCH 50
+#define ADMIN_TOKEN "sdt_listener_test_admin_token_0123456789"
+/* A fresh client's call: long enough for the guard to find a stopped listener (two
+ * failed checks, ~4.5 s) and for the client to resend on the new connection. */
+#define ANSWER_MS 15000
+
+static struct server_proc srv;
+static char tcp_url[64];
+static char tls_url[64];
+static char ca_path[400];
+
+static int
+free_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int port = -1;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+		port = ntohs(sa.sin_port);
+	if (fd >= 0)
+		(void)close(fd);
+	return port;
+}
+
+static bool
+setup_files(const char *dir, char *tokens, size_t tokens_len, char *cert, char *key, size_t plen)
+{
+	unsigned char h[SHA256_DIGEST_LENGTH];
+	char cmd[2048];
+	FILE *f;
+
+	(void)snprintf(tokens, tokens_len, "%s/tokens", dir);
+	SHA256((const unsigned char *)ADMIN_TOKEN, strlen(ADMIN_TOKEN), h);
+	f = fopen(tokens, "w");
+	if (f == NULL)
+		return false;
+	fprintf(f, "admin listener-test ");
+	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+		fprintf(f, "%02x", h[i]);
+	fprintf(f, "\n");
+	(void)fclose(f);
+	(void)snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", dir);
+	(void)snprintf(cert, plen, "%s/server.pem", dir);
+	(void)snprintf(key, plen, "%s/server.key", dir);
+	(void)snprintf(cmd, sizeof(cmd),
+	    "cd '%s' && chmod 600 tokens && "
+	    "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
+	    "  -subj /CN=secretd-test-ca 2>/dev/null && "
+	    "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr "
+	    "  -subj /CN=localhost 2>/dev/null && "
+	    "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext.cnf && "
+	    "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+	    "  -out server.pem -days 2 -extfile ext.cnf 2>/dev/null && chmod 600 server.key",
+	    dir);
+	return system(cmd) == 0;
+}
+
+/* A fresh client on url answers a List within ANSWER_MS; returns the milliseconds it took,
+ * or -1. */
+static long
+fresh_answer_ms(const char *url)
+{
+	secretd_options o = {.token = ADMIN_TOKEN};
+	secretd_client *c = NULL;
+	secretd_rows *rows = NULL;
+	struct timespec t0, t1;
+	secretd_status st;
+
+	if (strncmp(url, "ipc://", 6) == 0)
+		o.token = NULL;
+	if (strncmp(url, "tls+", 4) == 0) {
+		o.tls_ca_file = ca_path;
+		o.tls_server_name = "localhost";
+	}
+	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (secretd_client_open(url, &o, &c, NULL) != SECRETD_OK)
+		return -1;
+	st = secretd_list(c, SECRETD_STORAGE_ANY, ANSWER_MS, &rows, NULL);
+	secretd_rows_free(rows);
+	/* Closed with nothing in flight and the server up: the safe pattern (client.c). */
+	secretd_client_close(c);
+	(void)clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (st != SECRETD_OK)
+		return -1;
+	return (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+}
+
+static const unsigned char hello[8] = {0x00, 'S', 'P', 0x00, 0x00, 0x30, 0x00, 0x00};
+
+/* One peer of the given kind (not stall). Returns false when it could not even connect. */
+static bool
+one_peer(const char *url, const char *kind, int i)
+{
+	int fd = harness_sp_connect(url);
+
+	if (fd < 0)
+		return false;
+	if (strcmp(kind, "reset") == 0) {
+		struct linger lg = {1, 0};
+
+		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	} else if (strcmp(kind, "garbage") == 0) {
+		(void)send(fd, "GET / HTTP/1.0\r\n", 16, MSG_NOSIGNAL);
+	} else if (strcmp(kind, "partial") == 0) {
+		(void)send(fd, hello, (size_t)(1 + i % 7), MSG_NOSIGNAL);
+	}
+	(void)close(fd);
+	return true;
+}
+
+static void
+hit(const char *url, const char *kind)
+{
+	int connected = 0;
+	long ms;
+
+	if (strcmp(kind, "stall") == 0) {
+		for (int done = 0; done < PER_KIND; done += STALL_BATCH) {
+			int fds[STALL_BATCH];
+
+			for (int k = 0; k < STALL_BATCH; k++) {
+				fds[k] = harness_sp_connect(url);
+				if (fds[k] >= 0) {
+					connected++;
+					(void)send(fds[k], hello, 3, MSG_NOSIGNAL);
+				}
+			}
+			/* Served while the stalled peers hang on (every 5th batch: the
+			 * fresh client costs a TLS handshake). */
+			if (done % (5 * STALL_BATCH) == 0) {
+				ms = fresh_answer_ms(url);
+				CHECK(ms >= 0);
+			}
+			for (int k = 0; k < STALL_BATCH; k++)
+				if (fds[k] >= 0)
+					(void)close(fds[k]);
+		}
+	} else {
+		for (int i = 0; i < PER_KIND; i++)
+			connected += one_peer(url, kind, i);
+	}
+	CHECK(connected == PER_KIND);
+	ms = fresh_answer_ms(url);
+	CHECK(ms >= 0);
+	/* And again: the listener keeps working, not just once. */
+	CHECK(fresh_answer_ms(url) >= 0);
+	fprintf(stderr, "%-40s %-8s %4d peers, then a fresh client answered in %ld ms\n", url,
+	    kind, connected, ms);
+}
+
+/* How many lines of the server log contain needle. */
+static int
+log_count(const char *needle)
+{
+	char *log = file_read(srv.log_path, NULL);
+	int n = 0;
+
+	for (char *p = log; p != NULL && (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	free(log);
+	return n;
+}
+
+int
+main(void)
+{
+	static const char *kinds[] = {"close", "reset", "garbage", "partial", "stall"};
+	char tokens[400], cert[400], key[400];
+	const char *urls[3];
+	int restarts[3] = {0, 0, 0};
+
+	if (!harness_init(&srv))
+		return 1;
+	(void)snprintf(tcp_url, sizeof(tcp_url), "tcp://127.0.0.1:%d", free_port());
+	(void)snprintf(tls_url, sizeof(tls_url), "tls+tcp://127.0.0.1:%d", free_port());
+	if (!setup_files(srv.dir, tokens, sizeof(tokens), cert, key, sizeof(cert))) {
+		fprintf(stderr, "cannot make tokens or certificates\n");
+		return 1;
+	}
+	srv.extra[0] = "--listen";
+	srv.extra[1] = tcp_url;
+	srv.extra[2] = "--listen";
+	srv.extra[3] = tls_url;
+	srv.extra[4] = "--insecure";
+	srv.extra[5] = "--tokens-file";
+	srv.extra[6] = tokens;
+	srv.extra[7] = "--tls-cert";
+	srv.extra[8] = cert;
+	srv.extra[9] = "--tls-key";
+	srv.extra[10] = key;
+	srv.extra[11] = "--log-level";
+	srv.extra[12] = "info";
+	if (!harness_start(&srv, NULL)) {
+		fprintf(stderr, "cannot start secretd (log: %s)\n", srv.log_path);
+		return 1;
+	}
+	urls[0] = srv.url;
+	urls[1] = tcp_url;
+	urls[2] = tls_url;
+	for (int u = 0; u < 3; u++) {
+		char needle[128];
+
+		for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+			hit(urls[u], kinds[k]);
+		(void)snprintf(needle, sizeof(needle), "listener on %s stopped accepting", urls[u]);
+		restarts[u] = log_count(needle);
+	}
+	fprintf(stderr,
+	    "listener guard: listened again %d time(s) on ipc, %d on tcp, %d on tls+tcp\n",
+	    restarts[0], restarts[1], restarts[2]);
+	CHECK_STATUS(harness_stop(&srv), 0);
+	harness_cleanup(&srv);
+	return check_report();
+}
