@@ -165,6 +165,28 @@ render_requests(struct metrics *m, struct text *t)
 	}
 }
 
+/* A shared persistent store (etcd): how far this node's mirror is behind the cluster. Only
+ * for such a store, so a one-machine scrape has no series that can only ever be 0. */
+static void
+render_mirror(struct metrics *m, struct text *t)
+{
+	struct store_health h;
+
+	store_health(m->src.persistent, &h);
+	if (!h.shared)
+		return;
+	put(t,
+	    "# HELP secretd_mirror_lag_seconds How long this node's mirror of the shared store "
+	    "has been behind the revision the cluster reported (0: current).\n"
+	    "# TYPE secretd_mirror_lag_seconds gauge\nsecretd_mirror_lag_seconds ");
+	put_seconds(t, h.lag_ms * 1000);
+	put(t,
+	    "\n# HELP secretd_mirror_revision_behind Revisions of the shared store this node "
+	    "has not applied yet.\n# TYPE secretd_mirror_revision_behind gauge\n"
+	    "secretd_mirror_revision_behind %llu\n",
+	    (unsigned long long)(h.latest > h.revision ? h.latest - h.revision : 0));
+}
+
 static void
 render_store(struct metrics *m, struct text *t)
 {
@@ -213,6 +235,7 @@ render_store(struct metrics *m, struct text *t)
 	    "# HELP secretd_writes_queued Persistent writes waiting for a group commit.\n"
 	    "# TYPE secretd_writes_queued gauge\nsecretd_writes_queued %llu\n",
 	    (unsigned long long)st.queued);
+	render_mirror(m, t);
 }
 
 enum status
