@@ -579,6 +579,7 @@ client_conn_free(struct client_conn *conn, bool close_sock)
 		nng_tls_config_free(conn->tls);
 	free(conn->ctx_pool);
 	free(conn->key);
+	free(conn->url);
 	(void)pthread_mutex_destroy(&conn->mu);
 	free(conn);
 }
@@ -603,9 +604,14 @@ client_conn_dial(struct client_conn *conn, const char *url, const secretd_option
 		    rv == NNG_ENOMEM ? SECRETD_INTERNAL : SECRETD_INVALID_ARGUMENT,
 		    "bad URL %s: %s", url, nng_strerror(rv));
 	}
-	if (strncmp(url, "tls+", 4) == 0 &&
-	    (st = client_tls_setup(conn, url, dialer, options, err)) != SECRETD_OK)
+	if (strncmp(url, "tls+", 4) == 0 && conn->tls != NULL) {
+		/* A redial: the configuration is already built. */
+		if ((rv = nng_dialer_set_ptr(dialer, NNG_OPT_TLS_CONFIG, conn->tls)) != 0)
+			return client_nng_fail(err, rv, url, "cannot set up TLS for");
+	} else if (strncmp(url, "tls+", 4) == 0 &&
+	           (st = client_tls_setup(conn, url, dialer, options, err)) != SECRETD_OK) {
 		return st;
+	}
 	/* A pooled socket outlives server restarts: find the server again quickly (nng's
 	 * default is a fixed 100 ms), backing off to nng's default while it stays down. */
 	if ((rv = nng_dialer_set_ms(dialer, NNG_OPT_RECONNMINT, CLIENT_RECONNECT_MIN_MS)) != 0 ||
@@ -615,6 +621,27 @@ client_conn_dial(struct client_conn *conn, const char *url, const secretd_option
 		return client_nng_fail(err, rv, url, "cannot dial");
 	conn->dialer = dialer;
 	return SECRETD_OK;
+}
+
+void
+client_conn_redial(struct client_conn *conn)
+{
+	nng_time now = nng_clock();
+	nng_dialer old;
+
+	(void)pthread_mutex_lock(&conn->mu);
+	if (atomic_load(&conn->pipes) > 0 ||
+	    (conn->last_redial != 0 && now - conn->last_redial < 1000)) {
+		(void)pthread_mutex_unlock(&conn->mu);
+		return;
+	}
+	conn->last_redial = now;
+	old = conn->dialer;
+	/* Dial anew first (the socket keeps the calls queued), then drop the old dialer.
+	 * On failure the old one stays: nothing is lost by trying again later. */
+	if (client_conn_dial(conn, conn->url, NULL, NULL) == SECRETD_OK)
+		(void)nng_dialer_close(old);
+	(void)pthread_mutex_unlock(&conn->mu);
 }
 
 /* A new conn for url, dialling. The socket is closed again on failure: it never
@@ -635,7 +662,7 @@ client_conn_new(const char *url, const char *key, const secretd_options *options
 		return client_fail(err, SECRETD_INTERNAL, "cannot create a mutex");
 	}
 	atomic_init(&conn->pipes, 0);
-	if ((conn->key = strdup(key)) == NULL) {
+	if ((conn->key = strdup(key)) == NULL || (conn->url = strdup(url)) == NULL) {
 		st = client_fail(err, SECRETD_INTERNAL, "out of memory");
 		goto fail;
 	}
@@ -655,6 +682,7 @@ client_conn_new(const char *url, const char *key, const secretd_options *options
 	}
 	if ((st = client_conn_dial(conn, url, options, err)) != SECRETD_OK)
 		goto fail;
+	conn->last_redial = nng_clock(); /* a fresh dialer gets its chance first */
 	*connp = conn;
 	return SECRETD_OK;
 fail:

@@ -66,6 +66,8 @@
  */
 struct client_conn {
 	char *key;      /* URL and TLS options, '\n'-separated: what makes two conns one */
+	char *url;      /* the URL dialled (the start of key) */
+	uint64_t last_redial; /* nng_clock() of the last client_conn_redial (under mu) */
 	nng_socket sock;
 	nng_dialer dialer;
 	nng_tls_config *tls;
@@ -122,6 +124,16 @@ bool client_call_track(secretd_client *client, nng_aio *aio);
 
 /* Unregister aio before it is freed. */
 void client_call_untrack(secretd_client *client, nng_aio *aio);
+
+/*
+ * Replace conn's dialer when conn has no connection (at most once a second, and not in
+ * the first second of a conn; called when a call timed out without any connection). nng 1.5.2's
+ * dialer stops retrying for good when a handshake fails with NNG_ECLOSED (a server killed
+ * during the handshake: the same flaw as nanomsg/nng#1518 on the listening side), which a
+ * socket kept for the life of the process must survive. A dialer with no pipe has nothing
+ * that a reply could arrive on, so closing it is safe.
+ */
+void client_conn_redial(struct client_conn *conn);
 
 /* Note that a call on conn ended without its reply (timeout, cancel): a late reply may
  * still arrive, so the connection must not be closed for a while. */
