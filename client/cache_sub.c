@@ -156,11 +156,15 @@ cache_sub_open(struct client_cache *c, secretd_error *err)
 	if (strncmp(c->notify_url, "tls+", 4) == 0) {
 		/* The first tls+tcp:// server address's configuration (its CA and client
 		 * certificate) serves the notify socket too. */
-		if (c->client->conn->n_tls == 0)
+		nng_tls_config *tls = NULL;
+
+		for (size_t i = 0; i < c->client->conn->n_addrs && tls == NULL; i++)
+			tls = c->client->conn->tls[i];
+		if (tls == NULL)
 			return client_fail(err, SECRETD_INVALID_ARGUMENT,
 			    "notify URL %s needs a tls+tcp:// server URL with its CA",
 			    c->notify_url);
-		if ((rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->client->conn->tls[0])) != 0)
+		if ((rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls)) != 0)
 			return client_nng_fail(err, rv, c->notify_url, "cannot set up TLS for");
 	}
 	if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0)

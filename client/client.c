@@ -332,7 +332,7 @@ done:
 
 /* Build the TLS configuration for a tls+tcp:// dialer. */
 static secretd_status
-client_tls_setup(struct client_conn *conn, const char *curl, nng_dialer dialer,
+client_tls_setup(struct client_conn *conn, size_t idx, const char *curl, nng_dialer dialer,
     const secretd_options *options, secretd_error *err)
 {
 	nng_url *url = NULL;
@@ -361,17 +361,12 @@ client_tls_setup(struct client_conn *conn, const char *curl, nng_dialer dialer,
 		    "%s has no host name to verify; set tls_server_name", curl);
 		goto fail;
 	}
-	if (conn->n_tls == CLIENT_MAX_ADDRS) {
-		st = client_fail(err, SECRETD_INVALID_ARGUMENT, "at most %d addresses in one list",
-		    CLIENT_MAX_ADDRS);
-		goto fail;
-	}
 	if ((rv = nng_tls_config_alloc(&tls, NNG_TLS_MODE_CLIENT)) != 0) {
 		st = client_nng_fail(err, rv, curl, "cannot set up TLS for");
 		goto fail;
 	}
 	/* Owned by conn from here, freed with it. */
-	conn->tls[conn->n_tls++] = tls;
+	conn->tls[idx] = tls;
 	if ((rv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
 	    (rv = nng_tls_config_server_name(tls, server_name)) != 0) {
 		st = client_nng_fail(err, rv, curl, "cannot set up TLS for");
@@ -584,10 +579,12 @@ client_conn_free(struct client_conn *conn, bool close_sock)
 		(void)nng_pipe_notify(conn->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
 		client_socket_close_bounded(conn->sock); /* closes the pooled contexts too */
 	}
-	for (size_t i = 0; i < conn->n_tls; i++)
-		nng_tls_config_free(conn->tls[i]);
+	for (size_t i = 0; i < CLIENT_MAX_ADDRS; i++)
+		if (conn->tls[i] != NULL)
+			nng_tls_config_free(conn->tls[i]);
 	free(conn->ctx_pool);
 	free(conn->key);
+	free(conn->url);
 	(void)pthread_mutex_destroy(&conn->mu);
 	free(conn);
 }
@@ -599,8 +596,8 @@ client_conn_free(struct client_conn *conn, bool close_sock)
  * timeout.
  */
 static secretd_status
-client_conn_dial(struct client_conn *conn, const char *url, const secretd_options *options,
-    secretd_error *err)
+client_conn_dial(struct client_conn *conn, size_t idx, const char *url,
+    const secretd_options *options, secretd_error *err)
 {
 	nng_dialer dialer;
 	bool tls_options =
@@ -618,9 +615,14 @@ client_conn_dial(struct client_conn *conn, const char *url, const secretd_option
 		    rv == NNG_ENOMEM ? SECRETD_INTERNAL : SECRETD_INVALID_ARGUMENT,
 		    "bad URL %s: %s", url, nng_strerror(rv));
 	}
-	if (strncmp(url, "tls+", 4) == 0 &&
-	    (st = client_tls_setup(conn, url, dialer, options, err)) != SECRETD_OK)
+	if (strncmp(url, "tls+", 4) == 0 && conn->tls[idx] != NULL) {
+		/* A redial: the configuration is already built. */
+		if ((rv = nng_dialer_set_ptr(dialer, NNG_OPT_TLS_CONFIG, conn->tls[idx])) != 0)
+			return client_nng_fail(err, rv, url, "cannot set up TLS for");
+	} else if (strncmp(url, "tls+", 4) == 0 &&
+	           (st = client_tls_setup(conn, idx, url, dialer, options, err)) != SECRETD_OK) {
 		return st;
+	}
 	/* A pooled socket outlives server restarts: find the server again quickly (nng's
 	 * default is a fixed 100 ms), backing off to nng's default while it stays down. */
 	if ((rv = nng_dialer_set_ms(dialer, NNG_OPT_RECONNMINT, CLIENT_RECONNECT_MIN_MS)) != 0 ||
@@ -628,6 +630,7 @@ client_conn_dial(struct client_conn *conn, const char *url, const secretd_option
 		return client_nng_fail(err, rv, url, "cannot set up the dialer for");
 	if ((rv = nng_dialer_start(dialer, NNG_FLAG_NONBLOCK)) != 0)
 		return client_nng_fail(err, rv, url, "cannot dial");
+	conn->dialers[idx] = dialer;
 	return SECRETD_OK;
 }
 
@@ -640,7 +643,7 @@ client_conn_dial(struct client_conn *conn, const char *url, const secretd_option
  */
 static secretd_status
 client_conn_dial_list(struct client_conn *conn, const char *list,
-    const secretd_options *options, secretd_error *err)
+    const secretd_options *options, bool redial, secretd_error *err)
 {
 	char *copy = strdup(list);
 	char *save = NULL;
@@ -666,13 +669,41 @@ client_conn_dial_list(struct client_conn *conn, const char *list,
 			    "at most %d addresses in one list", CLIENT_MAX_ADDRS);
 			break;
 		}
-		st = client_conn_dial(conn, a, options, err);
+		if (redial) {
+			/* Dial anew first (the socket keeps the calls queued), then drop the
+			 * old dialer; on failure the old one stays: nothing is lost by trying
+			 * again later. */
+			nng_dialer old = conn->dialers[n];
+
+			if (client_conn_dial(conn, n, a, NULL, NULL) == SECRETD_OK)
+				(void)nng_dialer_close(old);
+		} else {
+			st = client_conn_dial(conn, n, a, options, err);
+		}
 		n++;
 	}
 	if (st == SECRETD_OK && n == 0)
 		st = client_fail(err, SECRETD_INVALID_ARGUMENT, "no address in '%s'", list);
+	if (!redial)
+		conn->n_addrs = n;
 	free(copy);
 	return st;
+}
+
+void
+client_conn_redial(struct client_conn *conn)
+{
+	nng_time now = nng_clock();
+
+	(void)pthread_mutex_lock(&conn->mu);
+	if (atomic_load(&conn->pipes) > 0 ||
+	    (conn->last_redial != 0 && now - conn->last_redial < 1000)) {
+		(void)pthread_mutex_unlock(&conn->mu);
+		return;
+	}
+	conn->last_redial = now;
+	(void)client_conn_dial_list(conn, conn->url, NULL, true, NULL);
+	(void)pthread_mutex_unlock(&conn->mu);
 }
 
 /* A new conn for url, dialling. The socket is closed again on failure: it never
@@ -693,7 +724,7 @@ client_conn_new(const char *url, const char *key, const secretd_options *options
 		return client_fail(err, SECRETD_INTERNAL, "cannot create a mutex");
 	}
 	atomic_init(&conn->pipes, 0);
-	if ((conn->key = strdup(key)) == NULL) {
+	if ((conn->key = strdup(key)) == NULL || (conn->url = strdup(url)) == NULL) {
 		st = client_fail(err, SECRETD_INTERNAL, "out of memory");
 		goto fail;
 	}
@@ -711,8 +742,9 @@ client_conn_new(const char *url, const char *key, const secretd_options *options
 		st = client_nng_fail(err, rv, url, "cannot set up the socket for");
 		goto fail;
 	}
-	if ((st = client_conn_dial_list(conn, url, options, err)) != SECRETD_OK)
+	if ((st = client_conn_dial_list(conn, url, options, false, err)) != SECRETD_OK)
 		goto fail;
+	conn->last_redial = nng_clock(); /* a fresh dialer gets its chance first */
 	*connp = conn;
 	return SECRETD_OK;
 fail:

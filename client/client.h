@@ -69,10 +69,14 @@
  */
 struct client_conn {
 	char *key;      /* URL and TLS options, '\n'-separated: what makes two conns one */
+	char *url;      /* the URL dialled, one address or a list (the start of key) */
+	uint64_t last_redial; /* nng_clock() of the last client_conn_redial (under mu) */
 	nng_socket sock;
-	/* One TLS configuration per tls+tcp:// address of the list (client_conn_dial). */
+	/* Per address of the list, in its order: the dialer, and the TLS configuration of a
+	 * tls+tcp:// address (NULL for the others), kept for a redial (client_conn_dial). */
+	nng_dialer dialers[CLIENT_MAX_ADDRS];
 	nng_tls_config *tls[CLIENT_MAX_ADDRS];
-	size_t n_tls;
+	size_t n_addrs;
 	atomic_int pipes;   /* connected pipes: tells "no server" from "slow server" */
 	pthread_mutex_t mu; /* guards the context pool and last_abandoned */
 	nng_ctx *ctx_pool;  /* idle contexts, reused (see client_ctx_put) */
@@ -130,6 +134,16 @@ bool client_call_track(secretd_client *client, nng_aio *aio);
 
 /* Unregister aio before it is freed. */
 void client_call_untrack(secretd_client *client, nng_aio *aio);
+
+/*
+ * Replace conn's dialer when conn has no connection (at most once a second, and not in
+ * the first second of a conn; called when a call timed out without any connection). nng 1.5.2's
+ * dialer stops retrying for good when a handshake fails with NNG_ECLOSED (a server killed
+ * during the handshake: the same flaw as nanomsg/nng#1518 on the listening side), which a
+ * socket kept for the life of the process must survive. A dialer with no pipe has nothing
+ * that a reply could arrive on, so closing it is safe.
+ */
+void client_conn_redial(struct client_conn *conn);
 
 /* Note that a call on conn ended without its reply (timeout, cancel): a late reply may
  * still arrive, so the connection must not be closed for a while. */

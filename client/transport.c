@@ -275,6 +275,9 @@ client_exchange(
 
 fail_nng:
 	if (rv == NNG_ETIMEDOUT && atomic_load(&client->conn->pipes) <= 0) {
+		/* No connection all along: the dialer may have given up (see
+		 * client_conn_redial). */
+		client_conn_redial(client->conn);
 		st = client_fail(err, SECRETD_UNAVAILABLE,
 		    "cannot connect to secretd at %s (no connection within %d ms)", client->url,
 		    timeout_ms);
