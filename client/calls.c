@@ -252,11 +252,16 @@ secretd_create(secretd_client *client, const secretd_create_args *args, int time
 	req.on_conflict = (Secretd__V1__OnConflict)args->on_conflict;
 	req.provider = (char *)(args->provider != NULL ? args->provider : "");
 
+	if (!client_enter(client)) {
+		st = client_fail(err, SECRETD_CANCELLED, "the client is closing");
+		goto done;
+	}
 	client_call_init(&call, timeout_ms, result);
 	secretd__v1__secrets__create(client_service(client), &req,
 	    (Secretd__V1__SecretCreateReply_Closure)create_closure, &call);
 	st = call_finish(&call, err);
 	client_cache_reply(client->cache, call.epoch, call.rev, true);
+	client_leave(client);
 done:
 	free(field_ptrs);
 	free(fields); /* only pointers to the caller's values */
@@ -281,10 +286,13 @@ secretd_drop(secretd_client *client, const char *name, secretd_storage storage, 
 	req.name = (char *)name;
 	req.storage = client_storage_to_pb(storage);
 	req.if_exists = if_exists;
+	if (!client_enter(client))
+		return client_fail(err, SECRETD_CANCELLED, "the client is closing");
 	client_call_init(&call, timeout_ms, result);
 	secretd__v1__secrets__drop(client_service(client), &req,
 	    (Secretd__V1__SecretDropReply_Closure)drop_closure, &call);
 	client_cache_reply(client->cache, call.epoch, call.rev, true);
+	client_leave(client);
 	return call_finish(&call, err);
 }
 
@@ -341,6 +349,8 @@ secretd_get(secretd_client *client, const char *name, secretd_storage storage, i
 		return cache_hit(err);
 	req.name = (char *)name;
 	req.storage = client_storage_to_pb(storage);
+	if (!client_enter(client))
+		return client_fail(err, SECRETD_CANCELLED, "the client is closing");
 	client_call_init(&call, timeout_ms, secretp);
 	secretd__v1__secrets__get(
 	    client_service(client), &req, (Secretd__V1__SecretGetReply_Closure)get_closure, &call);
@@ -352,6 +362,7 @@ secretd_get(secretd_client *client, const char *name, secretd_storage storage, i
 	if (client->cache != NULL)
 		st = cache_after_read(
 		    client, CACHE_GET, name, cache_storage(storage), &call, st, secretp, err);
+	client_leave(client);
 	return st;
 }
 
@@ -373,6 +384,8 @@ secretd_resolve(secretd_client *client, const char *path, const char *type, int 
 		return cache_hit(err);
 	req.path = (char *)path;
 	req.type = (char *)type;
+	if (!client_enter(client))
+		return client_fail(err, SECRETD_CANCELLED, "the client is closing");
 	client_call_init(&call, timeout_ms, secretp);
 	secretd__v1__secrets__resolve(client_service(client), &req,
 	    (Secretd__V1__SecretResolveReply_Closure)resolve_closure, &call);
@@ -383,6 +396,7 @@ secretd_resolve(secretd_client *client, const char *path, const char *type, int 
 	}
 	if (client->cache != NULL)
 		st = cache_after_read(client, CACHE_RESOLVE, type, path, &call, st, secretp, err);
+	client_leave(client);
 	return st;
 }
 
@@ -400,12 +414,15 @@ secretd_execute(secretd_client *client, const char *statement, int timeout_ms,
 		return client_fail(err, SECRETD_INVALID_ARGUMENT,
 		    "secretd_execute needs a client, a statement and resultp");
 	req.text = (char *)statement;
+	if (!client_enter(client))
+		return client_fail(err, SECRETD_CANCELLED, "the client is closing");
 	client_call_init(&call, timeout_ms, resultp);
 	secretd__v1__secrets__execute(client_service(client), &req,
 	    (Secretd__V1__StatementReply_Closure)execute_closure, &call);
 	st = call_finish(&call, err);
 	/* A statement may have changed state: the next reads wait for its invalidation. */
 	client_cache_reply(client->cache, call.epoch, call.rev, true);
+	client_leave(client);
 	if (st != SECRETD_OK) {
 		secretd_result_free(*resultp);
 		*resultp = NULL;

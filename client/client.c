@@ -946,14 +946,6 @@ secretd_client_close(secretd_client *client)
 	 * to return. The socket stays open for the next handle: see struct client_conn. */
 	(void)pthread_mutex_lock(&client->mu);
 	client->closing = true;
-	for (size_t i = 0; i < client->n_calls; i++)
-		nng_aio_cancel(client->calls[i]);
-	(void)pthread_mutex_unlock(&client->mu);
-	/* The cache's subscriber thread may be inside a call (Subscribe) of this handle: it
-	 * was just cancelled, and closing refuses new ones, so the thread ends promptly. */
-	client_cache_close(client->cache);
-	client->cache = NULL;
-	(void)pthread_mutex_lock(&client->mu);
 	while (client->active > 0) {
 		struct timespec until;
 
@@ -970,5 +962,9 @@ secretd_client_close(secretd_client *client)
 		(void)pthread_cond_timedwait(&client->idle, &client->mu, &until);
 	}
 	(void)pthread_mutex_unlock(&client->mu);
+	/* Every call is out (the cache's subscriber thread's Subscribe too: cancelled above,
+	 * and closing refuses new ones), so the cache can go before the handle. */
+	client_cache_close(client->cache);
+	client->cache = NULL;
 	client_destroy(client);
 }

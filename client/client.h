@@ -128,6 +128,15 @@ struct secretd_client {
  * wait the close is left to that thread (the socket leaks; upstream nanomsg/nng#1543). */
 void client_socket_close_bounded(nng_socket sock);
 
+/* Count a call in, unless the client is closing (false then). A public call holds the
+ * count across its exchange and everything it does with the handle afterwards (the cache's
+ * bookkeeping), since secretd_client_close frees the handle once the count is 0. */
+bool client_enter(secretd_client *client);
+
+/* Count the call out; the last one out wakes a waiting secretd_client_close. After this
+ * the call must not touch client: close may free it. */
+void client_leave(secretd_client *client);
+
 /* Register aio (an exchange's, no callback) so that secretd_client_close can cancel it;
  * false when the client is closing or memory ran out. */
 bool client_call_track(secretd_client *client, nng_aio *aio);

@@ -121,8 +121,7 @@ client_wait_ipc(secretd_client *client, int timeout_ms, secretd_error *err)
 	return SECRETD_OK;
 }
 
-/* Count the call in, unless the client is closing. */
-static bool
+bool
 client_enter(secretd_client *client)
 {
 	bool ok;
@@ -135,9 +134,7 @@ client_enter(secretd_client *client)
 	return ok;
 }
 
-/* Count the call out; the last one out wakes a waiting secretd_client_close. After this
- * the call must not touch client: close may free it. */
-static void
+void
 client_leave(secretd_client *client)
 {
 	(void)pthread_mutex_lock(&client->mu);
