@@ -1,5 +1,5 @@
 /*
- * test_client_soak.c: a long-lived client process stays healthy (issue 15, item 4). It
+ * test_client_soak.c: a long-lived client process stays healthy. It
  * opens and closes SOAK_HANDLES client handles (2,000 by default; SOAK_HANDLES=10000 for
  * the long run), one call through each, while another thread stops and restarts the server
  * under it every ~400 ms. At the start (after the first call, so that nng's own threads

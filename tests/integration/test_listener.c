@@ -1,5 +1,5 @@
 /*
- * test_listener.c: the listener survives any peer (issue 15, item 0). secretd listens on
+ * test_listener.c: the listener survives any peer. secretd listens on
  * ipc://, tcp:// and tls+tcp://; for each transport, 1,000 peers of each kind hit the
  * listener, then a fresh client (a new connection, which only a live accept loop can
  * serve) must get an answer:

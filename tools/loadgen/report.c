@@ -140,13 +140,13 @@ targets(const struct bench_report *rep, struct target *ts, size_t max)
 	        ? c->r[SERVER_SECRETD].rps / c1->r[SERVER_SECRETD].rps
 	        : 0,
 	    10.0, true, "x c=1");
-	/* Issue 11: group commit that grows with load, with the default worker count. */
+	/* group commit that grows with load, with the default worker count. */
 	if (n + 2 > max)
 		return n;
-	(void)snprintf(ts[n].what, sizeof(ts[n].what), "%s, ipc, c=64: req/s (issue 11)",
+	(void)snprintf(ts[n].what, sizeof(ts[n].what), "%s, ipc, c=64: req/s",
 	    bench_op_label(OP_CREATE_PERSIST));
 	target_set(&ts[n++], c != NULL, c != NULL ? rps_ratio(c) : 0, 0.6, true, "x echo");
-	(void)snprintf(ts[n].what, sizeof(ts[n].what), "%s, ipc: req/s at c=64 over c=1 (issue 11)",
+	(void)snprintf(ts[n].what, sizeof(ts[n].what), "%s, ipc: req/s at c=64 over c=1",
 	    bench_op_label(OP_CREATE_PERSIST));
 	target_set(&ts[n++], c != NULL && c1 != NULL && c1->r[SERVER_SECRETD].rps > 0,
 	    c != NULL && c1 != NULL && c1->r[SERVER_SECRETD].rps > 0

@@ -59,7 +59,7 @@ check "no --duckdb: usage error (2)" [ $? -eq 2 ]
 ctl export --duckdb --load duckdb_extra >/dev/null 2>&1
 check "unknown --load: usage error (2)" [ $? -eq 2 ]
 
-# The DuckDB semantics of DROP ... FROM (issue 14): with FROM, the named storage is the only
+# The DuckDB semantics of DROP ... FROM: with FROM, the named storage is the only
 # candidate and PERSISTENT is ignored; TEMPORARY with FROM stays an error.
 ctl create --type openai --name d1 api_key=x >/dev/null
 ctl create --type openai --name d1 --persistent api_key=y >/dev/null
