@@ -20,8 +20,6 @@
 #define RING 1024
 /* How long the subscriber waits for a message before checking its deadlines. */
 #define SUB_POLL_MS 20
-/* Longest cache_sub_close waits for nng_close. */
-#define SUB_CLOSE_WAIT_MS 2000
 /* Wait before another Subscribe after one that failed. */
 #define SYNC_RETRY_US 100000
 /* Longest cache key: a kind, a storage or type, and a name or path. */
@@ -97,7 +95,7 @@ void cache_wipe_all(struct client_cache *c);
 /* The subscriber (cache_sub.c). open: the sub0 socket, dialling c->notify_url without
  * waiting (err filled on failure); start: its thread; stop: the thread (joined; it may be
  * inside a Subscribe call, which ends within the bound); close: the socket, waiting at
- * most SUB_CLOSE_WAIT_MS. Each NULL-safe in the sense of doing nothing when not done. */
+ * most CLIENT_CLOSE_WAIT_MS. Each NULL-safe in the sense of doing nothing when not done. */
 secretd_status cache_sub_open(struct client_cache *c, secretd_error *err);
 bool cache_sub_start(struct client_cache *c);
 void cache_sub_stop(struct client_cache *c);
