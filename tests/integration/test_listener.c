@@ -111,7 +111,7 @@ fresh_answer_ms(const char *url)
 	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (secretd_client_open(url, &o, &c, NULL) != SECRETD_OK)
 		return -1;
-	st = secretd_list(c, SECRETD_STORAGE_ANY, ANSWER_MS, &rows, NULL);
+	st = secretd_list(c, NULL, ANSWER_MS, &rows, NULL);
 	secretd_rows_free(rows);
 	/* Closed with nothing in flight and the server up: the safe pattern (client.c). */
 	secretd_client_close(c);
