@@ -64,6 +64,8 @@ static struct name_model model[N_NAMES];
 
 /* Totals for the closing note. */
 static long acked_ops, unacked_ops, unacked_applied, names_verified, lost, wrong;
+/* Reads after a restart that found no connection and were made again (see verify_names). */
+static long redials;
 static long contradictions, integrity_runs;
 
 static uint64_t
@@ -460,6 +462,15 @@ verify_names(secretd_client *c)
 
 		name_of(idx, name, sizeof(name));
 		st = secretd_get(c, name, SECRETD_STORAGE_SQLCIPHER, CALL_TIMEOUT_MS, &s, NULL);
+		if (st == SECRETD_UNAVAILABLE) {
+			/* nng 1.5.2's dialer can give up for good when the server it was shaking
+			 * hands with is SIGKILLed (tests/README.md, "nng 1.5.2"); libsecretd then
+			 * redials after a call that found no connection. One more try is that
+			 * redial at work, not a second acceptable answer; counted and printed.
+			 * (Redialling before the first call is the open work.) */
+			redials++;
+			st = secretd_get(c, name, SECRETD_STORAGE_SQLCIPHER, CALL_TIMEOUT_MS, &s, NULL);
+		}
 		CHECK(st == SECRETD_OK || st == SECRETD_NOT_FOUND);
 		for (int i = 0; i < m->n && match < 0; i++) {
 			if (st == SECRETD_NOT_FOUND && !m->cand[i].present)
@@ -697,9 +708,9 @@ main(int argc, char **argv)
 	fprintf(stderr,
 	    "crash: %d rounds (SIGKILL each), %ld acknowledged ops, %ld in flight at a kill "
 	    "(%ld of them applied whole, the rest absent whole), %ld name checks, %ld integrity "
-	    "checks ok, lost %ld, wrong %ld, contradictions %ld, %.1f s\n",
+	    "checks ok, lost %ld, wrong %ld, contradictions %ld, reads redialled %ld, %.1f s\n",
 	    ROUNDS, acked_ops, unacked_ops, unacked_applied, names_verified, integrity_runs, lost,
-	    wrong, contradictions, (double)(now_ms() - t0) / 1000.0);
+	    wrong, contradictions, redials, (double)(now_ms() - t0) / 1000.0);
 	CHECK_STATUS(lost, 0);
 	CHECK_STATUS(wrong, 0);
 	if (check_failures_ == 0)
