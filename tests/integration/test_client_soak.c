@@ -105,7 +105,7 @@ one_handle(void)
 
 	if (st != SECRETD_OK)
 		return st;
-	st = secretd_list(c, SECRETD_STORAGE_ANY, 2000, &rows, NULL);
+	st = secretd_list(c, NULL, 2000, &rows, NULL);
 	secretd_rows_free(rows);
 	secretd_client_close(c);
 	return st;
