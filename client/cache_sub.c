@@ -158,8 +158,8 @@ cache_sub_open(struct client_cache *c, secretd_error *err)
 		 * certificate) serves the notify socket too. */
 		nng_tls_config *tls = NULL;
 
-		for (size_t i = 0; i < c->client->conn->n_addrs && tls == NULL; i++)
-			tls = c->client->conn->tls[i];
+		for (size_t i = 0; i < c->client->n_conns && tls == NULL; i++)
+			tls = c->client->conns[i]->tls;
 		if (tls == NULL)
 			return client_fail(err, SECRETD_INVALID_ARGUMENT,
 			    "notify URL %s needs a tls+tcp:// server URL with its CA",

@@ -1,24 +1,16 @@
 /*
- * client.c: the secretd_client handle (open, which takes a pooled connection; close,
- * which cancels and waits for the calls in flight and gives the connection back), the
- * connection pool itself, the default URL, the names of statuses and storages, and the
- * error helpers the other parts share.
+ * client.c: the secretd_client handle (open, which takes one pooled connection per
+ * address; close, which cancels and waits for the calls in flight and gives the
+ * connections back), the default URL, the names of statuses and storages, and the error
+ * helpers the other parts share.
  *
- * The rule for nng sockets (nng 1.5.2; tests/README.md, "nng 1.5.2"): never nng_close a
- * socket while a message can arrive on one of its pipes. For a REQ socket that means while
- * any request may still be answered, including one whose call timed out or was cancelled,
- * so libsecretd keeps its sockets for the life of the process, one per URL and TLS
- * options (struct client_conn), and closes only sockets that never connected or idle ones
- * quiet for CLIENT_QUIET_MS, with a bounded wait. Any other socket in a process that links
- * libsecretd (a SUB socket, say) must follow the same rule: every nng_close shares nng's
- * one reaper thread, and one close that hangs makes every later one hang.
+ * Not here: the connections and their pool (conn.c), the exchange and failover
+ * (transport.c), the calls (calls.c) or results (results.c). The token is wiped before it
+ * is freed.
  *
- * Not here: the exchange itself (transport.c), the calls (calls.c) or results
- * (results.c). The token and PEM buffers it reads are wiped before they are freed.
- *
- * Thread safety: secretd_client_open and the name functions are safe anywhere (the pool
- * has its own lock); secretd_client_close may run while other threads are inside calls on
- * the handle (they end SECRETD_CANCELLED), but not concurrently with itself.
+ * Thread safety: secretd_client_open and the name functions are safe anywhere;
+ * secretd_client_close may run while other threads are inside calls on the handle (they
+ * end SECRETD_CANCELLED), but not concurrently with itself.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -195,18 +187,6 @@ client_nng_fail(secretd_error *err, int rv, const char *url, const char *what)
 	return client_fail(err, st, "%s %s: %s", what, url, nng_strerror(rv));
 }
 
-/* Track connected pipes; runs on nng's threads. */
-static void
-client_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
-{
-	struct client_conn *conn = arg;
-
-	(void)pipe;
-	if (ev == NNG_PIPE_EV_ADD_POST)
-		(void)atomic_fetch_add(&conn->pipes, 1);
-	else if (ev == NNG_PIPE_EV_REM_POST)
-		(void)atomic_fetch_sub(&conn->pipes, 1);
-}
 
 /* protobuf_c_service_destroy on the embedded service closes the client. */
 static void
@@ -246,195 +226,6 @@ secretd_default_url(char *buf, size_t len)
 	return SECRETD_OK;
 }
 
-/* Read a PEM file whole, NUL-terminated, into *bufp (caller wipes and frees with
- * client_pem_free). Returns 0 or an errno value. */
-static int
-client_pem_read(const char *path, char **bufp, size_t *lenp)
-{
-	FILE *f = NULL;
-	char *buf = NULL;
-	size_t len = 0;
-	size_t cap = 64 * 1024; /* PEM certificates and keys are far smaller */
-	int rv = 0;
-
-	f = fopen(path, "re");
-	if (f == NULL)
-		return errno;
-	buf = malloc(cap + 1);
-	if (buf == NULL) {
-		rv = ENOMEM;
-		goto done;
-	}
-	len = fread(buf, 1, cap + 1, f);
-	if (ferror(f)) {
-		rv = EIO;
-		goto done;
-	}
-	if (len > cap) {
-		rv = EFBIG;
-		goto done;
-	}
-	buf[len] = '\0';
-	*bufp = buf;
-	*lenp = len;
-	buf = NULL;
-done:
-	if (buf != NULL) {
-		explicit_bzero(buf, cap + 1);
-		free(buf);
-	}
-	(void)fclose(f);
-	return rv;
-}
-
-static void
-client_pem_free(char *buf, size_t len)
-{
-	if (buf == NULL)
-		return;
-	explicit_bzero(buf, len);
-	free(buf);
-}
-
-/* Load the client certificate and its key (possibly the same PEM file). */
-static secretd_status
-client_tls_own_cert(nng_tls_config *tls, const secretd_options *options, secretd_error *err)
-{
-	char *cert = NULL;
-	char *key = NULL;
-	size_t cert_len = 0;
-	size_t key_len = 0;
-	secretd_status st;
-	int rv;
-
-	if ((rv = client_pem_read(options->tls_cert_file, &cert, &cert_len)) != 0) {
-		st = client_fail(err, SECRETD_INVALID_ARGUMENT, "cannot read %s: %s",
-		    options->tls_cert_file, strerror(rv));
-		goto done;
-	}
-	if ((rv = client_pem_read(options->tls_key_file, &key, &key_len)) != 0) {
-		st = client_fail(err, SECRETD_INVALID_ARGUMENT, "cannot read %s: %s",
-		    options->tls_key_file, strerror(rv));
-		goto done;
-	}
-	if ((rv = nng_tls_config_own_cert(tls, cert, key, NULL)) != 0) {
-		st = client_fail(err, SECRETD_INVALID_ARGUMENT,
-		    "cannot use client certificate %s with key %s: %s", options->tls_cert_file,
-		    options->tls_key_file, nng_strerror(rv));
-		goto done;
-	}
-	st = SECRETD_OK;
-done:
-	client_pem_free(key, key_len);
-	client_pem_free(cert, cert_len);
-	return st;
-}
-
-/* Build the TLS configuration for a tls+tcp:// dialer. */
-static secretd_status
-client_tls_setup(struct client_conn *conn, size_t idx, const char *curl, nng_dialer dialer,
-    const secretd_options *options, secretd_error *err)
-{
-	nng_url *url = NULL;
-	nng_tls_config *tls = NULL; /* conn's once allocated (freed with conn) */
-	const char *server_name;
-	secretd_status st;
-	int rv;
-
-	if (options == NULL || options->tls_ca_file == NULL || options->tls_ca_file[0] == '\0') {
-		st = client_fail(err, SECRETD_INVALID_ARGUMENT,
-		    "%s needs a CA file (tls_ca_file) to verify the server", curl);
-		goto fail;
-	}
-	if ((options->tls_cert_file == NULL) != (options->tls_key_file == NULL)) {
-		st = client_fail(err, SECRETD_INVALID_ARGUMENT,
-		    "a client certificate needs both tls_cert_file and tls_key_file");
-		goto fail;
-	}
-	if ((rv = nng_url_parse(&url, curl)) != 0) {
-		st = client_nng_fail(err, rv, curl, "bad URL");
-		goto fail;
-	}
-	server_name = options->tls_server_name != NULL ? options->tls_server_name : url->u_hostname;
-	if (server_name == NULL || server_name[0] == '\0') {
-		st = client_fail(err, SECRETD_INVALID_ARGUMENT,
-		    "%s has no host name to verify; set tls_server_name", curl);
-		goto fail;
-	}
-	if ((rv = nng_tls_config_alloc(&tls, NNG_TLS_MODE_CLIENT)) != 0) {
-		st = client_nng_fail(err, rv, curl, "cannot set up TLS for");
-		goto fail;
-	}
-	/* Owned by conn from here, freed with it. */
-	conn->tls[idx] = tls;
-	if ((rv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
-	    (rv = nng_tls_config_server_name(tls, server_name)) != 0) {
-		st = client_nng_fail(err, rv, curl, "cannot set up TLS for");
-		goto fail;
-	}
-	if ((rv = nng_tls_config_ca_file(tls, options->tls_ca_file)) != 0) {
-		st = client_fail(err, SECRETD_INVALID_ARGUMENT, "cannot load CA file %s: %s",
-		    options->tls_ca_file, nng_strerror(rv));
-		goto fail;
-	}
-	if (options->tls_cert_file != NULL &&
-	    (st = client_tls_own_cert(tls, options, err)) != SECRETD_OK)
-		goto fail;
-	if ((rv = nng_dialer_set_ptr(dialer, NNG_OPT_TLS_CONFIG, tls)) != 0) {
-		st = client_nng_fail(err, rv, curl, "cannot set up TLS for");
-		goto fail;
-	}
-	nng_url_free(url);
-	return SECRETD_OK;
-
-fail:
-	if (url != NULL)
-		nng_url_free(url);
-	return st;
-}
-
-int
-client_ctx_take(struct client_conn *conn, nng_ctx *ctxp)
-{
-	bool pooled = false;
-
-	(void)pthread_mutex_lock(&conn->mu);
-	if (conn->n_ctx_pool > 0) {
-		*ctxp = conn->ctx_pool[--conn->n_ctx_pool];
-		pooled = true;
-	}
-	(void)pthread_mutex_unlock(&conn->mu);
-	return pooled ? 0 : nng_ctx_open(ctxp, conn->sock);
-}
-
-void
-client_ctx_put(struct client_conn *conn, nng_ctx ctx)
-{
-	(void)pthread_mutex_lock(&conn->mu);
-	if (conn->n_ctx_pool == conn->cap_ctx_pool) {
-		size_t cap = conn->cap_ctx_pool == 0 ? 8 : conn->cap_ctx_pool * 2;
-		nng_ctx *pool = realloc(conn->ctx_pool, cap * sizeof(*pool));
-
-		if (pool == NULL) {
-			(void)pthread_mutex_unlock(&conn->mu);
-			(void)nng_ctx_close(ctx);
-			return;
-		}
-		conn->ctx_pool = pool;
-		conn->cap_ctx_pool = cap;
-	}
-	conn->ctx_pool[conn->n_ctx_pool++] = ctx;
-	(void)pthread_mutex_unlock(&conn->mu);
-}
-
-void
-client_conn_abandoned(struct client_conn *conn)
-{
-	(void)pthread_mutex_lock(&conn->mu);
-	conn->last_abandoned = nng_clock();
-	(void)pthread_mutex_unlock(&conn->mu);
-}
-
 bool
 client_call_track(secretd_client *client, nng_aio *aio)
 {
@@ -471,183 +262,16 @@ client_call_untrack(secretd_client *client, nng_aio *aio)
 	}
 	(void)pthread_mutex_unlock(&client->mu);
 }
-
-
 /*
- * The connection pool: the one piece of process-wide mutable state in libsecretd. nng's
- * own state is process-wide (one reaper thread serves every socket, and one wedged close
- * wedges them all), so the rule that keeps it healthy has to be process-wide too: a socket
- * that carried calls is never closed while a late reply can reach it (see struct
- * client_conn). Guarded by client_pool_mu; a conn's refs and idle_since change only under
- * it.
- */
-static pthread_mutex_t client_pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct client_conn *client_pool;
-
-/* nng_close on a thread of its own, so that a close that never returns cannot take the
- * caller with it. Freed by whichever side finishes last. */
-struct closer {
-	nng_socket sock;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool done;
-	bool abandoned;
-};
-
-static void
-closer_free(struct closer *cl)
-{
-	(void)pthread_cond_destroy(&cl->cv);
-	(void)pthread_mutex_destroy(&cl->mu);
-	free(cl);
-}
-
-static void *
-closer_main(void *arg)
-{
-	struct closer *cl = arg;
-	bool abandoned;
-
-	(void)nng_close(cl->sock);
-	(void)pthread_mutex_lock(&cl->mu);
-	cl->done = true;
-	abandoned = cl->abandoned;
-	(void)pthread_cond_signal(&cl->cv);
-	(void)pthread_mutex_unlock(&cl->mu);
-	if (abandoned)
-		closer_free(cl);
-	return NULL;
-}
-
-/* See client.h. */
-void
-client_socket_close_bounded(nng_socket sock)
-{
-	struct closer *cl = calloc(1, sizeof(*cl));
-	struct timespec until;
-	pthread_attr_t attr;
-	pthread_t thread;
-	bool started = false;
-
-	if (cl != NULL && pthread_mutex_init(&cl->mu, NULL) == 0) {
-		if (pthread_cond_init(&cl->cv, NULL) != 0) {
-			(void)pthread_mutex_destroy(&cl->mu);
-			free(cl);
-			cl = NULL;
-		}
-	} else {
-		free(cl);
-		cl = NULL;
-	}
-	if (cl != NULL && pthread_attr_init(&attr) == 0) {
-		cl->sock = sock;
-		(void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		started = pthread_create(&thread, &attr, closer_main, cl) == 0;
-		(void)pthread_attr_destroy(&attr);
-	}
-	if (!started) {
-		if (cl != NULL)
-			closer_free(cl);
-		(void)nng_close(sock);
-		return;
-	}
-	(void)clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += CLIENT_CLOSE_WAIT_MS / 1000;
-	(void)pthread_mutex_lock(&cl->mu);
-	while (!cl->done)
-		if (pthread_cond_timedwait(&cl->cv, &cl->mu, &until) == ETIMEDOUT)
-			break;
-	if (cl->done) {
-		(void)pthread_mutex_unlock(&cl->mu);
-		closer_free(cl);
-		return;
-	}
-	cl->abandoned = true;
-	(void)pthread_mutex_unlock(&cl->mu);
-}
-
-/* Free a conn that is in no pool and has no handle. Its socket is closed only when
- * close_sock (see client_socket_close_bounded for when that is safe). */
-static void
-client_conn_free(struct client_conn *conn, bool close_sock)
-{
-	if (conn == NULL)
-		return;
-	if (close_sock) {
-		/* The callbacks point at conn, which is about to go. */
-		(void)nng_pipe_notify(conn->sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
-		(void)nng_pipe_notify(conn->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
-		client_socket_close_bounded(conn->sock); /* closes the pooled contexts too */
-	}
-	for (size_t i = 0; i < CLIENT_MAX_ADDRS; i++)
-		if (conn->tls[i] != NULL)
-			nng_tls_config_free(conn->tls[i]);
-	free(conn->ctx_pool);
-	free(conn->key);
-	free(conn->url);
-	(void)pthread_mutex_destroy(&conn->mu);
-	free(conn);
-}
-
-/*
- * Dial one URL on conn's socket (with TLS for tls+tcp://). One URL per call, so that a
- * list of addresses is a loop over this function. Non-blocking: the dialer keeps
- * retrying in the background, and the first call waits for a connection within its own
- * timeout.
+ * Take a pooled conn for every address of client->url, a comma-separated list (a
+ * cluster's nodes; spaces around an address are not part of it). Calls go to the first
+ * address while it answers (see struct secretd_client's preferred).
  */
 static secretd_status
-client_conn_dial(struct client_conn *conn, size_t idx, const char *url,
-    const secretd_options *options, secretd_error *err)
+client_open_conns(secretd_client *client, const secretd_options *options, secretd_error *err)
 {
-	nng_dialer dialer;
-	bool tls_options =
-	    options != NULL && (options->tls_ca_file != NULL || options->tls_server_name != NULL ||
-	                           options->tls_cert_file != NULL || options->tls_key_file != NULL);
-	secretd_status st;
-	int rv;
-
-	if (tls_options && strncmp(url, "tls+", 4) != 0)
-		return client_fail(err, SECRETD_INVALID_ARGUMENT,
-		    "TLS options given for %s, which is not a tls+tcp:// URL", url);
-	if ((rv = nng_dialer_create(&dialer, conn->sock, url)) != 0) {
-		/* Whatever nng finds wrong with the URL (syntax, scheme) is the caller's. */
-		return client_fail(err,
-		    rv == NNG_ENOMEM ? SECRETD_INTERNAL : SECRETD_INVALID_ARGUMENT,
-		    "bad URL %s: %s", url, nng_strerror(rv));
-	}
-	if (strncmp(url, "tls+", 4) == 0 && conn->tls[idx] != NULL) {
-		/* A redial: the configuration is already built. */
-		if ((rv = nng_dialer_set_ptr(dialer, NNG_OPT_TLS_CONFIG, conn->tls[idx])) != 0)
-			return client_nng_fail(err, rv, url, "cannot set up TLS for");
-	} else if (strncmp(url, "tls+", 4) == 0 &&
-	           (st = client_tls_setup(conn, idx, url, dialer, options, err)) != SECRETD_OK) {
-		return st;
-	}
-	/* A pooled socket outlives server restarts: find the server again quickly (nng's
-	 * default is a fixed 100 ms), backing off to nng's default while it stays down. */
-	if ((rv = nng_dialer_set_ms(dialer, NNG_OPT_RECONNMINT, CLIENT_RECONNECT_MIN_MS)) != 0 ||
-	    (rv = nng_dialer_set_ms(dialer, NNG_OPT_RECONNMAXT, CLIENT_RECONNECT_MAX_MS)) != 0)
-		return client_nng_fail(err, rv, url, "cannot set up the dialer for");
-	if ((rv = nng_dialer_start(dialer, NNG_FLAG_NONBLOCK)) != 0)
-		return client_nng_fail(err, rv, url, "cannot dial");
-	conn->dialers[idx] = dialer;
-	return SECRETD_OK;
-}
-
-/*
- * Dial every address of a comma-separated list (a cluster's nodes) on conn's one REQ
- * socket: nng sends each request on a connected pipe and resends it on another when the
- * pipe it went out on breaks, so a call to a node that dies is answered by another. (Calls
- * are spread over the connected nodes; temporary secrets live on one node only, so a job
- * that relies on its own temporaries gives one address.)
- */
-static secretd_status
-client_conn_dial_list(struct client_conn *conn, const char *list,
-    const secretd_options *options, bool redial, secretd_error *err)
-{
-	char *copy = strdup(list);
+	char *copy = strdup(client->url);
 	char *save = NULL;
-	size_t n = 0;
 	secretd_status st = SECRETD_OK;
 
 	if (copy == NULL)
@@ -656,7 +280,6 @@ client_conn_dial_list(struct client_conn *conn, const char *list,
 	     a = strtok_r(NULL, ",", &save)) {
 		size_t len;
 
-		/* "a, b" as well as "a,b": spaces around an address are not part of it. */
 		while (*a == ' ')
 			a++;
 		len = strlen(a);
@@ -664,210 +287,26 @@ client_conn_dial_list(struct client_conn *conn, const char *list,
 			a[--len] = '\0';
 		if (len == 0)
 			continue;
-		if (n == CLIENT_MAX_ADDRS) {
+		if (client->n_conns == CLIENT_MAX_ADDRS) {
 			st = client_fail(err, SECRETD_INVALID_ARGUMENT,
 			    "at most %d addresses in one list", CLIENT_MAX_ADDRS);
 			break;
 		}
-		if (redial) {
-			/* Dial anew first (the socket keeps the calls queued), then drop the
-			 * old dialer; on failure the old one stays: nothing is lost by trying
-			 * again later. */
-			nng_dialer old = conn->dialers[n];
-
-			if (client_conn_dial(conn, n, a, NULL, NULL) == SECRETD_OK)
-				(void)nng_dialer_close(old);
-		} else {
-			st = client_conn_dial(conn, n, a, options, err);
-		}
-		n++;
+		st = client_conn_get(a, options, &client->conns[client->n_conns], err);
+		if (st == SECRETD_OK)
+			client->n_conns++;
 	}
-	if (st == SECRETD_OK && n == 0)
-		st = client_fail(err, SECRETD_INVALID_ARGUMENT, "no address in '%s'", list);
-	if (!redial)
-		conn->n_addrs = n;
+	if (st == SECRETD_OK && client->n_conns == 0)
+		st = client_fail(err, SECRETD_INVALID_ARGUMENT, "no address in '%s'", client->url);
 	free(copy);
 	return st;
-}
-
-void
-client_conn_redial(struct client_conn *conn)
-{
-	nng_time now = nng_clock();
-
-	(void)pthread_mutex_lock(&conn->mu);
-	if (atomic_load(&conn->pipes) > 0 ||
-	    (conn->last_redial != 0 && now - conn->last_redial < 1000)) {
-		(void)pthread_mutex_unlock(&conn->mu);
-		return;
-	}
-	conn->last_redial = now;
-	(void)client_conn_dial_list(conn, conn->url, NULL, true, NULL);
-	(void)pthread_mutex_unlock(&conn->mu);
-}
-
-/* A new conn for url, dialling. The socket is closed again on failure: it never
- * connected, so no reply can be on its way. */
-static secretd_status
-client_conn_new(const char *url, const char *key, const secretd_options *options,
-    struct client_conn **connp, secretd_error *err)
-{
-	struct client_conn *conn = calloc(1, sizeof(*conn));
-	bool sock_open = false;
-	secretd_status st;
-	int rv;
-
-	if (conn == NULL)
-		return client_fail(err, SECRETD_INTERNAL, "out of memory");
-	if (pthread_mutex_init(&conn->mu, NULL) != 0) {
-		free(conn);
-		return client_fail(err, SECRETD_INTERNAL, "cannot create a mutex");
-	}
-	atomic_init(&conn->pipes, 0);
-	if ((conn->key = strdup(key)) == NULL || (conn->url = strdup(url)) == NULL) {
-		st = client_fail(err, SECRETD_INTERNAL, "out of memory");
-		goto fail;
-	}
-	if ((rv = nng_req0_open(&conn->sock)) != 0) {
-		st = client_fail(err, SECRETD_INTERNAL, "cannot open a socket for %s: %s", url,
-		    nng_strerror(rv));
-		goto fail;
-	}
-	sock_open = true;
-	if ((rv = nng_socket_set_size(conn->sock, NNG_OPT_RECVMAXSZ, CLIENT_RECV_MAX)) != 0 ||
-	    (rv = nng_pipe_notify(conn->sock, NNG_PIPE_EV_ADD_POST, client_pipe_event, conn)) !=
-	        0 ||
-	    (rv = nng_pipe_notify(conn->sock, NNG_PIPE_EV_REM_POST, client_pipe_event, conn)) !=
-	        0) {
-		st = client_nng_fail(err, rv, url, "cannot set up the socket for");
-		goto fail;
-	}
-	if ((st = client_conn_dial_list(conn, url, options, false, err)) != SECRETD_OK)
-		goto fail;
-	conn->last_redial = nng_clock(); /* a fresh dialer gets its chance first */
-	*connp = conn;
-	return SECRETD_OK;
-fail:
-	client_conn_free(conn, sock_open);
-	return st;
-}
-
-/* Close idle conns beyond CLIENT_POOL_IDLE_MAX, oldest first, among those quiet for
- * CLIENT_QUIET_MS. Called with client_pool_mu held; closes after dropping it. */
-static void
-client_pool_trim_locked(void)
-{
-	struct client_conn *evict = NULL;
-	struct client_conn **pp;
-	size_t idle = 0;
-	nng_time now = nng_clock();
-
-	for (struct client_conn *c = client_pool; c != NULL; c = c->next)
-		idle += c->refs == 0;
-	while (idle > CLIENT_POOL_IDLE_MAX) {
-		struct client_conn **oldest = NULL;
-
-		for (pp = &client_pool; *pp != NULL; pp = &(*pp)->next) {
-			struct client_conn *c = *pp;
-			nng_time quiet;
-
-			if (c->refs != 0)
-				continue;
-			(void)pthread_mutex_lock(&c->mu);
-			quiet = now - c->last_abandoned;
-			(void)pthread_mutex_unlock(&c->mu);
-			if (c->last_abandoned != 0 && quiet < CLIENT_QUIET_MS)
-				continue;
-			if (oldest == NULL || c->idle_since < (*oldest)->idle_since)
-				oldest = pp;
-		}
-		if (oldest == NULL)
-			break; /* none quiet: keep them all for now */
-		evict = *oldest;
-		*oldest = evict->next;
-		idle--;
-		(void)pthread_mutex_unlock(&client_pool_mu);
-		client_conn_free(evict, true);
-		(void)pthread_mutex_lock(&client_pool_mu);
-	}
-}
-
-/* The pool key: the URL and every option that shapes the dialer. */
-static char *
-client_conn_key(const char *url, const secretd_options *o)
-{
-	const char *parts[5] = {url, NULL, NULL, NULL, NULL};
-	size_t len = 0;
-	char *key;
-
-	if (o != NULL) {
-		parts[1] = o->tls_ca_file;
-		parts[2] = o->tls_server_name;
-		parts[3] = o->tls_cert_file;
-		parts[4] = o->tls_key_file;
-	}
-	for (int i = 0; i < 5; i++)
-		len += (parts[i] != NULL ? strlen(parts[i]) : 0) + 1;
-	key = malloc(len + 1);
-	if (key == NULL)
-		return NULL;
-	key[0] = '\0';
-	for (int i = 0; i < 5; i++) {
-		(void)strcat(key, parts[i] != NULL ? parts[i] : "");
-		(void)strcat(key, "\n");
-	}
-	return key;
-}
-
-/* A conn for url and options from the pool, or a new one added to it. */
-static secretd_status
-client_conn_get(const char *url, const secretd_options *options, struct client_conn **connp,
-    secretd_error *err)
-{
-	char *key = client_conn_key(url, options);
-	struct client_conn *conn = NULL;
-	secretd_status st = SECRETD_OK;
-
-	if (key == NULL)
-		return client_fail(err, SECRETD_INTERNAL, "out of memory");
-	(void)pthread_mutex_lock(&client_pool_mu);
-	for (conn = client_pool; conn != NULL; conn = conn->next)
-		if (strcmp(conn->key, key) == 0)
-			break;
-	if (conn == NULL) {
-		/* Dialling is non-blocking, so holding the lock here is short. */
-		st = client_conn_new(url, key, options, &conn, err);
-		if (st == SECRETD_OK) {
-			conn->next = client_pool;
-			client_pool = conn;
-		}
-	}
-	if (st == SECRETD_OK) {
-		conn->refs++;
-		*connp = conn;
-	}
-	(void)pthread_mutex_unlock(&client_pool_mu);
-	free(key);
-	return st;
-}
-
-/* A handle is done with conn: keep it for the next handle (and trim the idle ones). */
-static void
-client_conn_release(struct client_conn *conn)
-{
-	(void)pthread_mutex_lock(&client_pool_mu);
-	if (--conn->refs == 0) {
-		conn->idle_since = nng_clock();
-		client_pool_trim_locked();
-	}
-	(void)pthread_mutex_unlock(&client_pool_mu);
 }
 
 static void
 client_destroy(secretd_client *client)
 {
-	if (client->conn != NULL)
-		client_conn_release(client->conn);
+	for (size_t i = 0; i < client->n_conns; i++)
+		client_conn_release(client->conns[i]);
 	if (client->token != NULL) {
 		explicit_bzero(client->token, strlen(client->token));
 		free(client->token);
@@ -916,6 +355,7 @@ secretd_client_open(
 	client->service.destroy = client_service_destroy;
 	client->url = strdup(url);
 	atomic_init(&client->store_rev, 0);
+	atomic_init(&client->preferred, 0);
 	/* The wait for a socket file to appear is for one ipc:// address, not a list. */
 	if (client->url != NULL && strncmp(client->url, "ipc://", 6) == 0 &&
 	    strchr(client->url, ',') == NULL)
@@ -925,7 +365,7 @@ secretd_client_open(
 		st = client_fail(err, SECRETD_INTERNAL, "out of memory");
 		goto fail;
 	}
-	if ((st = client_conn_get(url, options, &client->conn, err)) != SECRETD_OK)
+	if ((st = client_open_conns(client, options, err)) != SECRETD_OK)
 		goto fail;
 	if ((st = client_cache_open(client, options, &client->cache, err)) != SECRETD_OK)
 		goto fail;

@@ -53,33 +53,38 @@
 /* Listings can be large; a reply past this is a broken or hostile server's. */
 #define CLIENT_RECV_MAX ((size_t)16 * 1024 * 1024)
 
+/* A conn with no connection is given a new dialer at most this often (client_conn_redial). */
+#define CLIENT_REDIAL_MS 1000
+
 /*
- * One nng REQ socket and its dialer, shared by every handle opened on the same URL with
- * the same TLS options, and kept when the last of them closes (client.c's pool).
+ * One nng REQ socket dialling one address, shared by every handle opened on the same
+ * address with the same TLS options, and kept when the last of them closes (conn.c's
+ * pool). A handle given a list of addresses holds one conn per address.
  *
- * Why: nng 1.5.2 hangs for ever in nng_close when a message arrives on a pipe while the
- * socket closes (the reaper thread is then wedged: every later nng_close in the process
- * hangs, and failed ipc dials leave fds that spin nng's poller on EPOLLHUP; see
+ * Why one socket per address: nng's REQ socket spreads requests over all its pipes, and a
+ * cluster's nodes each keep their own temporary secrets, so a handle must be able to
+ * choose the node a request goes to (transport.c keeps to one node while it answers).
+ *
+ * Why never closed: nng 1.5.2 hangs for ever in nng_close when a message arrives on a pipe
+ * while the socket closes (the reaper thread is then wedged: every later nng_close in the
+ * process hangs, and failed ipc dials leave fds that spin nng's poller on EPOLLHUP; see
  * tests/README.md). A client socket gets messages only as replies, and a reply can
  * arrive late for a call that timed out or was cancelled, so no moment is known to be
  * safe to close a socket that carried calls. So libsecretd does not close it: the next
- * handle on the URL reuses it, and a process that opens and closes handles all day keeps
- * one socket per server. The token travels in each request's envelope, so handles with
- * different tokens share a connection.
+ * handle on the address reuses it, and a process that opens and closes handles all day
+ * keeps one socket per server. The token travels in each request's envelope, so handles
+ * with different tokens share a connection.
  */
 struct client_conn {
-	char *key;      /* URL and TLS options, '\n'-separated: what makes two conns one */
-	char *url;      /* the URL dialled, one address or a list (the start of key) */
-	uint64_t last_redial; /* nng_clock() of the last client_conn_redial (under mu) */
+	char *key;            /* address and TLS options, '\n'-separated: what makes two conns one */
+	char *url;            /* the one address dialled (the start of key) */
+	uint64_t last_redial; /* nng_clock() of the conn's creation or last redial (under mu) */
 	nng_socket sock;
-	/* Per address of the list, in its order: the dialer, and the TLS configuration of a
-	 * tls+tcp:// address (NULL for the others), kept for a redial (client_conn_dial). */
-	nng_dialer dialers[CLIENT_MAX_ADDRS];
-	nng_tls_config *tls[CLIENT_MAX_ADDRS];
-	size_t n_addrs;
-	atomic_int pipes;   /* connected pipes: tells "no server" from "slow server" */
-	pthread_mutex_t mu; /* guards the context pool and last_abandoned */
-	nng_ctx *ctx_pool;  /* idle contexts, reused (see client_ctx_put) */
+	nng_dialer dialer;   /* replaced by client_conn_redial (under mu) */
+	nng_tls_config *tls; /* a tls+tcp:// address's configuration, kept for a redial */
+	atomic_int pipes;    /* connected pipes (0 or 1): "no server" vs "slow server" */
+	pthread_mutex_t mu;  /* guards the context pool, the dialer and the times */
+	nng_ctx *ctx_pool;   /* idle contexts, reused (see client_ctx_put) */
 	size_t n_ctx_pool;
 	size_t cap_ctx_pool;
 	uint64_t last_abandoned; /* nng_clock() when a call last ended without its reply */
@@ -88,10 +93,24 @@ struct client_conn {
 	struct client_conn *next;
 };
 
+/* A conn for one address and options from the pool, or a new one (dialling) added to it;
+ * counted as used until client_conn_release. */
+secretd_status client_conn_get(const char *url, const secretd_options *options,
+    struct client_conn **connp, secretd_error *err);
+
+/* A handle is done with conn: it stays pooled for the next handle (idle ones are trimmed). */
+void client_conn_release(struct client_conn *conn);
+
 /* The handle (client.c opens and closes it; transport.c makes the calls). */
 struct secretd_client {
 	ProtobufCService service; /* first: client_invoke casts the service back */
-	struct client_conn *conn; /* shared; released (not closed) by secretd_client_close */
+	/* One pooled conn per address of the list, in its order; released (not closed) by
+	 * secretd_client_close. */
+	struct client_conn *conns[CLIENT_MAX_ADDRS];
+	size_t n_conns;
+	/* The conn calls go to while it answers (transport.c): a client stays on one node of
+	 * a cluster, where its temporary secrets are, and moves only when that node is gone. */
+	atomic_size_t preferred;
 	char *url;                /* as given: one address or a comma-separated list */
 	/* Highest Reply.store_rev seen, sent as Request.min_store_rev (read your writes
 	 * across the nodes of a cluster). */
@@ -145,8 +164,8 @@ bool client_call_track(secretd_client *client, nng_aio *aio);
 void client_call_untrack(secretd_client *client, nng_aio *aio);
 
 /*
- * Replace conn's dialer when conn has no connection (at most once a second, and not in
- * the first second of a conn; called when a call timed out without any connection). nng 1.5.2's
+ * Replace conn's dialer when conn has no connection (at most once per CLIENT_REDIAL_MS,
+ * and not in a conn's first; called while a call waits with no connection). nng 1.5.2's
  * dialer stops retrying for good when a handshake fails with NNG_ECLOSED (a server killed
  * during the handshake: the same flaw as nanomsg/nng#1518 on the listening side), which a
  * socket kept for the life of the process must survive. A dialer with no pipe has nothing

@@ -15,6 +15,7 @@
  * flight, so that secretd_client_close can cancel them and wait for them.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
@@ -106,7 +108,7 @@ client_wait_ipc(secretd_client *client, int timeout_ms, secretd_error *err)
 	nng_duration grace = CLIENT_IPC_GRACE_MS;
 	struct stat sb;
 
-	if (client->ipc_path == NULL || atomic_load(&client->conn->pipes) > 0)
+	if (client->ipc_path == NULL || atomic_load(&client->conns[0]->pipes) > 0)
 		return SECRETD_OK;
 	if (timeout_ms >= 0 && timeout_ms < grace)
 		grace = timeout_ms;
@@ -213,22 +215,213 @@ fail:
 	return st;
 }
 
-/* Send msg (taken, also on failure) and receive the reply on a fresh context. */
+/* How often a call that waits looks at its connection (failover, redial). */
+#define CLIENT_WATCH_MS 20
+
+/* How long a call waits for the preferred address to connect before it takes another
+ * (a new handle's dials race; the first address should win while it is up). */
+#define CLIENT_PREFER_WAIT_MS 250
+
+/* An exchange's aio completes through this, so that the call can wait in slices and look
+ * at its connection in between (nng_aio_wait cannot time out). */
+struct client_waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* on CLOCK_MONOTONIC */
+	bool done;
+};
+
+static void
+client_waiter_cb(void *arg)
+{
+	struct client_waiter *w = arg;
+
+	(void)pthread_mutex_lock(&w->mu);
+	w->done = true;
+	(void)pthread_cond_broadcast(&w->cv);
+	(void)pthread_mutex_unlock(&w->mu);
+}
+
+static bool
+client_waiter_init(struct client_waiter *w)
+{
+	pthread_condattr_t attr;
+	bool ok;
+
+	w->done = false;
+	if (pthread_condattr_init(&attr) != 0)
+		return false;
+	ok = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
+	     pthread_cond_init(&w->cv, &attr) == 0;
+	(void)pthread_condattr_destroy(&attr);
+	if (ok && pthread_mutex_init(&w->mu, NULL) != 0) {
+		(void)pthread_cond_destroy(&w->cv);
+		ok = false;
+	}
+	return ok;
+}
+
+static void
+client_waiter_fini(struct client_waiter *w)
+{
+	(void)pthread_cond_destroy(&w->cv);
+	(void)pthread_mutex_destroy(&w->mu);
+}
+
+/* Start the next operation on the waiter's aio (before nng_ctx_send/recv). */
+static void
+client_waiter_arm(struct client_waiter *w)
+{
+	(void)pthread_mutex_lock(&w->mu);
+	w->done = false;
+	(void)pthread_mutex_unlock(&w->mu);
+}
+
+/* Wait up to ms for the aio to complete; true once it has. */
+static bool
+client_waiter_wait(struct client_waiter *w, nng_duration ms)
+{
+	struct timespec until;
+	bool done;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	(void)pthread_mutex_lock(&w->mu);
+	while (!w->done)
+		if (pthread_cond_timedwait(&w->cv, &w->mu, &until) == ETIMEDOUT)
+			break;
+	done = w->done;
+	(void)pthread_mutex_unlock(&w->mu);
+	return done;
+}
+
+/* A connected address for the next attempt, the preferred one first; one not yet tried in
+ * this call before one that was. -1 when none is connected. */
+static int
+client_connected(secretd_client *client, size_t pref, uint32_t tried, bool others)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t k = 0; k < client->n_conns; k++) {
+			size_t i = (pref + k) % client->n_conns;
+			bool was_tried = (tried >> i) & 1u;
+
+			if (!others && i != pref)
+				continue;
+			if (was_tried == (pass == 0))
+				continue;
+			if (atomic_load(&client->conns[i]->pipes) > 0)
+				return (int)i;
+		}
+	}
+	return -1;
+}
+
+/*
+ * Choose the address for the next attempt of a call. One address: that one (its socket
+ * holds the request until it connects). A list: the preferred address while it is
+ * connected, else another that is (a cluster node that died is left for the next),
+ * waiting within the call's timeout for one to connect and redialling any whose dialer
+ * may have given up (client_conn_redial).
+ */
+static secretd_status
+client_pick(secretd_client *client, int timeout_ms, nng_time start, uint32_t tried,
+    size_t *idxp, secretd_error *err)
+{
+	size_t pref = atomic_load(&client->preferred);
+	int i;
+
+	if (client->n_conns == 1) {
+		*idxp = 0;
+		return SECRETD_OK;
+	}
+	for (;;) {
+		bool others = ((tried >> pref) & 1u) ||
+		              nng_clock() - start >= CLIENT_PREFER_WAIT_MS;
+
+		if ((i = client_connected(client, pref, tried, others)) >= 0)
+			break;
+		if (client_remaining(timeout_ms, start) == 0)
+			return client_fail(err, SECRETD_UNAVAILABLE,
+			    "cannot connect to secretd at %s (no connection within %d ms)",
+			    client->url, timeout_ms);
+		for (size_t k = 0; k < client->n_conns; k++)
+			client_conn_redial(client->conns[k]);
+		nng_msleep(5);
+	}
+	*idxp = (size_t)i;
+	return SECRETD_OK;
+}
+
+/*
+ * Wait for the aio of an attempt on conn (send or receive). Returns true when it
+ * completed; false when conn lost its connection while another address of the list is
+ * connected: the attempt is then withdrawn (cancelled, and waited for) and the call moves
+ * on. A connection missing for CLIENT_REDIAL_MS gets a new dialer meanwhile.
+ */
+static bool
+client_watch(secretd_client *client, struct client_conn *conn, size_t idx, uint32_t tried,
+    nng_aio *aio, struct client_waiter *w)
+{
+	nng_time lost = 0;
+
+	while (!client_waiter_wait(w, CLIENT_WATCH_MS)) {
+		nng_time now = nng_clock();
+
+		if (atomic_load(&conn->pipes) > 0) {
+			lost = 0;
+			continue;
+		}
+		if (lost == 0)
+			lost = now;
+		if (client->n_conns > 1 &&
+		    client_connected(client, idx, tried | (1u << idx), true) >= 0) {
+			nng_aio_cancel(aio);
+			while (!client_waiter_wait(w, 1000))
+				;
+			/* The reply may have won the race with the cancel: then it stands. */
+			return nng_aio_result(aio) == 0;
+		}
+		if (now - lost >= CLIENT_REDIAL_MS)
+			client_conn_redial(conn);
+	}
+	return true;
+}
+
+/*
+ * Send msg (taken, also on failure) and receive the reply, on a context of the chosen
+ * address's conn. With a list of addresses, a request whose node goes away before it
+ * answers is sent again, same frame and request id, to another node (the id makes the
+ * resend safe: a node that already applied it answers as it did the first time).
+ */
 static secretd_status
 client_exchange(
     secretd_client *client, nng_msg *msg, int timeout_ms, nng_msg **replyp, secretd_error *err)
 {
+	struct client_waiter w;
+	bool waiter = false;
 	nng_aio *aio = NULL;
 	nng_ctx ctx = NNG_CTX_INITIALIZER;
-	bool ctx_open = false;
+	struct client_conn *conn = NULL;
+	nng_msg *out;
 	nng_time start = nng_clock();
-	nng_duration left;
+	uint32_t tried = 0;
+	size_t idx = 0;
+	bool sent = false;
 	secretd_status st;
 	int rv;
 
 	if ((st = client_wait_ipc(client, timeout_ms, err)) != SECRETD_OK)
 		goto fail;
-	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
+	if (!client_waiter_init(&w)) {
+		st = client_fail(err, SECRETD_INTERNAL, "cannot create a condition variable");
+		goto fail;
+	}
+	waiter = true;
+	if ((rv = nng_aio_alloc(&aio, client_waiter_cb, &w)) != 0) {
 		st = client_nng_fail(err, rv, client->url, "cannot call");
 		goto fail;
 	}
@@ -238,43 +431,73 @@ client_exchange(
 		st = client_fail(err, SECRETD_CANCELLED, "client for %s is closing", client->url);
 		goto fail;
 	}
-	if ((rv = client_ctx_take(client->conn, &ctx)) != 0) {
+
+attempt:
+	if ((st = client_pick(client, timeout_ms, start, tried, &idx, err)) != SECRETD_OK)
+		goto fail;
+	conn = client->conns[idx];
+	if ((rv = client_ctx_take(conn, &ctx)) != 0) {
+		conn = NULL;
 		st = client_nng_fail(err, rv, client->url, "cannot call");
 		goto fail;
 	}
-	ctx_open = true;
-
+	/* With one address the frame goes to nng as it is; with several, a copy goes, and
+	 * the frame stays for a resend to another node. */
+	out = msg;
+	if (client->n_conns > 1 && (rv = nng_msg_dup(&out, msg)) != 0) {
+		st = client_nng_fail(err, rv, client->url, "cannot call");
+		goto fail_ctx;
+	}
+	if (client->n_conns == 1)
+		msg = NULL;
 	nng_aio_set_timeout(aio, client_remaining(timeout_ms, start));
-	nng_aio_set_msg(aio, msg);
+	nng_aio_set_msg(aio, out);
+	client_waiter_arm(&w);
 	nng_ctx_send(ctx, aio);
-	nng_aio_wait(aio);
+	if (!client_watch(client, conn, idx, tried, aio, &w))
+		goto withdraw;
 	if ((rv = nng_aio_result(aio)) != 0) {
-		/* nng gives a message back only when the send failed. */
+		/* nng gives the frame back when the send failed. */
+		client_msg_wipe_free(nng_aio_get_msg(aio));
+		nng_aio_set_msg(aio, NULL);
 		goto fail_nng;
 	}
-	msg = NULL;
-
-	left = client_remaining(timeout_ms, start);
-	if (left == 0) {
+	sent = true;
+	if (client_remaining(timeout_ms, start) == 0) {
 		rv = NNG_ETIMEDOUT;
 		goto fail_nng;
 	}
-	nng_aio_set_timeout(aio, left);
+	nng_aio_set_timeout(aio, client_remaining(timeout_ms, start));
+	client_waiter_arm(&w);
 	nng_ctx_recv(ctx, aio);
-	nng_aio_wait(aio);
+	if (!client_watch(client, conn, idx, tried, aio, &w))
+		goto withdraw;
 	if ((rv = nng_aio_result(aio)) != 0)
 		goto fail_nng;
 	*replyp = nng_aio_get_msg(aio);
-	client_ctx_put(client->conn, ctx);
+	client_ctx_put(conn, ctx);
+	atomic_store(&client->preferred, idx); /* stay on the node that answered */
 	client_call_untrack(client, aio);
 	nng_aio_free(aio);
+	client_msg_wipe_free(msg);
+	client_waiter_fini(&w);
 	return SECRETD_OK;
 
+withdraw:
+	/* conn's node went away with the request: try the next node, same frame. */
+	client_msg_wipe_free(nng_aio_get_msg(aio)); /* a send withdrawn gives it back */
+	nng_aio_set_msg(aio, NULL);
+	if (sent)
+		client_conn_abandoned(conn);
+	client_ctx_put(conn, ctx);
+	conn = NULL;
+	sent = false;
+	tried |= 1u << idx;
+	goto attempt;
+
 fail_nng:
-	if (rv == NNG_ETIMEDOUT && atomic_load(&client->conn->pipes) <= 0) {
-		/* No connection all along: the dialer may have given up (see
-		 * client_conn_redial). */
-		client_conn_redial(client->conn);
+	if (rv == NNG_ETIMEDOUT && atomic_load(&conn->pipes) <= 0) {
+		client_conn_redial(conn);
 		st = client_fail(err, SECRETD_UNAVAILABLE,
 		    "cannot connect to secretd at %s (no connection within %d ms)", client->url,
 		    timeout_ms);
@@ -285,15 +508,17 @@ fail_nng:
 		st = client_nng_fail(err, rv, client->url, "call to");
 	}
 	/* Sent but not answered: a late reply may still come (see struct client_conn). */
-	if (msg == NULL)
-		client_conn_abandoned(client->conn);
+	if (sent)
+		client_conn_abandoned(conn);
+fail_ctx:
+	client_ctx_put(conn, ctx);
 fail:
 	client_msg_wipe_free(msg);
 	if (aio != NULL)
 		client_call_untrack(client, aio);
 	nng_aio_free(aio); /* NULL-safe; stops the aio first, so the context is idle */
-	if (ctx_open)
-		client_ctx_put(client->conn, ctx);
+	if (waiter)
+		client_waiter_fini(&w);
 	return st;
 }
 

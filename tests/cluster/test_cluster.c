@@ -14,6 +14,8 @@
  *                 nothing in etcd; health says not writable; SIGCONT: writes work again
  *   node-kill     kill -9 of a secretd a client uses, while calls are in flight: every call
  *                 succeeds through another node, no write applied twice
+ *   sticky        a client given every node keeps to one: 300 of 300 gets see the temporary
+ *                 it made; its node killed, it moves to the next and stays there
  *   compaction    a node stopped (SIGSTOP) and one shut down while secrets change and etcd
  *                 compacts; both come back and agree with the others
  *   wrong-key     a node with another key file is refused at start; etcd is not written
@@ -632,6 +634,74 @@ test_node_kill(void)
 	CHECK(harness_start(&node[0], NULL));
 }
 
+/* --- sticky node ---------------------------------------------------------------------- */
+
+/* Gets of a temporary secret through c that answer OK, out of n. */
+static int
+temp_hits(secretd_client *c, const char *name, int n)
+{
+	int ok = 0;
+
+	for (int i = 0; i < n; i++) {
+		secretd_secret *s = NULL;
+		secretd_error err;
+
+		if (secretd_get(c, name, SECRETD_STORAGE_MEMORY, TIMEOUT_MS, &s, &err) == SECRETD_OK)
+			ok++;
+		secretd_secret_free(s);
+	}
+	return ok;
+}
+
+/*
+ * A client given every node's address keeps to one node while it answers, so a job sees
+ * the temporary secrets it created (they live on one node only); when that node dies it
+ * moves to the next and stays there, also after the first node is back.
+ */
+static void
+test_sticky(void)
+{
+	char urls[1000];
+	secretd_client *c;
+	secretd_client *c2;
+	secretd_error err;
+	secretd_field f = {.key = "api_key", .value = "sticky-value", .value_len = 12};
+	secretd_create_args args = {.name = "tmp-sticky", .type = "openai", .fields = &f,
+	    .n_fields = 1, .persistent = false};
+	int hits;
+
+	(void)snprintf(urls, sizeof(urls), "%s,%s,%s", node[0].url, node[1].url, node[2].url);
+	c = open_client(urls);
+	CHECK(c != NULL);
+	if (c == NULL)
+		return;
+	CHECK_STATUS(secretd_create(c, &args, TIMEOUT_MS, NULL, &err), SECRETD_OK);
+	hits = temp_hits(c, "tmp-sticky", 300);
+	printf("sticky: %d of 300 gets of a temporary through a 3-node list found it\n", hits);
+	CHECK_STATUS(hits, 300);
+	/* Another handle on the same list prefers the same (first) node. */
+	c2 = open_client(urls);
+	CHECK_STATUS(temp_hits(c2, "tmp-sticky", 50), 50);
+	secretd_client_close(c2);
+
+	/* The node dies: the next calls go to another node, which lacks the temporary. */
+	harness_kill(&node[0]);
+	CHECK_STATUS(temp_hits(c, "tmp-sticky", 1), 0);
+	args.name = "tmp-sticky2";
+	CHECK_STATUS(secretd_create(c, &args, TIMEOUT_MS, NULL, &err), SECRETD_OK);
+	hits = temp_hits(c, "tmp-sticky2", 300);
+	printf("sticky: after the node was killed, %d of 300 gets found the temporary made "
+	       "through the next node\n",
+	    hits);
+	CHECK_STATUS(hits, 300);
+	/* The first node back: the client stays where its new temporary is. */
+	CHECK(harness_start(&node[0], NULL));
+	CHECK(wait_writable(c, true, 10000));
+	CHECK_STATUS(temp_hits(c, "tmp-sticky2", 100), 100);
+	(void)secretd_drop(c, "tmp-sticky2", SECRETD_STORAGE_MEMORY, false, TIMEOUT_MS, NULL, &err);
+	secretd_client_close(c);
+}
+
 /* --- compaction ---------------------------------------------------------------------- */
 
 static void
@@ -989,6 +1059,7 @@ main(void)
 	    {"etcd-kill", test_etcd_kill},
 	    {"quorum", test_quorum},
 	    {"node-kill", test_node_kill},
+	    {"sticky", test_sticky},
 	    {"compaction", test_compaction},
 	    {"wrong-key", test_wrong_key},
 	    {"migrate", test_migrate},
