@@ -197,6 +197,8 @@ fail:
 
 struct listen_entry {
 	char *url;
+	nng_socket sock;  /* the socket the listener serves (the service's, or notify's) */
+	uint8_t hello[8]; /* the SP header a peer of that socket sends */
 	nng_listener l;
 	uint64_t adds;      /* pipes this listener handed to the socket (under mu) */
 	unsigned failures;  /* checks failed in a row */
@@ -217,34 +219,60 @@ struct listeners {
 	struct server *srv;
 };
 
+bool
+listen_init(struct server *srv)
+{
+	struct listeners *ls = calloc(1, sizeof(*ls));
+
+	if (ls == NULL || pthread_mutex_init(&ls->mu, NULL) != 0) {
+		free(ls);
+		goto oom;
+	}
+	if (pthread_cond_init(&ls->cv, NULL) != 0) {
+		(void)pthread_mutex_destroy(&ls->mu);
+		free(ls);
+		goto oom;
+	}
+	ls->srv = srv;
+	srv->listeners = ls;
+	return true;
+oom:
+	log_msg(&srv->log, LOG_ERROR, "out of memory");
+	return false;
+}
+
+/* Record a started listener for the guard. Under mu: nng's pipe callback may already be
+ * reading the table. */
 static bool
-listeners_add(struct server *srv, const char *url, nng_listener l)
+listeners_add(struct server *srv, nng_socket sock, const char *url, nng_listener l)
 {
 	struct listeners *ls = srv->listeners;
+	struct listen_entry e = {.sock = sock, .l = l};
 	struct listen_entry *v;
+	int peer = 0;
 
-	if (ls == NULL) {
-		ls = calloc(1, sizeof(*ls));
-		if (ls == NULL || pthread_mutex_init(&ls->mu, NULL) != 0) {
-			free(ls);
-			goto oom;
-		}
-		if (pthread_cond_init(&ls->cv, NULL) != 0) {
-			(void)pthread_mutex_destroy(&ls->mu);
-			free(ls);
-			goto oom;
-		}
-		ls->srv = srv;
-		srv->listeners = ls;
+	/* The check speaks as the socket's peer protocol would (REQ for the service's REP,
+	 * SUB for notify's PUB): a header of another protocol is refused before any pipe. */
+	if (nng_socket_get_int(sock, NNG_OPT_PEER, &peer) != 0) {
+		log_msg(&srv->log, LOG_ERROR, "cannot read the peer protocol of %s", url);
+		return false;
 	}
+	memcpy(e.hello,
+	    (uint8_t[8]){0x00, 'S', 'P', 0x00, (uint8_t)(peer >> 8), (uint8_t)peer, 0x00, 0x00},
+	    sizeof(e.hello));
+	if ((e.url = strdup(url)) == NULL)
+		goto oom;
+	(void)pthread_mutex_lock(&ls->mu);
 	v = realloc(ls->v, (ls->n + 1) * sizeof(*v));
-	if (v == NULL)
+	if (v != NULL) {
+		ls->v = v;
+		v[ls->n++] = e;
+	}
+	(void)pthread_mutex_unlock(&ls->mu);
+	if (v == NULL) {
+		free(e.url);
 		goto oom;
-	ls->v = v;
-	v[ls->n] = (struct listen_entry){.url = strdup(url), .l = l};
-	if (v[ls->n].url == NULL)
-		goto oom;
-	ls->n++;
+	}
 	return true;
 oom:
 	log_msg(&srv->log, LOG_ERROR, "out of memory");
@@ -260,7 +288,7 @@ listeners_pipe_added(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	int id = nng_listener_id(nng_pipe_listener(pipe));
 
 	(void)ev;
-	if (id <= 0)
+	if (ls == NULL || id <= 0)
 		return; /* a dialer's pipe */
 	(void)pthread_mutex_lock(&ls->mu);
 	for (size_t i = 0; i < ls->n; i++)
@@ -279,9 +307,6 @@ guard_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The SP handshake of a REQ0 peer; the server's REP0 answers with its own. */
-static const uint8_t guard_hello[8] = {0x00, 'S', 'P', 0x00, 0x00, 0x30, 0x00, 0x00};
-
 /* Wait for fd to be ready for events until deadline. */
 static bool
 guard_poll(int fd, short events, long long deadline)
@@ -294,7 +319,8 @@ guard_poll(int fd, short events, long long deadline)
 
 /* The handshake over a plain socket to an ipc:// or tcp:// listener. */
 static bool
-guard_handshake_plain(const char *url, nng_listener l, long long deadline)
+guard_handshake_plain(
+    const char *url, nng_listener l, const uint8_t hello[8], long long deadline)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
@@ -346,7 +372,7 @@ guard_handshake_plain(const char *url, nng_listener l, long long deadline)
 	if (connect(fd, (struct sockaddr *)&ss, sslen) != 0 &&
 	    (errno != EINPROGRESS || !guard_poll(fd, POLLOUT, deadline)))
 		goto done;
-	if (send(fd, guard_hello, sizeof(guard_hello), MSG_NOSIGNAL) != (ssize_t)sizeof(guard_hello))
+	if (send(fd, hello, 8, MSG_NOSIGNAL) != 8)
 		goto done;
 	while (got < sizeof(peer) && guard_poll(fd, POLLIN, deadline)) {
 		ssize_t n = read(fd, peer + got, sizeof(peer) - got);
@@ -387,7 +413,8 @@ guard_stream_io(nng_stream *st, nng_aio *aio, void *buf, size_t len, bool send, 
 /* The handshake inside TLS to a tls+tcp:// listener, through nng's stream API (TLS lives
  * in nng; these streams are not SP sockets and have no nng_close). */
 static bool
-guard_handshake_tls(struct listeners *ls, nng_listener l, long long deadline)
+guard_handshake_tls(
+    struct listeners *ls, nng_listener l, const uint8_t hello_in[8], long long deadline)
 {
 	nng_stream_dialer *d = NULL;
 	nng_stream *st = NULL;
@@ -414,7 +441,7 @@ guard_handshake_tls(struct listeners *ls, nng_listener l, long long deadline)
 	} else {
 		return true;
 	}
-	memcpy(hello, guard_hello, sizeof(hello));
+	memcpy(hello, hello_in, sizeof(hello));
 	if (nng_aio_alloc(&aio, NULL, NULL) != 0)
 		return true;
 	if (nng_stream_dialer_alloc(&d, url) != 0 ||
@@ -447,23 +474,25 @@ done:
 /* Whether listener i hands new connections to the socket: handshake, then wait for its
  * pipe count to move. */
 static bool
-guard_check(struct listeners *ls, size_t i)
+guard_check(struct listeners *ls, size_t i, long long wait_ms)
 {
-	long long deadline = guard_now_ms() + LISTEN_GUARD_WAIT_MS;
+	long long deadline = guard_now_ms() + wait_ms;
 	char *url;
 	nng_listener l;
+	uint8_t hello[8];
 	uint64_t before;
 	bool ok;
 
 	(void)pthread_mutex_lock(&ls->mu);
 	url = ls->v[i].url;
 	l = ls->v[i].l;
+	memcpy(hello, ls->v[i].hello, sizeof(hello));
 	before = ls->v[i].adds;
 	(void)pthread_mutex_unlock(&ls->mu);
 	if (strncmp(url, "tls+", 4) == 0)
-		ok = guard_handshake_tls(ls, l, deadline);
+		ok = guard_handshake_tls(ls, l, hello, deadline);
 	else
-		ok = guard_handshake_plain(url, l, deadline);
+		ok = guard_handshake_plain(url, l, hello, deadline);
 	(void)pthread_mutex_lock(&ls->mu);
 	if (ok) {
 		struct timespec until;
@@ -494,10 +523,12 @@ guard_restore(struct listeners *ls, size_t i)
 {
 	struct server *srv = ls->srv;
 	nng_listener old, l;
+	nng_socket sock;
 	char *url;
 
 	(void)pthread_mutex_lock(&ls->mu);
 	old = ls->v[i].l;
+	sock = ls->v[i].sock;
 	url = ls->v[i].url;
 	(void)pthread_mutex_unlock(&ls->mu);
 	log_msg(&srv->log, LOG_WARN,
@@ -507,7 +538,7 @@ guard_restore(struct listeners *ls, size_t i)
 	(void)nng_listener_close(old);
 	/* Right after a close the address may still be settling: try a few times. */
 	for (int attempt = 0; attempt < 20; attempt++) {
-		if (listener_open(srv, srv->sock, url, &l)) {
+		if (listener_open(srv, sock, url, &l)) {
 			(void)pthread_mutex_lock(&ls->mu);
 			ls->v[i].l = l;
 			ls->v[i].failures = 0;
@@ -552,6 +583,7 @@ guard_listener_errors(nng_listener l, uint64_t *valuep)
  * many failed checks are asked instead.
  */
 #define GUARD_FAILURES 2
+#define GUARD_CONFIRM_WAIT_MS 5000
 #define GUARD_BASE_EVERY 20 /* passing checks between two reads of the error count */
 
 static bool
@@ -569,9 +601,15 @@ guard_should_restore(struct listeners *ls, size_t i, unsigned failures)
 	(void)pthread_mutex_unlock(&ls->mu);
 	if (failures < GUARD_FAILURES)
 		return false;
-	if (have_base && guard_listener_errors(l, &now))
-		return now > base;
-	return failures >= 2 * GUARD_FAILURES;
+	if (have_base && guard_listener_errors(l, &now) && now <= base)
+		return false;
+	if (!have_base && failures < 2 * GUARD_FAILURES)
+		return false;
+	/* A check that timed out leaves the listener a handshake error of its own making, so
+	 * on a starved machine the two conditions can hold for a healthy listener. A stopped
+	 * accept loop never hands over a pipe, however long it is given: one last check with
+	 * a long wait tells the two apart. */
+	return !guard_check(ls, i, GUARD_CONFIRM_WAIT_MS);
 }
 
 /* After a passing check: refresh the error baseline now and then. */
@@ -621,7 +659,7 @@ guard_main(void *arg)
 		if (stop)
 			break;
 		for (size_t i = 0; i < ls->n; i++) {
-			bool ok = guard_check(ls, i);
+			bool ok = guard_check(ls, i, LISTEN_GUARD_WAIT_MS);
 			unsigned failures;
 
 			(void)pthread_mutex_lock(&ls->mu);
@@ -687,9 +725,20 @@ listen_guard_start(struct server *srv)
 		tls = tls || strncmp(ls->v[i].url, "tls+", 4) == 0;
 	if (tls)
 		(void)guard_tls_setup(srv, ls);
-	if ((rv = nng_pipe_notify(srv->sock, NNG_PIPE_EV_ADD_POST, listeners_pipe_added, ls)) != 0) {
-		log_msg(&srv->log, LOG_ERROR, "cannot watch the listeners: %s", nng_strerror(rv));
-		return false;
+	/* The service's socket has one pipe callback, server.c's, which calls
+	 * listen_pipe_added (nng keeps one callback per event and socket); any other socket
+	 * with a listener (notify's) gets the guard's own. */
+	for (size_t i = 0; i < ls->n; i++) {
+		nng_socket sock = ls->v[i].sock;
+
+		if (nng_socket_id(sock) == nng_socket_id(srv->sock))
+			continue;
+		if ((rv = nng_pipe_notify(sock, NNG_PIPE_EV_ADD_POST, listeners_pipe_added, ls)) !=
+		    0) {
+			log_msg(&srv->log, LOG_ERROR, "cannot watch the listener on %s: %s",
+			    ls->v[i].url, nng_strerror(rv));
+			return false;
+		}
 	}
 	if (pthread_create(&ls->thread, NULL, guard_main, ls) != 0) {
 		log_msg(&srv->log, LOG_ERROR, "cannot start the listener guard");
@@ -697,6 +746,12 @@ listen_guard_start(struct server *srv)
 	}
 	ls->started = true;
 	return true;
+}
+
+void
+listen_pipe_added(struct server *srv, nng_pipe pipe)
+{
+	listeners_pipe_added(pipe, NNG_PIPE_EV_ADD_POST, srv->listeners);
 }
 
 void
@@ -789,7 +844,7 @@ listen_one(struct server *srv, const char *url)
 
 	if (!listen_allowed(srv, url) || !listener_open(srv, srv->sock, url, &l))
 		return false;
-	if (!listeners_add(srv, url, l))
+	if (!listeners_add(srv, srv->sock, url, l))
 		return false;
 	log_msg(&srv->log, LOG_INFO, "listening on %s", url);
 	return true;
@@ -801,6 +856,8 @@ listen_socket(struct server *srv, nng_socket sock, const char *url, const char *
 	nng_listener l;
 
 	if (!listen_allowed(srv, url) || !listener_open(srv, sock, url, &l))
+		return false;
+	if (!listeners_add(srv, sock, url, l))
 		return false;
 	log_msg(&srv->log, LOG_INFO, "listening on %s for %s", url, what != NULL ? what : "");
 	return true;

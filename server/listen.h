@@ -65,6 +65,14 @@ bool listen_socket(struct server *srv, nng_socket sock, const char *url, const c
  * false after logging why. */
 bool listen_guard_start(struct server *srv);
 
+/* Create the (empty) listener table: before the service socket's pipe callback is set
+ * and before any listen_one. False after logging why. */
+bool listen_init(struct server *srv);
+
+/* Count a new pipe for the guard (from the service socket's one pipe callback, in
+ * server.c). Safe before the guard starts and from nng's threads. */
+void listen_pipe_added(struct server *srv, nng_pipe pipe);
+
 /* Stop and join the guard thread (NULL-safe on a guard never started). Call before the
  * workers stop; the listeners themselves are left to the process exit (see server.c). */
 void listen_guard_stop(struct server *srv);

@@ -369,13 +369,15 @@ server_serving(void *arg)
 	return atomic_load(&srv->serving);
 }
 
-/* nng pipe events: count client connections for the metrics. */
+/* nng pipe events on the service socket (nng keeps one callback per event): count client
+ * connections for the metrics, and new pipes for the listener guard. */
 static void
 pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	struct server *srv = arg;
 
-	(void)p;
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		listen_pipe_added(srv, p);
 	metrics_client(srv->metrics, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
 }
 
@@ -398,9 +400,6 @@ start_metrics(struct server *srv)
 		log_msg(&srv->log, LOG_ERROR, "%s", err);
 		return false;
 	}
-	if (nng_pipe_notify(srv->sock, NNG_PIPE_EV_ADD_POST, pipe_event, srv) != 0 ||
-	    nng_pipe_notify(srv->sock, NNG_PIPE_EV_REM_POST, pipe_event, srv) != 0)
-		log_msg(&srv->log, LOG_WARN, "connected clients will not be counted");
 	log_msg(&srv->log, LOG_INFO, "metrics on %s/metrics (also /healthz, /readyz)",
 	    srv->cfg->metrics_listen);
 	return true;
@@ -654,6 +653,13 @@ server_run(const struct server_config *cfg)
 	srv->sock_open = true;
 	if (!start_metrics(srv))
 		goto done;
+	if (!listen_init(srv))
+		goto done;
+	if ((rv = nng_pipe_notify(srv->sock, NNG_PIPE_EV_ADD_POST, pipe_event, srv)) != 0 ||
+	    (rv = nng_pipe_notify(srv->sock, NNG_PIPE_EV_REM_POST, pipe_event, srv)) != 0) {
+		log_msg(&srv->log, LOG_ERROR, "cannot watch connections: %s", nng_strerror(rv));
+		goto done;
+	}
 	if (cfg->n_listen == 0) {
 		if (!listen_one(srv, srv->default_url))
 			goto done;

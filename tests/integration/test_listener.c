@@ -12,6 +12,9 @@
  *   stall      3 bytes of the handshake, then silence; held open 50 at a time while a
  *              fresh client is served, then closed
  *
+ * The notify socket's listener (a PUB socket) gets the close and partial peers too, and
+ * then a fresh subscriber (a raw SUB handshake) must receive a heartbeat.
+ *
  * The server's log says how often its listener guard found a listener stopped and listened
  * again (server/listen.c); the test prints those counts.
  */
@@ -22,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,7 +38,7 @@
 #define ADMIN_TOKEN "sdt_listener_test_admin_token_0123456789"
 /* A fresh client's call: long enough for the guard to find a stopped listener (two
  * failed checks, ~4.5 s) and for the client to resend on the new connection. */
-#define ANSWER_MS 15000
+#define ANSWER_MS 20000
 
 static struct server_proc srv;
 static char tcp_url[64];
@@ -184,6 +188,58 @@ hit(const char *url, const char *kind)
 	    kind, connected, ms);
 }
 
+/* One SUB handshake on the notify socket and its first message (a heartbeat comes every
+ * 250 ms), waiting at most 1 s. */
+static bool
+sub_attempt(const char *url)
+{
+	static const unsigned char sub_hello[8] = {0x00, 'S', 'P', 0x00, 0x00, 0x21, 0x00, 0x00};
+	struct timeval tv = {1, 0};
+	unsigned char buf[16];
+	size_t got = 0;
+	bool ok = false;
+	int fd;
+
+	if ((fd = harness_sp_connect(url)) < 0)
+		return false;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (send(fd, sub_hello, sizeof(sub_hello), MSG_NOSIGNAL) != (ssize_t)sizeof(sub_hello))
+		goto done;
+	/* The server's 8-byte header (PUB, 0x20), then a message's 8-byte length. */
+	while (got < sizeof(buf)) {
+		ssize_t n = recv(fd, buf + got, sizeof(buf) - got, 0);
+
+		if (n <= 0)
+			goto done;
+		got += (size_t)n;
+	}
+	ok = memcmp(buf, "\0SP\0\0\x20", 6) == 0;
+done:
+	(void)close(fd);
+	return ok;
+}
+
+/* A fresh subscriber, connecting again as nng's SUB dialer would until ANSWER_MS has
+ * passed (a connection queued on a stopped listener is reset when the guard replaces
+ * it). Milliseconds until the first message, or -1. */
+static long
+fresh_heartbeat_ms(const char *url)
+{
+	struct timespec t0, t1;
+	long ms;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		bool ok = sub_attempt(url);
+
+		(void)clock_gettime(CLOCK_MONOTONIC, &t1);
+		ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+		if (ok)
+			return ms;
+	} while (ms < ANSWER_MS);
+	return -1;
+}
+
 /* How many lines of the server log contain needle. */
 static int
 log_count(const char *needle)
@@ -203,7 +259,7 @@ main(void)
 	static const char *kinds[] = {"close", "reset", "garbage", "partial", "stall"};
 	char tokens[400], cert[400], key[400];
 	const char *urls[3];
-	int restarts[3] = {0, 0, 0};
+	int restarts[4] = {0, 0, 0, 0};
 
 	if (!harness_init(&srv))
 		return 1;
@@ -241,9 +297,34 @@ main(void)
 		(void)snprintf(needle, sizeof(needle), "listener on %s stopped accepting", urls[u]);
 		restarts[u] = log_count(needle);
 	}
+	{
+		static const char *notify_kinds[] = {"close", "partial"};
+		char notify_url[400];
+		char needle[450];
+
+		(void)snprintf(notify_url, sizeof(notify_url), "ipc://%s/secretd.notify.sock", srv.dir);
+		CHECK(fresh_heartbeat_ms(notify_url) >= 0);
+		for (size_t k = 0; k < 2; k++) {
+			int connected = 0;
+			long ms;
+
+			for (int i = 0; i < PER_KIND; i++)
+				connected += one_peer(notify_url, notify_kinds[k], i);
+			CHECK(connected == PER_KIND);
+			ms = fresh_heartbeat_ms(notify_url);
+			CHECK(ms >= 0);
+			fprintf(stderr,
+			    "%-40s %-8s %4d peers, then a fresh subscriber's first message came "
+			    "in %ld ms\n",
+			    notify_url, notify_kinds[k], connected, ms);
+		}
+		(void)snprintf(needle, sizeof(needle), "listener on %s stopped accepting", notify_url);
+		restarts[3] = log_count(needle);
+	}
 	fprintf(stderr,
-	    "listener guard: listened again %d time(s) on ipc, %d on tcp, %d on tls+tcp\n",
-	    restarts[0], restarts[1], restarts[2]);
+	    "listener guard: listened again %d time(s) on ipc, %d on tcp, %d on tls+tcp, %d on "
+	    "the notify socket\n",
+	    restarts[0], restarts[1], restarts[2], restarts[3]);
 	CHECK_STATUS(harness_stop(&srv), 0);
 	harness_cleanup(&srv);
 	return check_report();
