@@ -33,10 +33,9 @@ bool listen_dir_is_private(struct server *srv, const char *dir, const char *what
  * use (the caller frees it with nng_tls_config_free). Returns false after logging why. */
 bool listen_one(struct server *srv, const char *url);
 
-/* listen_one on another socket of the server (the notify socket), under the same rules (not
- * watched by the listener guard below: a stopped notify listener costs cached readers
- * their freshness, never a wrong value, and they fall back to the server);
- * what (borrowed, may be NULL) names the socket's purpose in the log line. */
+/* listen_one on another socket of the server (the notify socket), under the same rules
+ * and watched by the guard too; what (borrowed, may be NULL) names the socket's purpose in
+ * the log line. */
 bool listen_socket(struct server *srv, nng_socket sock, const char *url, const char *what);
 
 /*
@@ -51,9 +50,9 @@ bool listen_socket(struct server *srv, nng_socket sock, const char *url, const c
  * connecting to it and completing the SP handshake over a plain socket (tls+tcp://: an
  * nng stream with TLS), then waiting for the socket to report a new pipe from that
  * listener (any pipe proves the accept loop runs). A listener that fails two checks in a
- * row, and that counted a handshake error since a recent passing check (nng's statistics:
- * a slow check on a starved machine alone is not enough), is closed and created again on
- * the same URL with the same options. Requests that
+ * row, that counted a handshake error since a recent passing check (nng's statistics:
+ * a slow check on a starved machine alone is not enough), and that fails one more check
+ * with a 5 s wait, is closed and created again on the same URL with the same options. Requests that
  * were in flight on its connections are not lost: their clients' REQ sockets resend them
  * on the new connection, and the server's dedup table answers a resent mutation with its
  * first reply.
@@ -64,6 +63,18 @@ bool listen_socket(struct server *srv, nng_socket sock, const char *url, const c
 /* Register the pipe callback and start the guard thread (after every listen_one). Returns
  * false after logging why. */
 bool listen_guard_start(struct server *srv);
+
+/* Create and start one listener on url with its options (frame cap, ipc permissions and
+ * group, TLS) on sock. Used at start and by the guard to replace a listener that stopped
+ * accepting. Returns false after logging why. */
+bool listener_open(struct server *srv, nng_socket sock, const char *url, nng_listener *lp);
+
+/* Read a whole PEM file (at most 1 MiB) into a NUL-terminated malloc'd buffer, its length
+ * in *lenp; NULL when it cannot. The caller wipes and frees it. */
+char *listen_pem_read(const char *path, size_t *lenp);
+
+/* Record a started listener of sock for the guard (guard.c). False after logging why. */
+bool listen_guard_add(struct server *srv, nng_socket sock, const char *url, nng_listener l);
 
 /* Create the (empty) listener table: before the service socket's pipe callback is set
  * and before any listen_one. False after logging why. */
