@@ -74,6 +74,11 @@ struct client_cache {
 	/* Subscriber. */
 	nng_socket sub;
 	bool sub_open;
+	/* The dialer, replaced by the subscriber thread when it has had no connection for
+	 * CLIENT_REDIAL_MS (nng 1.5.2's dialer can give up for good: client.h,
+	 * client_conn_redial); the time of its creation, or the last replacement. */
+	nng_dialer dialer;
+	uint64_t dialed_us;
 	/* The connected notify pipe's id, 0 when none: set on add, cleared on the removal of
 	 * that same pipe (a count could go wrong on a removal with no add before it). */
 	_Atomic uint32_t sub_pipe;

@@ -76,6 +76,8 @@ done:
 	explicit_bzero(key, sizeof(key));
 }
 
+static void sub_redial(struct client_cache *c);
+
 static void *
 sub_main(void *arg)
 {
@@ -100,6 +102,7 @@ sub_main(void *arg)
 		rv = nng_recvmsg(c->sub, &msg, 0);
 		if (rv == NNG_ECLOSED)
 			break;
+		sub_redial(c);
 		(void)pthread_mutex_lock(&c->mu);
 		if (rv == 0)
 			cache_apply_message(c, nng_msg_body(msg), nng_msg_len(msg));
@@ -130,11 +133,72 @@ sub_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	}
 }
 
+/* A dialer for the notify URL on the subscriber socket, started without waiting. */
+static secretd_status
+sub_dial(struct client_cache *c, nng_dialer *dp, secretd_error *err)
+{
+	nng_dialer d;
+	secretd_status st;
+	int rv;
+
+	if ((rv = nng_dialer_create(&d, c->sub, c->notify_url)) != 0)
+		return client_fail(err, SECRETD_INVALID_ARGUMENT, "bad notify URL %s: %s",
+		    c->notify_url, nng_strerror(rv));
+	if (strncmp(c->notify_url, "tls+", 4) == 0) {
+		/* The first tls+tcp:// server address's configuration (its CA and client
+		 * certificate) serves the notify socket too. */
+		nng_tls_config *tls = NULL;
+
+		for (size_t i = 0; i < c->client->n_conns && tls == NULL; i++)
+			tls = c->client->conns[i]->tls;
+		if (tls == NULL) {
+			st = client_fail(err, SECRETD_INVALID_ARGUMENT,
+			    "notify URL %s needs a tls+tcp:// server URL with its CA",
+			    c->notify_url);
+			goto fail;
+		}
+		if ((rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls)) != 0) {
+			st = client_nng_fail(err, rv, c->notify_url, "cannot set up TLS for");
+			goto fail;
+		}
+	}
+	if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0) {
+		st = client_nng_fail(err, rv, c->notify_url, "cannot dial");
+		goto fail;
+	}
+	*dp = d;
+	return SECRETD_OK;
+fail:
+	(void)nng_dialer_close(d); /* never started: nothing can arrive through it */
+	return st;
+}
+
+/* With no connection for CLIENT_REDIAL_MS, a new dialer replaces the old (which has no
+ * pipe, so nothing can arrive through it while it closes). Subscriber thread only. */
+static void
+sub_redial(struct client_cache *c)
+{
+	uint64_t now = cache_now_us();
+	nng_dialer d;
+
+	if (atomic_load(&c->sub_pipe) != 0) {
+		c->dialed_us = now;
+		return;
+	}
+	if (now - c->dialed_us < (uint64_t)CLIENT_REDIAL_MS * 1000u)
+		return;
+	c->dialed_us = now;
+	if (sub_dial(c, &d, NULL) == SECRETD_OK) {
+		(void)nng_dialer_close(c->dialer);
+		c->dialer = d;
+	}
+}
+
 /* The subscriber socket: open, subscribe to everything, dial without waiting. */
 secretd_status
 cache_sub_open(struct client_cache *c, secretd_error *err)
 {
-	nng_dialer d;
+	secretd_status st;
 	int rv;
 
 	if ((rv = nng_sub0_open(&c->sub)) != 0)
@@ -150,25 +214,9 @@ cache_sub_open(struct client_cache *c, secretd_error *err)
 	    (rv = nng_pipe_notify(c->sub, NNG_PIPE_EV_ADD_POST, sub_pipe_event, c)) != 0 ||
 	    (rv = nng_pipe_notify(c->sub, NNG_PIPE_EV_REM_POST, sub_pipe_event, c)) != 0)
 		return client_nng_fail(err, rv, c->notify_url, "cannot set up the subscriber for");
-	if ((rv = nng_dialer_create(&d, c->sub, c->notify_url)) != 0)
-		return client_fail(err, SECRETD_INVALID_ARGUMENT, "bad notify URL %s: %s",
-		    c->notify_url, nng_strerror(rv));
-	if (strncmp(c->notify_url, "tls+", 4) == 0) {
-		/* The first tls+tcp:// server address's configuration (its CA and client
-		 * certificate) serves the notify socket too. */
-		nng_tls_config *tls = NULL;
-
-		for (size_t i = 0; i < c->client->n_conns && tls == NULL; i++)
-			tls = c->client->conns[i]->tls;
-		if (tls == NULL)
-			return client_fail(err, SECRETD_INVALID_ARGUMENT,
-			    "notify URL %s needs a tls+tcp:// server URL with its CA",
-			    c->notify_url);
-		if ((rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls)) != 0)
-			return client_nng_fail(err, rv, c->notify_url, "cannot set up TLS for");
-	}
-	if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0)
-		return client_nng_fail(err, rv, c->notify_url, "cannot dial");
+	if ((st = sub_dial(c, &c->dialer, err)) != SECRETD_OK)
+		return st;
+	c->dialed_us = cache_now_us();
 	return SECRETD_OK;
 }
 

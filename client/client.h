@@ -21,6 +21,7 @@
 
 #include <nng/nng.h>
 #include <nng/supplemental/tls/tls.h>
+#include <nng/supplemental/util/platform.h>
 #include <protobuf-c/protobuf-c.h>
 
 #include "secretd.h"
@@ -246,5 +247,52 @@ secretd_status client_result_build(const Secretd__V1__StatementReply *in, secret
 
 /* Copy a NUL-terminated string into a fixed buffer of size dst_size, truncating. */
 void client_copy_str(char *dst, size_t dst_size, const char *src);
+
+/* ---- route.c: where a call goes and how it waits ---- */
+
+/* An exchange's aio completes through this, so that the call can wait in slices and look
+ * at its connection in between (nng_aio_wait cannot time out). */
+struct client_waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* on CLOCK_MONOTONIC */
+	bool done;
+};
+
+/* The aio callback of an exchange (arg: its struct client_waiter). */
+void client_waiter_cb(void *arg);
+/* Set up and tear down a waiter; init is false when a mutex or condition cannot be made. */
+bool client_waiter_init(struct client_waiter *w);
+void client_waiter_fini(struct client_waiter *w);
+/* Start the next operation on the waiter's aio (before nng_ctx_send/recv). */
+void client_waiter_arm(struct client_waiter *w);
+/* Wait up to ms for the aio to complete; true once it has. */
+bool client_waiter_wait(struct client_waiter *w, nng_duration ms);
+
+/* Milliseconds left of timeout_ms since start, or NNG_DURATION_INFINITE for a negative
+ * timeout; 0 when it has passed. */
+nng_duration client_remaining(int timeout_ms, nng_time start);
+
+/* For a single ipc:// address not yet connected: give the socket file up to 1 s to appear,
+ * then SECRETD_UNAVAILABLE (a server that is not running), instead of the whole timeout. */
+secretd_status client_wait_ipc(secretd_client *client, int timeout_ms, secretd_error *err);
+
+/*
+ * The address (index into client->conns) for the next attempt of a call: with one address,
+ * that one (its socket holds the request until it connects); with a list, the preferred
+ * one while it is connected, else another that is, preferring those not in tried (a bit
+ * per address), waiting within the call's timeout for one to connect and redialling those
+ * nng gave up on. SECRETD_UNAVAILABLE when none connected in time.
+ */
+secretd_status client_pick(secretd_client *client, int timeout_ms, nng_time start,
+    uint32_t tried, size_t *idxp, secretd_error *err);
+
+/*
+ * Wait for the aio of an attempt on conn (address idx). True when it completed; false
+ * when conn lost its connection while another address of the list is connected: the
+ * attempt is then withdrawn (cancelled and waited for) so the call can move on. A
+ * connection missing for CLIENT_REDIAL_MS gets a new dialer meanwhile.
+ */
+bool client_watch(secretd_client *client, struct client_conn *conn, size_t idx,
+    uint32_t tried, nng_aio *aio, struct client_waiter *w);
 
 #endif

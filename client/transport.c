@@ -5,8 +5,11 @@
  * unpacked output message to the stub's closure. It knows no rpc by name: method names
  * and message types come from the service descriptor.
  *
- * Not here: opening and closing the handle (client.c), building public results
- * (results.c) or the calls themselves (calls.c). nng owns a request frame once it is
+ * With a list of addresses, a request whose node goes away is sent again to another.
+ *
+ * Not here: opening and closing the handle (client.c), which address a call goes to and
+ * how it waits (route.c), building public results (results.c) or the calls themselves
+ * (calls.c). nng owns a request frame once it is
  * sent and frees it unwiped; everything this file still owns that may hold a value
  * (packed bodies, frames, unpacked messages) is wiped before it is freed.
  *
@@ -15,7 +18,6 @@
  * flight, so that secretd_client_close can cancel them and wait for them.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -23,8 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/stat.h>
-#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
@@ -78,72 +78,6 @@ client_msg_wipe_free(nng_msg *msg)
 		return;
 	explicit_bzero(nng_msg_body(msg), nng_msg_len(msg));
 	nng_msg_free(msg);
-}
-
-/* Milliseconds left until deadline, or NNG_DURATION_INFINITE; 0 when it has passed. */
-static nng_duration
-client_remaining(int timeout_ms, nng_time start)
-{
-	nng_time now;
-
-	if (timeout_ms < 0)
-		return NNG_DURATION_INFINITE;
-	now = nng_clock();
-	if (now - start >= (nng_time)timeout_ms)
-		return 0;
-	return (nng_duration)((nng_time)timeout_ms - (now - start));
-}
-
-/*
- * Before the first connection to an ipc:// server, give its socket file a short grace
- * period to appear (a server that is starting), then fail UNAVAILABLE at once instead of
- * waiting out the whole timeout for a server that is not running.
- */
-#define CLIENT_IPC_GRACE_MS 1000
-
-static secretd_status
-client_wait_ipc(secretd_client *client, int timeout_ms, secretd_error *err)
-{
-	nng_time start = nng_clock();
-	nng_duration grace = CLIENT_IPC_GRACE_MS;
-	struct stat sb;
-
-	if (client->ipc_path == NULL || atomic_load(&client->conns[0]->pipes) > 0)
-		return SECRETD_OK;
-	if (timeout_ms >= 0 && timeout_ms < grace)
-		grace = timeout_ms;
-	while (stat(client->ipc_path, &sb) != 0 && errno == ENOENT) {
-		if (nng_clock() - start >= (nng_time)grace)
-			return client_fail(err, SECRETD_UNAVAILABLE,
-			    "cannot connect to secretd at %s: no such socket (is secretd "
-			    "running?)",
-			    client->url);
-		nng_msleep(10);
-	}
-	return SECRETD_OK;
-}
-
-bool
-client_enter(secretd_client *client)
-{
-	bool ok;
-
-	(void)pthread_mutex_lock(&client->mu);
-	ok = !client->closing;
-	if (ok)
-		client->active++;
-	(void)pthread_mutex_unlock(&client->mu);
-	return ok;
-}
-
-void
-client_leave(secretd_client *client)
-{
-	(void)pthread_mutex_lock(&client->mu);
-	client->active--;
-	if (client->closing && client->active == 0)
-		(void)pthread_cond_broadcast(&client->idle);
-	(void)pthread_mutex_unlock(&client->mu);
 }
 
 /*
@@ -215,180 +149,77 @@ fail:
 	return st;
 }
 
-/* How often a call that waits looks at its connection (failover, redial). */
-#define CLIENT_WATCH_MS 20
-
-/* How long a call waits for the preferred address to connect before it takes another
- * (a new handle's dials race; the first address should win while it is up). */
-#define CLIENT_PREFER_WAIT_MS 250
-
-/* An exchange's aio completes through this, so that the call can wait in slices and look
- * at its connection in between (nng_aio_wait cannot time out). */
-struct client_waiter {
-	pthread_mutex_t mu;
-	pthread_cond_t cv; /* on CLOCK_MONOTONIC */
-	bool done;
+/* What one attempt of an exchange came to. */
+enum client_attempt_end {
+	ATTEMPT_REPLY,     /* *replyp holds the reply */
+	ATTEMPT_WITHDRAWN, /* the node went away: try another */
+	ATTEMPT_FAILED,    /* *rvp says why (NNG_E*) */
 };
 
-static void
-client_waiter_cb(void *arg)
-{
-	struct client_waiter *w = arg;
-
-	(void)pthread_mutex_lock(&w->mu);
-	w->done = true;
-	(void)pthread_cond_broadcast(&w->cv);
-	(void)pthread_mutex_unlock(&w->mu);
-}
-
-static bool
-client_waiter_init(struct client_waiter *w)
-{
-	pthread_condattr_t attr;
-	bool ok;
-
-	w->done = false;
-	if (pthread_condattr_init(&attr) != 0)
-		return false;
-	ok = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
-	     pthread_cond_init(&w->cv, &attr) == 0;
-	(void)pthread_condattr_destroy(&attr);
-	if (ok && pthread_mutex_init(&w->mu, NULL) != 0) {
-		(void)pthread_cond_destroy(&w->cv);
-		ok = false;
-	}
-	return ok;
-}
-
-static void
-client_waiter_fini(struct client_waiter *w)
-{
-	(void)pthread_cond_destroy(&w->cv);
-	(void)pthread_mutex_destroy(&w->mu);
-}
-
-/* Start the next operation on the waiter's aio (before nng_ctx_send/recv). */
-static void
-client_waiter_arm(struct client_waiter *w)
-{
-	(void)pthread_mutex_lock(&w->mu);
-	w->done = false;
-	(void)pthread_mutex_unlock(&w->mu);
-}
-
-/* Wait up to ms for the aio to complete; true once it has. */
-static bool
-client_waiter_wait(struct client_waiter *w, nng_duration ms)
-{
-	struct timespec until;
-	bool done;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	(void)pthread_mutex_lock(&w->mu);
-	while (!w->done)
-		if (pthread_cond_timedwait(&w->cv, &w->mu, &until) == ETIMEDOUT)
-			break;
-	done = w->done;
-	(void)pthread_mutex_unlock(&w->mu);
-	return done;
-}
-
-/* A connected address for the next attempt, the preferred one first; one not yet tried in
- * this call before one that was. -1 when none is connected. */
-static int
-client_connected(secretd_client *client, size_t pref, uint32_t tried, bool others)
-{
-	for (int pass = 0; pass < 2; pass++) {
-		for (size_t k = 0; k < client->n_conns; k++) {
-			size_t i = (pref + k) % client->n_conns;
-			bool was_tried = (tried >> i) & 1u;
-
-			if (!others && i != pref)
-				continue;
-			if (was_tried == (pass == 0))
-				continue;
-			if (atomic_load(&client->conns[i]->pipes) > 0)
-				return (int)i;
-		}
-	}
-	return -1;
-}
-
 /*
- * Choose the address for the next attempt of a call. One address: that one (its socket
- * holds the request until it connects). A list: the preferred address while it is
- * connected, else another that is (a cluster node that died is left for the next),
- * waiting within the call's timeout for one to connect and redialling any whose dialer
- * may have given up (client_conn_redial).
+ * One attempt of an exchange on conn (the list's address idx): send frame (taken) on a
+ * context of conn, then receive the reply. *sentp tells whether the request went out.
  */
+static enum client_attempt_end
+client_attempt(secretd_client *client, size_t idx, uint32_t tried, nng_aio *aio,
+    struct client_waiter *w, nng_ctx ctx, nng_msg *frame, int timeout_ms, nng_time start,
+    nng_msg **replyp, bool *sentp, int *rvp)
+{
+	struct client_conn *conn = client->conns[idx];
+	int rv;
+
+	*sentp = false;
+	nng_aio_set_timeout(aio, client_remaining(timeout_ms, start));
+	nng_aio_set_msg(aio, frame);
+	client_waiter_arm(w);
+	nng_ctx_send(ctx, aio);
+	if (!client_watch(client, conn, idx, tried, aio, w))
+		goto withdrawn;
+	if ((rv = nng_aio_result(aio)) != 0) {
+		/* nng gives the frame back when the send failed. */
+		client_msg_wipe_free(nng_aio_get_msg(aio));
+		nng_aio_set_msg(aio, NULL);
+		*rvp = rv;
+		return ATTEMPT_FAILED;
+	}
+	*sentp = true;
+	if (client_remaining(timeout_ms, start) == 0) {
+		*rvp = NNG_ETIMEDOUT;
+		return ATTEMPT_FAILED;
+	}
+	nng_aio_set_timeout(aio, client_remaining(timeout_ms, start));
+	client_waiter_arm(w);
+	nng_ctx_recv(ctx, aio);
+	if (!client_watch(client, conn, idx, tried, aio, w))
+		goto withdrawn;
+	if ((rv = nng_aio_result(aio)) != 0) {
+		*rvp = rv;
+		return ATTEMPT_FAILED;
+	}
+	*replyp = nng_aio_get_msg(aio);
+	return ATTEMPT_REPLY;
+
+withdrawn:
+	client_msg_wipe_free(nng_aio_get_msg(aio)); /* a send withdrawn gives the frame back */
+	nng_aio_set_msg(aio, NULL);
+	return ATTEMPT_WITHDRAWN;
+}
+
+/* The error of an exchange that failed with rv on conn. */
 static secretd_status
-client_pick(secretd_client *client, int timeout_ms, nng_time start, uint32_t tried,
-    size_t *idxp, secretd_error *err)
+client_exchange_fail(secretd_client *client, struct client_conn *conn, int rv, int timeout_ms,
+    secretd_error *err)
 {
-	size_t pref = atomic_load(&client->preferred);
-	int i;
-
-	if (client->n_conns == 1) {
-		*idxp = 0;
-		return SECRETD_OK;
+	if (rv == NNG_ETIMEDOUT && atomic_load(&conn->pipes) <= 0) {
+		client_conn_redial(conn);
+		return client_fail(err, SECRETD_UNAVAILABLE,
+		    "cannot connect to secretd at %s (no connection within %d ms)", client->url,
+		    timeout_ms);
 	}
-	for (;;) {
-		bool others = ((tried >> pref) & 1u) ||
-		              nng_clock() - start >= CLIENT_PREFER_WAIT_MS;
-
-		if ((i = client_connected(client, pref, tried, others)) >= 0)
-			break;
-		if (client_remaining(timeout_ms, start) == 0)
-			return client_fail(err, SECRETD_UNAVAILABLE,
-			    "cannot connect to secretd at %s (no connection within %d ms)",
-			    client->url, timeout_ms);
-		for (size_t k = 0; k < client->n_conns; k++)
-			client_conn_redial(client->conns[k]);
-		nng_msleep(5);
-	}
-	*idxp = (size_t)i;
-	return SECRETD_OK;
-}
-
-/*
- * Wait for the aio of an attempt on conn (send or receive). Returns true when it
- * completed; false when conn lost its connection while another address of the list is
- * connected: the attempt is then withdrawn (cancelled, and waited for) and the call moves
- * on. A connection missing for CLIENT_REDIAL_MS gets a new dialer meanwhile.
- */
-static bool
-client_watch(secretd_client *client, struct client_conn *conn, size_t idx, uint32_t tried,
-    nng_aio *aio, struct client_waiter *w)
-{
-	nng_time lost = 0;
-
-	while (!client_waiter_wait(w, CLIENT_WATCH_MS)) {
-		nng_time now = nng_clock();
-
-		if (atomic_load(&conn->pipes) > 0) {
-			lost = 0;
-			continue;
-		}
-		if (lost == 0)
-			lost = now;
-		if (client->n_conns > 1 &&
-		    client_connected(client, idx, tried | (1u << idx), true) >= 0) {
-			nng_aio_cancel(aio);
-			while (!client_waiter_wait(w, 1000))
-				;
-			/* The reply may have won the race with the cancel: then it stands. */
-			return nng_aio_result(aio) == 0;
-		}
-		if (now - lost >= CLIENT_REDIAL_MS)
-			client_conn_redial(conn);
-	}
-	return true;
+	if (rv == NNG_ETIMEDOUT)
+		return client_fail(err, SECRETD_DEADLINE_EXCEEDED,
+		    "no answer from secretd at %s within %d ms", client->url, timeout_ms);
+	return client_nng_fail(err, rv, client->url, "call to");
 }
 
 /*
@@ -404,115 +235,70 @@ client_exchange(
 	struct client_waiter w;
 	bool waiter = false;
 	nng_aio *aio = NULL;
-	nng_ctx ctx = NNG_CTX_INITIALIZER;
-	struct client_conn *conn = NULL;
-	nng_msg *out;
 	nng_time start = nng_clock();
 	uint32_t tried = 0;
-	size_t idx = 0;
-	bool sent = false;
 	secretd_status st;
 	int rv;
 
 	if ((st = client_wait_ipc(client, timeout_ms, err)) != SECRETD_OK)
-		goto fail;
+		goto done;
 	if (!client_waiter_init(&w)) {
 		st = client_fail(err, SECRETD_INTERNAL, "cannot create a condition variable");
-		goto fail;
+		goto done;
 	}
 	waiter = true;
 	if ((rv = nng_aio_alloc(&aio, client_waiter_cb, &w)) != 0) {
 		st = client_nng_fail(err, rv, client->url, "cannot call");
-		goto fail;
+		goto done;
 	}
 	if (!client_call_track(client, aio)) {
 		nng_aio_free(aio);
 		aio = NULL;
 		st = client_fail(err, SECRETD_CANCELLED, "client for %s is closing", client->url);
-		goto fail;
+		goto done;
 	}
+	for (;;) {
+		struct client_conn *conn;
+		nng_ctx ctx;
+		nng_msg *frame = msg;
+		enum client_attempt_end end;
+		size_t idx;
+		bool sent;
 
-attempt:
-	if ((st = client_pick(client, timeout_ms, start, tried, &idx, err)) != SECRETD_OK)
-		goto fail;
-	conn = client->conns[idx];
-	if ((rv = client_ctx_take(conn, &ctx)) != 0) {
-		conn = NULL;
-		st = client_nng_fail(err, rv, client->url, "cannot call");
-		goto fail;
+		if ((st = client_pick(client, timeout_ms, start, tried, &idx, err)) != SECRETD_OK)
+			break;
+		conn = client->conns[idx];
+		if ((rv = client_ctx_take(conn, &ctx)) != 0) {
+			st = client_nng_fail(err, rv, client->url, "cannot call");
+			break;
+		}
+		/* With one address the frame goes to nng as it is; with several a copy goes,
+		 * and the frame stays for a resend to another node. */
+		if (client->n_conns > 1 && (rv = nng_msg_dup(&frame, msg)) != 0) {
+			client_ctx_put(conn, ctx);
+			st = client_nng_fail(err, rv, client->url, "cannot call");
+			break;
+		}
+		if (client->n_conns == 1)
+			msg = NULL;
+		end = client_attempt(client, idx, tried, aio, &w, ctx, frame, timeout_ms, start,
+		    replyp, &sent, &rv);
+		/* Sent but not answered: a late reply may still come (see struct client_conn). */
+		if (end != ATTEMPT_REPLY && sent)
+			client_conn_abandoned(conn);
+		client_ctx_put(conn, ctx);
+		if (end == ATTEMPT_REPLY) {
+			atomic_store(&client->preferred, idx); /* stay on the node that answered */
+			st = SECRETD_OK;
+			break;
+		}
+		if (end == ATTEMPT_FAILED) {
+			st = client_exchange_fail(client, conn, rv, timeout_ms, err);
+			break;
+		}
+		tried |= 1u << idx; /* withdrawn: the next node, same frame */
 	}
-	/* With one address the frame goes to nng as it is; with several, a copy goes, and
-	 * the frame stays for a resend to another node. */
-	out = msg;
-	if (client->n_conns > 1 && (rv = nng_msg_dup(&out, msg)) != 0) {
-		st = client_nng_fail(err, rv, client->url, "cannot call");
-		goto fail_ctx;
-	}
-	if (client->n_conns == 1)
-		msg = NULL;
-	nng_aio_set_timeout(aio, client_remaining(timeout_ms, start));
-	nng_aio_set_msg(aio, out);
-	client_waiter_arm(&w);
-	nng_ctx_send(ctx, aio);
-	if (!client_watch(client, conn, idx, tried, aio, &w))
-		goto withdraw;
-	if ((rv = nng_aio_result(aio)) != 0) {
-		/* nng gives the frame back when the send failed. */
-		client_msg_wipe_free(nng_aio_get_msg(aio));
-		nng_aio_set_msg(aio, NULL);
-		goto fail_nng;
-	}
-	sent = true;
-	if (client_remaining(timeout_ms, start) == 0) {
-		rv = NNG_ETIMEDOUT;
-		goto fail_nng;
-	}
-	nng_aio_set_timeout(aio, client_remaining(timeout_ms, start));
-	client_waiter_arm(&w);
-	nng_ctx_recv(ctx, aio);
-	if (!client_watch(client, conn, idx, tried, aio, &w))
-		goto withdraw;
-	if ((rv = nng_aio_result(aio)) != 0)
-		goto fail_nng;
-	*replyp = nng_aio_get_msg(aio);
-	client_ctx_put(conn, ctx);
-	atomic_store(&client->preferred, idx); /* stay on the node that answered */
-	client_call_untrack(client, aio);
-	nng_aio_free(aio);
-	client_msg_wipe_free(msg);
-	client_waiter_fini(&w);
-	return SECRETD_OK;
-
-withdraw:
-	/* conn's node went away with the request: try the next node, same frame. */
-	client_msg_wipe_free(nng_aio_get_msg(aio)); /* a send withdrawn gives it back */
-	nng_aio_set_msg(aio, NULL);
-	if (sent)
-		client_conn_abandoned(conn);
-	client_ctx_put(conn, ctx);
-	conn = NULL;
-	sent = false;
-	tried |= 1u << idx;
-	goto attempt;
-
-fail_nng:
-	if (rv == NNG_ETIMEDOUT && atomic_load(&conn->pipes) <= 0) {
-		client_conn_redial(conn);
-		st = client_fail(err, SECRETD_UNAVAILABLE,
-		    "cannot connect to secretd at %s (no connection within %d ms)", client->url,
-		    timeout_ms);
-	} else if (rv == NNG_ETIMEDOUT) {
-		st = client_fail(err, SECRETD_DEADLINE_EXCEEDED,
-		    "no answer from secretd at %s within %d ms", client->url, timeout_ms);
-	} else {
-		st = client_nng_fail(err, rv, client->url, "call to");
-	}
-	/* Sent but not answered: a late reply may still come (see struct client_conn). */
-	if (sent)
-		client_conn_abandoned(conn);
-fail_ctx:
-	client_ctx_put(conn, ctx);
-fail:
+done:
 	client_msg_wipe_free(msg);
 	if (aio != NULL)
 		client_call_untrack(client, aio);
@@ -559,6 +345,41 @@ client_unpack_reply(secretd_client *client, nng_msg *msg, ProtobufCAllocator *al
 	st = SECRETD_OK;
 done:
 	client_msg_wipe_free(msg);
+	return st;
+}
+
+/*
+ * The envelope's part of a reply: note its epoch and revisions, check that it answers
+ * request_id, and turn a failure status into call->err. SECRETD_OK when the body is to be
+ * unpacked.
+ */
+static secretd_status
+client_reply_status(secretd_client *client, struct client_call *call,
+    const ProtobufCMethodDescriptor *method, const Secretd__V1__Reply *reply,
+    uint64_t request_id)
+{
+	secretd_status st;
+
+	call->epoch = reply->epoch; /* for the cache (cache.h) */
+	call->rev = reply->rev;
+	/* Remember the highest store revision seen, for the next call's min_store_rev. */
+	for (uint64_t seen = atomic_load(&client->store_rev); reply->store_rev > seen;)
+		if (atomic_compare_exchange_weak(&client->store_rev, &seen, reply->store_rev))
+			break;
+	if (reply->request_id != 0 && reply->request_id != request_id)
+		return client_fail(&call->err, SECRETD_INTERNAL,
+		    "bad reply to %s from %s: it answers another request", method->name,
+		    client->url);
+	if (reply->status == SECRETD_OK)
+		return SECRETD_OK;
+	st = reply->status <= SECRETD_UNAUTHENTICATED ? (secretd_status)reply->status
+	                                              : SECRETD_UNKNOWN;
+	if (reply->message != NULL && reply->message[0] != '\0')
+		(void)client_fail(&call->err, st, "%s", reply->message);
+	else
+		(void)client_fail(&call->err, st, "%s from secretd at %s (status %u)",
+		    secretd_status_str(st), client->url, (unsigned)reply->status);
+	client_copy_str(call->err.reason, sizeof(call->err.reason), reply->reason);
 	return st;
 }
 
@@ -622,29 +443,8 @@ client_invoke(ProtobufCService *service, unsigned method_index, const ProtobufCM
 	if (st != SECRETD_OK)
 		goto done;
 
-	call->epoch = reply->epoch; /* for the cache (cache.h) */
-	call->rev = reply->rev;
-	/* Remember the highest store revision seen, for the next call's min_store_rev. */
-	for (uint64_t seen = atomic_load(&client->store_rev); reply->store_rev > seen;)
-		if (atomic_compare_exchange_weak(&client->store_rev, &seen, reply->store_rev))
-			break;
-	if (reply->request_id != 0 && reply->request_id != request_id) {
-		st = client_fail(&call->err, SECRETD_INTERNAL,
-		    "bad reply to %s from %s: it answers another request", method->name,
-		    client->url);
+	if ((st = client_reply_status(client, call, method, reply, request_id)) != SECRETD_OK)
 		goto done;
-	}
-	if (reply->status != SECRETD_OK) {
-		st = reply->status <= SECRETD_UNAUTHENTICATED ? (secretd_status)reply->status
-		                                              : SECRETD_UNKNOWN;
-		if (reply->message != NULL && reply->message[0] != '\0')
-			(void)client_fail(&call->err, st, "%s", reply->message);
-		else
-			(void)client_fail(&call->err, st, "%s from secretd at %s (status %u)",
-			    secretd_status_str(st), client->url, (unsigned)reply->status);
-		client_copy_str(call->err.reason, sizeof(call->err.reason), reply->reason);
-		goto done;
-	}
 	output =
 	    protobuf_c_message_unpack(method->output, &alloc, reply->body.len, reply->body.data);
 	if (output == NULL) {
