@@ -51,7 +51,7 @@ quotable(const char *s)
 static enum status
 no_memory(struct request *rq)
 {
-	return outcome_set(&rq->info->outcome, ST_RESOURCE_EXHAUSTED, "NO_MEMORY", "out of memory");
+	return outcome_set(&rq->info->outcome, ST_RESOURCE_EXHAUSTED, REASON_NO_MEMORY, "out of memory");
 }
 
 static enum status
@@ -69,10 +69,10 @@ static enum status
 require_role(struct request *rq, enum role need, const char *what)
 {
 	if (rq->caller->role == ROLE_NONE)
-		return outcome_set(&rq->info->outcome, ST_UNAUTHENTICATED, "NO_CREDENTIALS",
+		return outcome_set(&rq->info->outcome, ST_UNAUTHENTICATED, REASON_NO_CREDENTIALS,
 		    "%s needs credentials: send a token", what);
 	if (rq->caller->role < need)
-		return outcome_set(&rq->info->outcome, ST_PERMISSION_DENIED, "ROLE",
+		return outcome_set(&rq->info->outcome, ST_PERMISSION_DENIED, REASON_ROLE,
 		    "%s needs the %s role; this caller is %s", what, role_str(need),
 		    role_str(rq->caller->role));
 	return ST_OK;
@@ -88,7 +88,7 @@ audit_attempt(struct request *rq)
 	if (svc->audit_attempt == NULL || svc->audit_attempt(svc->audit_arg, rq->caller,
 	                                      rq->info->method, rq->info->name, rq->info->storage))
 		return ST_OK;
-	return outcome_set(&rq->info->outcome, ST_UNAVAILABLE, "AUDIT",
+	return outcome_set(&rq->info->outcome, ST_UNAVAILABLE, REASON_AUDIT,
 	    "the audit trail cannot be written; nothing was changed");
 }
 
@@ -100,33 +100,33 @@ store_failure(struct request *rq, store_status sst, const char *storage)
 
 	switch (sst) {
 	case STORE_FULL:
-		return outcome_set(oc, ST_RESOURCE_EXHAUSTED, "STORE_FULL",
+		return outcome_set(oc, ST_RESOURCE_EXHAUSTED, REASON_STORE_FULL,
 		    "storage %s holds its maximum number of secrets", storage);
 	case STORE_NO_SPACE:
-		return outcome_set(oc, ST_RESOURCE_EXHAUSTED, "DISK_FULL",
+		return outcome_set(oc, ST_RESOURCE_EXHAUSTED, REASON_DISK_FULL,
 		    "storage %s: the disk is full; nothing was changed", storage);
 	case STORE_NO_MEMORY:
 		return no_memory(rq);
 	case STORE_READ_ONLY:
-		return outcome_set(oc, ST_UNAVAILABLE, "READ_ONLY",
+		return outcome_set(oc, ST_UNAVAILABLE, REASON_READ_ONLY,
 		    "storage %s cannot be written (read-only database); nothing was changed",
 		    storage);
 	case STORE_IO:
-		return outcome_set(oc, ST_UNAVAILABLE, "IO",
+		return outcome_set(oc, ST_UNAVAILABLE, REASON_IO,
 		    "storage %s: I/O error; nothing was changed", storage);
 	case STORE_CORRUPT:
-		return outcome_set(oc, ST_DATA_LOSS, "CORRUPT", "storage %s is corrupt", storage);
+		return outcome_set(oc, ST_DATA_LOSS, REASON_CORRUPT, "storage %s is corrupt", storage);
 	case STORE_BAD_KEY:
-		return outcome_set(oc, ST_FAILED_PRECONDITION, "BAD_KEY",
+		return outcome_set(oc, ST_FAILED_PRECONDITION, REASON_BAD_KEY,
 		    "storage %s: the key does not open the database", storage);
 	case STORE_UNAVAILABLE:
-		return outcome_set(oc, ST_UNAVAILABLE, "NO_QUORUM",
+		return outcome_set(oc, ST_UNAVAILABLE, REASON_NO_QUORUM,
 		    "storage %s: etcd cannot commit (no quorum, or no member reachable); nothing "
 		    "was changed",
 		    storage);
 	default:
 		return outcome_set(
-		    oc, ST_INTERNAL, "STORE", "storage %s: %s", storage, store_status_str(sst));
+		    oc, ST_INTERNAL, REASON_STORE, "storage %s: %s", storage, store_status_str(sst));
 	}
 }
 
@@ -141,19 +141,19 @@ name_normalise(struct request *rq, const char *name, char **outp)
 	char buf[32];
 
 	if (n == 0)
-		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "BAD_NAME",
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_BAD_NAME,
 		    "a secret name is required");
 	if (n > rq->svc->limits.max_name) {
 		(void)snprintf(buf, sizeof(buf), "%zu", rq->svc->limits.max_name);
-		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "TOO_LARGE",
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_TOO_LARGE,
 		    "secret name is longer than %s bytes", buf);
 	}
 	if (!utf8_valid((const uint8_t *)name, n))
-		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "BAD_NAME",
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_BAD_NAME,
 		    "secret name is not valid UTF-8");
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
-			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "BAD_NAME",
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_BAD_NAME,
 			    "secret name contains a control character");
 	*outp = lower_dup(rq->arena, name, n);
 	return *outp == NULL ? no_memory(rq) : ST_OK;
@@ -179,14 +179,14 @@ validate_type(struct request *rq, const char *type, const struct type_def **tdp)
 	char *lower;
 
 	if (type == NULL || type[0] == '\0')
-		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "MISSING_TYPE",
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_MISSING_TYPE,
 		    "a secret needs a TYPE (openai, ollama or azure_llm)");
 	lower = lower_dup(rq->arena, type, strlen(type));
 	if (lower == NULL)
 		return no_memory(rq);
 	*tdp = type_find(lower);
 	if (*tdp == NULL)
-		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "UNKNOWN_TYPE",
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_UNKNOWN_TYPE,
 		    "Secret type '%s' not found (known: openai, ollama, azure_llm)",
 		    quotable(type));
 	return ST_OK;
@@ -203,7 +203,7 @@ validate_fields(struct request *rq, const pb_create *req, const struct type_def 
 
 	if (req->n_fields > lim->max_fields) {
 		(void)snprintf(buf, sizeof(buf), "%zu", lim->max_fields);
-		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "TOO_MANY_FIELDS",
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_TOO_MANY_FIELDS,
 		    "a secret has at most %s fields", buf);
 	}
 	fields = arena_alloc(rq->arena, (req->n_fields + 1) * sizeof(*fields));
@@ -216,19 +216,19 @@ validate_fields(struct request *rq, const pb_create *req, const struct type_def 
 		if (key == NULL)
 			return no_memory(rq);
 		if (!type_declares(td, key))
-			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "UNKNOWN_FIELD",
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_UNKNOWN_FIELD,
 			    "Unknown field '%s' for secret type '%s'", quotable(f->key), td->type);
 		for (size_t k = 0; k < i; k++)
 			if (strcmp(fields[k].key, key) == 0)
 				return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT,
-				    "DUPLICATE_FIELD", "Field '%s' is given more than once", key);
+				    REASON_DUPLICATE_FIELD, "Field '%s' is given more than once", key);
 		if (f->value.len > lim->max_value) {
 			(void)snprintf(buf, sizeof(buf), "%zu", lim->max_value);
-			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "TOO_LARGE",
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_TOO_LARGE,
 			    "value of field '%s' is longer than %s bytes", key, buf);
 		}
 		if (!utf8_valid(f->value.data, f->value.len))
-			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "BAD_VALUE",
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_BAD_VALUE,
 			    "value of field '%s' is not valid UTF-8 text (or holds a NUL byte)",
 			    key);
 		fields[i].key = key;
@@ -242,7 +242,7 @@ validate_fields(struct request *rq, const pb_create *req, const struct type_def 
 			if (strcmp(fields[i].key, td->required[r]) == 0 && fields[i].value_len > 0)
 				present = true;
 		if (!present)
-			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "MISSING_FIELD",
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_MISSING_FIELD,
 			    "Missing required field: '%s'", td->required[r]);
 	}
 	*fieldsp = fields;
@@ -268,7 +268,7 @@ validate_scope(struct request *rq, const pb_create *req, const struct type_def *
 	}
 	if (req->n_scope > lim->max_scope) {
 		(void)snprintf(buf, sizeof(buf), "%zu", lim->max_scope);
-		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "TOO_MANY_SCOPES",
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_TOO_MANY_SCOPES,
 		    "a secret has at most %s scope entries", buf);
 	}
 	for (size_t i = 0; i < req->n_scope; i++) {
@@ -276,11 +276,11 @@ validate_scope(struct request *rq, const pb_create *req, const struct type_def *
 
 		if (n > lim->max_value) {
 			(void)snprintf(buf, sizeof(buf), "%zu", lim->max_value);
-			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "TOO_LARGE",
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_TOO_LARGE,
 			    "a scope entry is longer than %s bytes", buf);
 		}
 		if (!utf8_valid((const uint8_t *)req->scope[i], n))
-			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "BAD_SCOPE",
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_BAD_SCOPE,
 			    "a scope entry is not valid UTF-8");
 	}
 	*scopep = (const char *const *)req->scope;
@@ -304,7 +304,7 @@ create_finish(void *arg, store_status sst, bool created)
 	struct request *rq = &f->rq;
 
 	if (sst == STORE_EXISTS)
-		return outcome_set(&rq->info->outcome, ST_ALREADY_EXISTS, "ALREADY_EXISTS",
+		return outcome_set(&rq->info->outcome, ST_ALREADY_EXISTS, REASON_ALREADY_EXISTS,
 		    f->persistent ? "Persistent secret with name '%s' already exists!"
 		                  : "Temporary secret with name '%s' already exists!",
 		    f->name);
@@ -338,7 +338,7 @@ handle_create(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *
 	if (validate_type(rq, req->type, &td) != ST_OK)
 		return rq->info->outcome.status;
 	if (req->provider[0] != '\0' && strcasecmp(req->provider, "config") != 0)
-		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "UNKNOWN_PROVIDER",
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_UNKNOWN_PROVIDER,
 		    "Unknown provider '%s' for secret type '%s' (only 'config' is supported)",
 		    quotable(req->provider), td->type);
 	if (validate_fields(rq, req, td, &fields) != ST_OK)
@@ -391,7 +391,7 @@ storages_allowed(struct request *rq, int storage, bool *memp, bool *persp)
 		*persp = true;
 		return ST_OK;
 	default:
-		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "INVALID_STORAGE",
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_INVALID_STORAGE,
 		    "unknown storage (use memory or sqlcipher)");
 	}
 }
@@ -400,7 +400,7 @@ storages_allowed(struct request *rq, int storage, bool *memp, bool *persp)
 static enum status
 ambiguous(struct request *rq, const char *name)
 {
-	return outcome_set(&rq->info->outcome, ST_FAILED_PRECONDITION, "AMBIGUOUS",
+	return outcome_set(&rq->info->outcome, ST_FAILED_PRECONDITION, REASON_AMBIGUOUS,
 	    "Ambiguous secret name '%s': it exists in both memory and sqlcipher; "
 	    "name the storage (TEMPORARY or PERSISTENT)",
 	    name);
@@ -441,7 +441,7 @@ drop_missing(struct request *rq, pb_drop_reply *rep, char *name, bool if_exists)
 		rep->dropped = false;
 		return ok(rq);
 	}
-	return outcome_set(&rq->info->outcome, ST_NOT_FOUND, "NOT_FOUND",
+	return outcome_set(&rq->info->outcome, ST_NOT_FOUND, REASON_NOT_FOUND,
 	    "Failed to remove non-existent secret with name '%s'", name);
 }
 
@@ -710,7 +710,7 @@ handle_get(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out
 	         store_read(rq->svc->persistent, name, build_secret, &pers) == STORE_OK)
 		hit = &pers;
 	if (hit == NULL)
-		return outcome_set(&rq->info->outcome, ST_NOT_FOUND, "NOT_FOUND",
+		return outcome_set(&rq->info->outcome, ST_NOT_FOUND, REASON_NOT_FOUND,
 		    "Secret with name '%s' not found", name);
 	if (hit->msg == NULL)
 		return no_memory(rq);
@@ -782,7 +782,7 @@ handle_rekey(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *o
 	if (require_role(rq, ROLE_ADMIN, "rotating the database key") != ST_OK)
 		return rq->info->outcome.status;
 	if (rq->svc->rekey == NULL)
-		return outcome_set(&rq->info->outcome, ST_UNIMPLEMENTED, "NO_REKEY",
+		return outcome_set(&rq->info->outcome, ST_UNIMPLEMENTED, REASON_NO_REKEY,
 		    "this server cannot rotate its key");
 	if (audit_attempt(rq) != ST_OK)
 		return rq->info->outcome.status;
