@@ -19,22 +19,22 @@
 static const struct method_binding secretd_bindings[] = {
     {"Create", &secretd__v1__secret_create__descriptor,
         &secretd__v1__secret_create_reply__descriptor, handle_create, true},
-    {"Drop", &secretd__v1__secret_drop__descriptor,
-        &secretd__v1__secret_drop_reply__descriptor, handle_drop, true},
-    {"List", &secretd__v1__secret_list__descriptor,
-        &secretd__v1__secret_list_reply__descriptor, handle_list, false},
+    {"Drop", &secretd__v1__secret_drop__descriptor, &secretd__v1__secret_drop_reply__descriptor,
+        handle_drop, true},
+    {"List", &secretd__v1__secret_list__descriptor, &secretd__v1__secret_list_reply__descriptor,
+        handle_list, false},
     {"Get", &secretd__v1__secret_get__descriptor, &secretd__v1__secret_get_reply__descriptor,
         handle_get, false},
     {"Resolve", &secretd__v1__secret_resolve__descriptor,
         &secretd__v1__secret_resolve_reply__descriptor, handle_resolve, false},
-    {"Execute", &secretd__v1__statement__descriptor,
-        &secretd__v1__statement_reply__descriptor, handle_execute, true},
+    {"Execute", &secretd__v1__statement__descriptor, &secretd__v1__statement_reply__descriptor,
+        handle_execute, true},
     {"Rekey", &secretd__v1__rekey_request__descriptor, &secretd__v1__rekey_reply__descriptor,
         handle_rekey, true},
     {"Subscribe", &secretd__v1__subscribe_request__descriptor,
         &secretd__v1__subscribe_reply__descriptor, handle_subscribe, false},
-    {"Health", &secretd__v1__health_request__descriptor,
-        &secretd__v1__health_reply__descriptor, handle_health, false},
+    {"Health", &secretd__v1__health_request__descriptor, &secretd__v1__health_reply__descriptor,
+        handle_health, false},
 };
 
 const struct method_binding *
@@ -48,11 +48,12 @@ dispatch_bindings(size_t *np)
 static enum status
 body_key(struct dispatch *d, char *err, size_t errlen)
 {
-	const ProtobufCFieldDescriptor *f =
-	    protobuf_c_message_descriptor_get_field_by_name(&secretd__v1__reply__descriptor, "body");
+	const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(
+	    &secretd__v1__reply__descriptor, "body");
 	uint32_t v;
 
-	if (f == NULL || f->type != PROTOBUF_C_TYPE_BYTES || f->label == PROTOBUF_C_LABEL_REPEATED) {
+	if (f == NULL || f->type != PROTOBUF_C_TYPE_BYTES ||
+	    f->label == PROTOBUF_C_LABEL_REPEATED) {
 		(void)snprintf(err, errlen, "secretd.v1.Reply has no single bytes field 'body'");
 		return ST_INTERNAL;
 	}
@@ -84,20 +85,22 @@ dispatch_build(struct dispatch *d, const ProtobufCServiceDescriptor *sd,
 			if (strcmp(sd->methods[i].name, bindings[b].name) == 0)
 				m = &sd->methods[i];
 		if (m == NULL) {
-			(void)snprintf(err, errlen, "handler for '%s', which service %s does not have",
-			    bindings[b].name, sd->name);
+			(void)snprintf(err, errlen,
+			    "handler for '%s', which service %s does not have", bindings[b].name,
+			    sd->name);
 			return ST_INTERNAL;
 		}
 		idx = (size_t)(m - sd->methods);
 		if (d->methods[idx].binding != NULL) {
-			(void)snprintf(err, errlen, "method %s.%s has two handlers", sd->name, m->name);
+			(void)snprintf(
+			    err, errlen, "method %s.%s has two handlers", sd->name, m->name);
 			return ST_INTERNAL;
 		}
 		if (bindings[b].fn == NULL || bindings[b].input != m->input ||
 		    bindings[b].output != m->output) {
 			(void)snprintf(err, errlen,
-			    "the handler of %s.%s does not take %s and return %s", sd->name, m->name,
-			    m->input->name, m->output->name);
+			    "the handler of %s.%s does not take %s and return %s", sd->name,
+			    m->name, m->input->name, m->output->name);
 			return ST_INTERNAL;
 		}
 		d->methods[idx].desc = m;

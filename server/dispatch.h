@@ -33,7 +33,7 @@ typedef enum status (*handler_fn)(
 
 /* One method's handler, as written in the source (dispatch.c: secretd's list). */
 struct method_binding {
-	const char *name;                        /* the rpc's name in the .proto */
+	const char *name;                         /* the rpc's name in the .proto */
 	const ProtobufCMessageDescriptor *input;  /* the message type fn reads */
 	const ProtobufCMessageDescriptor *output; /* the message type fn fills */
 	handler_fn fn;

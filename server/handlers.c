@@ -51,7 +51,8 @@ quotable(const char *s)
 static enum status
 no_memory(struct request *rq)
 {
-	return outcome_set(&rq->info->outcome, ST_RESOURCE_EXHAUSTED, REASON_NO_MEMORY, "out of memory");
+	return outcome_set(
+	    &rq->info->outcome, ST_RESOURCE_EXHAUSTED, REASON_NO_MEMORY, "out of memory");
 }
 
 static enum status
@@ -115,7 +116,8 @@ store_failure(struct request *rq, store_status sst, const char *storage)
 		return outcome_set(oc, ST_UNAVAILABLE, REASON_IO,
 		    "storage %s: I/O error; nothing was changed", storage);
 	case STORE_CORRUPT:
-		return outcome_set(oc, ST_DATA_LOSS, REASON_CORRUPT, "storage %s is corrupt", storage);
+		return outcome_set(
+		    oc, ST_DATA_LOSS, REASON_CORRUPT, "storage %s is corrupt", storage);
 	case STORE_BAD_KEY:
 		return outcome_set(oc, ST_FAILED_PRECONDITION, REASON_BAD_KEY,
 		    "storage %s: the key does not open the database", storage);
@@ -125,8 +127,8 @@ store_failure(struct request *rq, store_status sst, const char *storage)
 		    "was changed",
 		    storage);
 	default:
-		return outcome_set(
-		    oc, ST_INTERNAL, REASON_STORE, "storage %s: %s", storage, store_status_str(sst));
+		return outcome_set(oc, ST_INTERNAL, REASON_STORE, "storage %s: %s", storage,
+		    store_status_str(sst));
 	}
 }
 
@@ -216,19 +218,23 @@ validate_fields(struct request *rq, const pb_create *req, const struct type_def 
 		if (key == NULL)
 			return no_memory(rq);
 		if (!type_declares(td, key))
-			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_UNKNOWN_FIELD,
-			    "Unknown field '%s' for secret type '%s'", quotable(f->key), td->type);
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT,
+			    REASON_UNKNOWN_FIELD, "Unknown field '%s' for secret type '%s'",
+			    quotable(f->key), td->type);
 		for (size_t k = 0; k < i; k++)
 			if (strcmp(fields[k].key, key) == 0)
 				return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT,
-				    REASON_DUPLICATE_FIELD, "Field '%s' is given more than once", key);
+				    REASON_DUPLICATE_FIELD, "Field '%s' is given more than once",
+				    key);
 		if (f->value.len > lim->max_value) {
 			(void)snprintf(buf, sizeof(buf), "%zu", lim->max_value);
-			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_TOO_LARGE,
-			    "value of field '%s' is longer than %s bytes", key, buf);
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT,
+			    REASON_TOO_LARGE, "value of field '%s' is longer than %s bytes", key,
+			    buf);
 		}
 		if (!utf8_valid(f->value.data, f->value.len))
-			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_BAD_VALUE,
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT,
+			    REASON_BAD_VALUE,
 			    "value of field '%s' is not valid UTF-8 text (or holds a NUL byte)",
 			    key);
 		fields[i].key = key;
@@ -242,8 +248,8 @@ validate_fields(struct request *rq, const pb_create *req, const struct type_def 
 			if (strcmp(fields[i].key, td->required[r]) == 0 && fields[i].value_len > 0)
 				present = true;
 		if (!present)
-			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_MISSING_FIELD,
-			    "Missing required field: '%s'", td->required[r]);
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT,
+			    REASON_MISSING_FIELD, "Missing required field: '%s'", td->required[r]);
 	}
 	*fieldsp = fields;
 	return ST_OK;
@@ -276,12 +282,12 @@ validate_scope(struct request *rq, const pb_create *req, const struct type_def *
 
 		if (n > lim->max_value) {
 			(void)snprintf(buf, sizeof(buf), "%zu", lim->max_value);
-			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_TOO_LARGE,
-			    "a scope entry is longer than %s bytes", buf);
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT,
+			    REASON_TOO_LARGE, "a scope entry is longer than %s bytes", buf);
 		}
 		if (!utf8_valid((const uint8_t *)req->scope[i], n))
-			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_BAD_SCOPE,
-			    "a scope entry is not valid UTF-8");
+			return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT,
+			    REASON_BAD_SCOPE, "a scope entry is not valid UTF-8");
 	}
 	*scopep = (const char *const *)req->scope;
 	*np = req->n_scope;

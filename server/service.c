@@ -192,8 +192,8 @@ struct call {
 static enum status
 call_reply(struct call *c)
 {
-	struct reply_args r = {c->svc, c->info, c->request_id, c->out, c->rev, capture_alloc,
-	    &c->capture};
+	struct reply_args r = {
+	    c->svc, c->info, c->request_id, c->out, c->rev, capture_alloc, &c->capture};
 	enum status st = c->codec->encode(&r);
 
 	if (c->dd == DEDUP_NEW)
@@ -227,7 +227,8 @@ resend_check(struct call *c, const struct caller *caller, const struct decoded *
 	c->dd = dedup_begin(c->svc->dedup, c->request_id, c->fp, &stored, &stored_len);
 	if (c->dd != DEDUP_REPLAY)
 		return c->dd;
-	outcome_set(&c->info->outcome, ST_OK, REASON_DUPLICATE, "a resent request: the first reply");
+	outcome_set(
+	    &c->info->outcome, ST_OK, REASON_DUPLICATE, "a resent request: the first reply");
 	buf = alloc(alloc_arg, stored_len);
 	if (buf != NULL)
 		memcpy(buf, stored, stored_len);
@@ -275,8 +276,8 @@ front_door(struct service *svc, struct caller *caller, const uint8_t *frame, siz
 	enum status st = ST_OK;
 	/* rev is read before any store is looked at: what this call reads holds every change
 	 * up to rev (notify.h); a call that changes state reports rev after its change. */
-	struct call c = {svc, info, &wire_codec, 0, NULL, {alloc, alloc_arg, NULL, 0}, DEDUP_OFF,
-	    0, notify_rev(svc->notify)};
+	struct call c = {svc, info, &wire_codec, 0, NULL, {alloc, alloc_arg, NULL, 0}, DEDUP_OFF, 0,
+	    notify_rev(svc->notify)};
 
 	if (len > 0 && frame[0] != 0) {
 		c.codec = &text_codec;
@@ -284,7 +285,8 @@ front_door(struct service *svc, struct caller *caller, const uint8_t *frame, siz
 	}
 	if (len > svc->limits.max_frame) {
 		outcome_set(oc, ST_RESOURCE_EXHAUSTED, REASON_FRAME_TOO_LARGE,
-		    "frame of %zu bytes is over the limit of %zu bytes", len, svc->limits.max_frame);
+		    "frame of %zu bytes is over the limit of %zu bytes", len,
+		    svc->limits.max_frame);
 		goto reply;
 	}
 	st = c.codec->decode(svc, frame, len, a, &d, oc);

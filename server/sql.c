@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <string.h>
 
-
 /* Whether the current token is the bare keyword kw (upper case). */
 static bool
 at_kw(const struct parser *p, const char *kw)
@@ -129,8 +128,8 @@ parse_storage(struct parser *p, Secretd__V1__Storage *storagep, struct token *to
 	else if (sql_word_eq(s, n, "SQLCIPHER"))
 		*storagep = SECRETD__V1__STORAGE__STORAGE_SQLCIPHER;
 	else
-		return sql_fail_at(
-		    p, &p->tok, REASON_INVALID_STORAGE, "unknown storage", "expected memory or sqlcipher");
+		return sql_fail_at(p, &p->tok, REASON_INVALID_STORAGE, "unknown storage",
+		    "expected memory or sqlcipher");
 	return sql_lex_next(p);
 }
 

@@ -10,8 +10,8 @@
 
 /* Every reason fits libsecretd's secretd_error.reason (SECRETD_REASON_SIZE bytes with its
  * NUL; tests/unit/test_reasons.c checks that this is that buffer's size). */
-#define SECRETD_REASON_FITS(name, status, when)                                            \
-	static_assert(sizeof(#name) <= SECRETD_REASON_SIZE,                                  \
+#define SECRETD_REASON_FITS(name, status, when)                                                    \
+	static_assert(sizeof(#name) <= SECRETD_REASON_SIZE,                                        \
 	    "reason " #name " does not fit secretd_error.reason");
 SECRETD_REASONS(SECRETD_REASON_FITS)
 #undef SECRETD_REASON_FITS
@@ -19,8 +19,7 @@ SECRETD_REASONS(SECRETD_REASON_FITS)
 static const struct {
 	const char *name;
 	enum status status;
-} reasons[REASON_COUNT] = {
-    [REASON_NONE] = {"", ST_OK},
+} reasons[REASON_COUNT] = {[REASON_NONE] = {"", ST_OK},
 #define SECRETD_REASON_ENTRY(name, status, when) [REASON_##name] = {#name, ST_##status},
     SECRETD_REASONS(SECRETD_REASON_ENTRY)
 #undef SECRETD_REASON_ENTRY

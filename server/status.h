@@ -38,7 +38,7 @@ enum reason {
 #define SECRETD_REASON_ENUM(name, status, when) REASON_##name,
 	SECRETD_REASONS(SECRETD_REASON_ENUM)
 #undef SECRETD_REASON_ENUM
-	REASON_COUNT
+	    REASON_COUNT
 };
 
 /* The reason's string ("AMBIGUOUS"); "" for REASON_NONE or a value outside the list. */

@@ -1,7 +1,7 @@
 /*
- * text.c: text frames in, JSON out: the text codec (codec.h). See text.h. Replies are written by the small JSON
- * writer below straight into the reply buffer (jansson dumped each reply twice and checked
- * every code point twice: ~190,000 instructions of a 1 KiB GET SECRET); it is proven to
+ * text.c: text frames in, JSON out: the text codec (codec.h). See text.h. Replies are written by
+ * the small JSON writer below straight into the reply buffer (jansson dumped each reply twice and
+ * checked every code point twice: ~190,000 instructions of a 1 KiB GET SECRET); it is proven to
  * write jansson's bytes by tests/unit/test_text_json.c. jansson stays for the audit trail,
  * and text_init still gives it the wiping allocator.
  */
@@ -400,7 +400,8 @@ text_render(
 	bool ok = oc->status == ST_OK && result_complete(rep);
 
 	if (oc->status == ST_OK && !ok) {
-		outcome_set(&internal, ST_INTERNAL, REASON_RENDER, "the reply could not be rendered");
+		outcome_set(
+		    &internal, ST_INTERNAL, REASON_RENDER, "the reply could not be rendered");
 		oc = &internal;
 	}
 	if (ok)
@@ -456,8 +457,8 @@ text_decode(const struct service *svc, const uint8_t *frame, size_t len, struct 
 		return outcome_set(oc, ST_INVALID_ARGUMENT, REASON_BAD_TEXT,
 		    "NUL byte at offset %td in the statement text", nul - frame);
 	if (!utf8_valid(frame, len))
-		return outcome_set(
-		    oc, ST_INVALID_ARGUMENT, REASON_BAD_TEXT, "the statement text is not valid UTF-8");
+		return outcome_set(oc, ST_INVALID_ARGUMENT, REASON_BAD_TEXT,
+		    "the statement text is not valid UTF-8");
 	if (len >= 5 && strncasecmp(text, "AUTH ", 5) == 0) {
 		const char *nl = memchr(text, '\n', len);
 		size_t tlen;
