@@ -23,7 +23,7 @@ struct decoded {
 	/* The method to run; set as soon as the codec knows it (a text frame is always
 	 * Execute), NULL when it never did. */
 	const struct dispatch_method *method;
-	const char *token;      /* the presented token, or NULL (arena memory) */
+	const char *token;      /* the presented token (arena memory), NULL when none was */
 	uint64_t request_id;    /* 0: none (no de-duplication) */
 	uint64_t min_store_rev; /* 0: no wait */
 	/* The input message: either already built (in; arena memory) or still packed
@@ -54,6 +54,10 @@ struct codec {
 	/* The message of an UNAUTHENTICATED reply when no token came with the frame: how
 	 * this kind of frame carries one. */
 	const char *no_token_message;
+	/* The method every frame of this kind runs ("Execute" for text), for the log and
+	 * metrics even when the frame is refused before decoding; NULL when the frame
+	 * names its method. */
+	const char *method;
 };
 
 /* Binary frames: 00 53 44 <version> and a packed secretd.v1.Request (wire.c). */

@@ -282,6 +282,8 @@ front_door(struct service *svc, struct caller *caller, const uint8_t *frame, siz
 		c.codec = &text_codec;
 		info->text = true;
 	}
+	if (c.codec->method != NULL)
+		info->method = c.codec->method;
 	if (len > svc->limits.max_frame) {
 		outcome_set(oc, ST_RESOURCE_EXHAUSTED, REASON_FRAME_TOO_LARGE,
 		    "frame of %zu bytes is over the limit of %zu bytes", len,
@@ -297,7 +299,7 @@ front_door(struct service *svc, struct caller *caller, const uint8_t *frame, siz
 		goto reply;
 	auth_authenticate(svc->auth, caller, d.token);
 	if (caller->role == ROLE_NONE) {
-		bool sent = d.token != NULL && d.token[0] != '\0';
+		bool sent = d.token != NULL;
 
 		outcome_set(oc, ST_UNAUTHENTICATED, sent ? REASON_BAD_TOKEN : REASON_NO_TOKEN, "%s",
 		    sent ? "the token is not valid" : c.codec->no_token_message);
@@ -313,7 +315,7 @@ front_door(struct service *svc, struct caller *caller, const uint8_t *frame, siz
 		    (unsigned long long)d.min_store_rev);
 		goto reply;
 	}
-	if (d.method->binding->remembered_for_resend && svc->dedup != NULL &&
+	if (d.method->binding->remembered_for_resend && c.request_id != 0 && svc->dedup != NULL &&
 	    resend_check(&c, caller, &d, alloc, alloc_arg, &st) == DEDUP_REPLAY)
 		return st;
 	in = call_input(&d, a, oc);

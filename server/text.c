@@ -7,7 +7,6 @@
  */
 #include "text.h"
 
-#include <assert.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -448,10 +447,10 @@ text_decode(const struct service *svc, const uint8_t *frame, size_t len, struct 
 	const char *text = (const char *)frame;
 	size_t text_len = len;
 
-	d->method = dispatch_find(&svc->dispatch, "Execute");
+	d->method = dispatch_find(&svc->dispatch, text_codec.method);
 	if (d->method == NULL) /* service_init was not called */
 		return outcome_set(
-		    oc, ST_UNIMPLEMENTED, REASON_UNKNOWN_METHOD, "method 'Execute' has no handler");
+		    oc, ST_UNIMPLEMENTED, REASON_UNKNOWN_METHOD, "text frames have no handler");
 	nul = memchr(frame, 0, len);
 	if (nul != NULL)
 		return outcome_set(oc, ST_INVALID_ARGUMENT, REASON_BAD_TEXT,
@@ -492,4 +491,5 @@ const struct codec text_codec = {
     .decode = text_decode,
     .encode = text_encode,
     .no_token_message = "this connection needs a token: send a line `AUTH <token>` first",
+    .method = "Execute",
 };

@@ -78,7 +78,7 @@ wire_decode(const struct service *svc, const uint8_t *frame, size_t len, struct 
 	if (d->method == NULL)
 		return outcome_set(oc, ST_UNIMPLEMENTED, REASON_UNKNOWN_METHOD,
 		    "unknown method '%.64s'", env->method);
-	d->token = env->token;
+	d->token = env->token[0] != '\0' ? env->token : NULL;
 	d->min_store_rev = env->min_store_rev;
 	d->body = env->body;
 	return ST_OK;
@@ -152,4 +152,5 @@ const struct codec wire_codec = {
     .decode = wire_decode,
     .encode = wire_encode,
     .no_token_message = "this connection needs a token",
+    .method = NULL,
 };
