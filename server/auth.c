@@ -1,5 +1,6 @@
 /*
- * auth.c: tokens file, hashing and constant-time matching. See auth.h.
+ * auth.c: tokens file, hashing, constant-time matching, and the authentication of a call
+ * (its role, from the transport and the token). See auth.h.
  */
 #include "auth.h"
 
@@ -262,4 +263,13 @@ auth_check(struct auth *a, const char *token, char *id, size_t idlen)
 	(void)pthread_rwlock_unlock(&a->lock);
 	explicit_bzero(h, sizeof(h));
 	return role;
+}
+
+void
+auth_authenticate(struct auth *a, struct caller *caller, const char *token)
+{
+	caller->token_id[0] = '\0';
+	caller->role = caller->transport_role;
+	if (token != NULL && token[0] != '\0')
+		caller->role = auth_check(a, token, caller->token_id, sizeof(caller->token_id));
 }

@@ -17,10 +17,37 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-#include "service.h"
+#include "status.h"
 
 struct auth;
+
+/* Who is calling. */
+enum role {
+	ROLE_NONE = 0,   /* no valid credentials */
+	ROLE_READER = 1, /* list redacted, get, resolve */
+	ROLE_ADMIN = 2,  /* everything */
+};
+
+/* "none", "reader", "admin". */
+const char *role_str(enum role r);
+
+struct caller {
+	/* Role granted by the transport alone (an ipc peer with our uid is admin); ROLE_NONE
+	 * when the request's token must decide. */
+	enum role transport_role;
+	/* The transport's connection id and, on ipc, the peer's uid. */
+	uint32_t conn;
+	bool ipc;
+	uint64_t uid;
+	/* Printable peer ("uid:1000", "tcp:127.0.0.1:5555"), formatted by the transport only
+	 * when a log line or an audit record needs it: "" until then. */
+	char peer[80];
+	/* Filled by auth_authenticate once the token is checked. */
+	enum role role;
+	char token_id[64];
+};
 
 #define AUTH_HASH_HEX 64 /* hex digits of a SHA-256 */
 
@@ -51,5 +78,13 @@ void auth_hash_token(const char *token, char *hex);
 
 /* Parse "reader"/"admin"; ROLE_NONE otherwise. */
 enum role role_parse(const char *s);
+
+/*
+ * Authenticate a call: set caller->role (and caller->token_id) from the transport's role
+ * and the presented token (borrowed; may be NULL or ""). A token that matches no entry
+ * gives ROLE_NONE even where the transport alone would grant a role: the caller meant to
+ * use it. a may be NULL (no tokens). The front door (service.c) calls it once per call.
+ */
+void auth_authenticate(struct auth *a, struct caller *caller, const char *token);
 
 #endif

@@ -2,8 +2,9 @@
  * dedup.h: answer a resent request with its first reply.
  *
  * nng's REQ socket resends a request when the pipe breaks or after its resend time, so a
- * Create or Drop can arrive twice. A client puts a random request_id in the envelope; the
- * server remembers the reply of each state-changing call for a while (by id and a
+ * Create, Drop or Rekey can arrive twice. A client puts a random request_id in the
+ * envelope; for the methods that can change state (dispatch.c: remembered_for_resend) the
+ * server remembers the reply of each call that did for a while (by id and a
  * fingerprint of the method and body), and a second arrival with the same id and
  * fingerprint gets the stored reply instead of running again. If the first is still
  * running, the second waits for it. A different fingerprint under the same id is a new

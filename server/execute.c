@@ -15,7 +15,8 @@
 static enum status
 no_memory(struct request *rq)
 {
-	return outcome_set(&rq->info->outcome, ST_RESOURCE_EXHAUSTED, "NO_MEMORY", "out of memory");
+	return outcome_set(
+	    &rq->info->outcome, ST_RESOURCE_EXHAUSTED, REASON_NO_MEMORY, "out of memory");
 }
 
 /* Run one handler on a message the SQL parser made, into a fresh output message. */
@@ -96,7 +97,8 @@ handle_execute(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage 
 			rep->secret = ((pb_get_reply *)res)->secret;
 		break;
 	default:
-		return outcome_set(&rq->info->outcome, ST_INTERNAL, "", "unknown statement kind");
+		return outcome_set(&rq->info->outcome, ST_INTERNAL, REASON_UNKNOWN_STATEMENT,
+		    "unknown statement kind");
 	}
 	return st;
 }

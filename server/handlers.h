@@ -23,14 +23,7 @@ struct request {
 	struct call_info *info; /* outcome, name and storage for the log; never NULL */
 };
 
-/*
- * A handler reads in (an unpacked message of the method's input type, borrowed) and fills
- * out (an initialised message of the method's output type, whose pointers it sets to arena
- * memory). It returns the status it also stores in rq->info->outcome.
- */
-typedef enum status (*handler_fn)(
-    struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out);
-
+/* Each handler is a handler_fn (dispatch.h), bound to its rpc in dispatch.c. */
 enum status handle_create(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out);
 enum status handle_drop(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out);
 enum status handle_list(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out);
@@ -63,7 +56,7 @@ enum status request_remove(
  * the write is over. Returns true when it is over already (the handler's finish has run
  * now; the caller makes the reply itself and reply is not called), false when the call
  * is parked: later, on the store's thread, finish runs, then reply(ctx), then the
- * server's done callback. ctx must be arena memory. Used by service.c and text.c.
+ * server's done callback. ctx must be arena memory. Used by service.c.
  */
 /* Room, in bytes, for reply's ctx inside the park (service_park_ctx). */
 #define SERVICE_PARK_CTX 256

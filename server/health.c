@@ -29,7 +29,7 @@ handle_health(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *
 
 	(void)in;
 	if (rq->caller->role == ROLE_NONE)
-		return outcome_set(&rq->info->outcome, ST_UNAUTHENTICATED, "NO_CREDENTIALS",
+		return outcome_set(&rq->info->outcome, ST_UNAUTHENTICATED, REASON_NO_CREDENTIALS,
 		    "health needs credentials: send a token");
 	(void)service_ready(rq->svc, &h);
 	rep->serving = h.serving;
@@ -44,7 +44,7 @@ handle_health(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *
 	rep->temporary_count = rq->svc->temporary != NULL ? store_count(rq->svc->temporary) : 0;
 	if (rep->detail == NULL)
 		return outcome_set(
-		    &rq->info->outcome, ST_RESOURCE_EXHAUSTED, "NO_MEMORY", "out of memory");
+		    &rq->info->outcome, ST_RESOURCE_EXHAUSTED, REASON_NO_MEMORY, "out of memory");
 	rq->info->outcome.status = ST_OK;
 	rq->info->outcome.reason = "";
 	memcpy(rq->info->outcome.message, "OK", 3);

@@ -309,15 +309,15 @@ handle_subscribe(struct request *rq, const ProtobufCMessage *in, ProtobufCMessag
 	/* Any authenticated caller (service.c refuses ROLE_NONE before handlers run) may
 	 * List every name, so it may have the key that hides names from everyone else. */
 	if (rq->caller->role != ROLE_READER && rq->caller->role != ROLE_ADMIN)
-		return outcome_set(&rq->info->outcome, ST_PERMISSION_DENIED, "ROLE",
+		return outcome_set(&rq->info->outcome, ST_PERMISSION_DENIED, REASON_ROLE,
 		    "subscribing needs the reader or admin role");
 	if (n == NULL)
-		return outcome_set(&rq->info->outcome, ST_UNIMPLEMENTED, "NO_NOTIFY",
+		return outcome_set(&rq->info->outcome, ST_UNIMPLEMENTED, REASON_NO_NOTIFY,
 		    "this server has no notify socket");
 	key = arena_alloc(rq->arena, NOTIFY_KEY_LEN);
 	if (key == NULL)
 		return outcome_set(
-		    &rq->info->outcome, ST_RESOURCE_EXHAUSTED, "NO_MEMORY", "out of memory");
+		    &rq->info->outcome, ST_RESOURCE_EXHAUSTED, REASON_NO_MEMORY, "out of memory");
 	memcpy(key, n->key, NOTIFY_KEY_LEN);
 	rep->epoch = n->epoch;
 	/* Time first: the state at rev was current at some moment at or after that time. */

@@ -251,12 +251,12 @@ rekey_online(void *arg, const char **key_filep, struct outcome *out)
 	store_status st;
 
 	if (cluster_mode(srv->cfg))
-		return outcome_set(out, ST_FAILED_PRECONDITION, "CLUSTER",
+		return outcome_set(out, ST_FAILED_PRECONDITION, REASON_CLUSTER,
 		    "in cluster mode the key is shared by every node: rotate it offline (stop "
 		    "every secretd, run `secretd rekey --persistent-store etcd --etcd-endpoints "
 		    "...` on one node, copy the new key file to every node, start them)");
 	if (srv->cfg->passphrase_file != NULL)
-		return outcome_set(out, ST_FAILED_PRECONDITION, "PASSPHRASE_MODE",
+		return outcome_set(out, ST_FAILED_PRECONDITION, REASON_PASSPHRASE_MODE,
 		    "this server is keyed with a passphrase: rotate it offline with `secretd "
 		    "rekey --passphrase-file OLD --new-passphrase-file NEW`");
 	(void)pthread_mutex_lock(&srv->rekey_lock);
@@ -264,7 +264,7 @@ rekey_online(void *arg, const char **key_filep, struct outcome *out)
 	(void)pthread_mutex_unlock(&srv->rekey_lock);
 	if (st != STORE_OK) {
 		log_msg(&srv->log, LOG_ERROR, "key rotation failed: %s", store_status_str(st));
-		return outcome_set(out, ST_UNAVAILABLE, "REKEY",
+		return outcome_set(out, ST_UNAVAILABLE, REASON_REKEY,
 		    "key rotation failed (%s); every secret is intact under the key file in "
 		    "use",
 		    store_status_str(st));
@@ -644,6 +644,10 @@ server_run(const struct server_config *cfg)
 	}
 	srv->svc.limits = cfg->limits;
 	srv->svc.read_wait_ms = cfg->read_wait_ms > 0 ? cfg->read_wait_ms : 2000;
+	if (service_init(&srv->svc, err, sizeof(err)) != ST_OK) {
+		log_msg(&srv->log, LOG_ERROR, "cannot start: %s", err);
+		goto done;
+	}
 
 	rv = nng_rep0_open(&srv->sock);
 	if (rv != 0) {

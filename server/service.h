@@ -2,7 +2,9 @@
  * service.h: the transport-free heart of secretd. A service owns the two stores, the
  * limits and the token table, and turns one request frame (bytes) into one reply frame
  * (bytes) for a given caller. server.c feeds it frames from nng; the tests and fuzzers feed
- * it frames directly.
+ * it frames directly. service_handle is the one front door for binary and text frames
+ * alike: the frame limit, the choice of codec (codec.h), authentication (auth.h), the one
+ * dispatch (dispatch.h) and the reply through the codec that read the frame.
  *
  * What it does not do: no sockets, no threads, no signals, no logging of values.
  *
@@ -17,11 +19,12 @@
 #include <stdint.h>
 
 #include "arena.h"
+#include "auth.h"
+#include "dispatch.h"
 #include "status.h"
 
 struct store;
 struct store_health;
-struct auth;
 struct dedup;
 
 /* Limits of SPEC section 7; every one configurable. */
@@ -36,32 +39,6 @@ struct limits {
 
 /* The defaults of SPEC section 7. */
 void limits_default(struct limits *l);
-
-/* Who is calling. */
-enum role {
-	ROLE_NONE = 0,   /* no valid credentials */
-	ROLE_READER = 1, /* list redacted, get, resolve */
-	ROLE_ADMIN = 2,  /* everything */
-};
-
-/* "none", "reader", "admin". */
-const char *role_str(enum role r);
-
-struct caller {
-	/* Role granted by the transport alone (an ipc peer with our uid is admin); ROLE_NONE
-	 * when the request's token must decide. */
-	enum role transport_role;
-	/* The transport's connection id and, on ipc, the peer's uid. */
-	uint32_t conn;
-	bool ipc;
-	uint64_t uid;
-	/* Printable peer ("uid:1000", "tcp:127.0.0.1:5555"), formatted by the transport only
-	 * when a log line or an audit record needs it: "" until then. */
-	char peer[80];
-	/* Filled by the service once the token is checked. */
-	enum role role;
-	char token_id[64];
-};
 
 struct service {
 	struct store *temporary;  /* memory backend; borrowed */
@@ -81,6 +58,8 @@ struct service {
 	void *rekey_arg;
 	/* Longest a read-your-writes wait (Request.min_store_rev) may take, in ms. */
 	int read_wait_ms;
+	/* The handler of each method (service_init). */
+	struct dispatch dispatch;
 };
 
 /* Readiness of the node, for secretctl health and an HTTP /readyz: fills h from the
@@ -91,7 +70,7 @@ bool service_ready(struct service *svc, struct store_health *h);
 /* What one call did, for the log and the audit trail (no values). Strings point into the
  * call's arena or are static. */
 struct call_info {
-	const char *method;  /* "Create", ..., "Execute", "text", or "" when undecodable */
+	const char *method;  /* "Create", ..., "Execute" (a text frame too), "" when unknown */
 	const char *name;    /* the secret name involved, or "" */
 	const char *storage; /* "memory", "sqlcipher" or "" */
 	bool mutating;       /* the call changed (or tried to change) state */
@@ -132,8 +111,12 @@ enum status service_handle_async(struct service *svc, struct caller *caller, con
     size_t len, struct arena *a, reply_alloc_fn alloc, void *alloc_arg, struct call_info *info,
     void (*done)(void *arg), void *done_arg, bool *pendingp);
 
-/* Set caller->role from the transport role and the presented token (may be NULL or "");
- * a wrong token gives ROLE_NONE. Used by the binary and text paths alike. */
-void service_authenticate(struct service *svc, struct caller *caller, const char *token);
+/*
+ * Build svc->dispatch: the handler of every method, checked against the generated service
+ * descriptor (dispatch.h). Call once at start, before any service_handle. Returns ST_OK,
+ * or ST_INTERNAL with a message in err[errlen] that names the method without a handler
+ * (or the handler without a method): the server must not start.
+ */
+enum status service_init(struct service *svc, char *err, size_t errlen);
 
 #endif

@@ -19,8 +19,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char reason_storage[] = "INVALID_STORAGE";
-
 /* Whether the current token is the bare keyword kw (upper case). */
 static bool
 at_kw(const struct parser *p, const char *kw)
@@ -89,7 +87,7 @@ take_name(struct parser *p, char **namep)
 	char *name;
 
 	if (p->tok.kind == TOK_QIDENT && p->tok.len == 2)
-		return outcome_set(p->out, ST_INVALID_ARGUMENT, sql_reason_syntax,
+		return outcome_set(p->out, ST_INVALID_ARGUMENT, REASON_SYNTAX,
 		    "zero-length quoted identifier at offset %zu", p->tok.off);
 	name = token_text(p, &p->tok, &len);
 	if (name == NULL)
@@ -130,8 +128,8 @@ parse_storage(struct parser *p, Secretd__V1__Storage *storagep, struct token *to
 	else if (sql_word_eq(s, n, "SQLCIPHER"))
 		*storagep = SECRETD__V1__STORAGE__STORAGE_SQLCIPHER;
 	else
-		return sql_fail_at(
-		    p, &p->tok, reason_storage, "unknown storage", "expected memory or sqlcipher");
+		return sql_fail_at(p, &p->tok, REASON_INVALID_STORAGE, "unknown storage",
+		    "expected memory or sqlcipher");
 	return sql_lex_next(p);
 }
 
@@ -143,7 +141,7 @@ parse_value(struct parser *p, char **valuep, size_t *lenp, const char *expect)
 	char *v;
 
 	if (p->tok.kind == TOK_QIDENT)
-		return sql_fail_at(p, &p->tok, sql_reason_syntax, "double-quoted value",
+		return sql_fail_at(p, &p->tok, REASON_SYNTAX, "double-quoted value",
 		    "\"...\" is an identifier; write a value in single quotes ('...')");
 	if (p->tok.kind != TOK_STRING && p->tok.kind != TOK_IDENT && p->tok.kind != TOK_NUMBER)
 		return sql_fail_syntax(p, expect);
@@ -259,7 +257,7 @@ parse_once(struct parser *p, const struct token *key, const char *name, bool *se
 
 	if (*seenp) {
 		(void)snprintf(msg, sizeof(msg), "option %s given twice", name);
-		return sql_fail_at(p, key, sql_reason_syntax, msg, NULL);
+		return sql_fail_at(p, key, REASON_SYNTAX, msg, NULL);
 	}
 	*seenp = true;
 	return parse_value(p, valuep, &len, "a value after the option name");
@@ -291,7 +289,7 @@ parse_options(struct parser *p, Secretd__V1__SecretCreate *c)
 		} else if (sql_word_eq(p->s + key.off, key.len, "SCOPE")) {
 			if (seen_scope)
 				return sql_fail_at(
-				    p, &key, sql_reason_syntax, "option SCOPE given twice", NULL);
+				    p, &key, REASON_SYNTAX, "option SCOPE given twice", NULL);
 			seen_scope = true;
 			st = parse_scope(p, c);
 		} else {
@@ -337,7 +335,7 @@ parse_create(struct parser *p, Secretd__V1__SecretCreate *c)
 		return st;
 	if (at_kw(p, "IF")) {
 		if (replace)
-			return sql_fail_at(p, &p->tok, sql_reason_syntax, "syntax error",
+			return sql_fail_at(p, &p->tok, REASON_SYNTAX, "syntax error",
 			    "OR REPLACE cannot be combined with IF NOT EXISTS");
 		if ((st = sql_lex_next(p)) != ST_OK ||
 		    (st = expect_kw(p, "NOT", "NOT EXISTS")) != ST_OK ||
@@ -357,11 +355,11 @@ parse_create(struct parser *p, Secretd__V1__SecretCreate *c)
 		    (st = parse_storage(p, &storage, &storage_tok)) != ST_OK)
 			return st;
 		if (temporary && storage == SECRETD__V1__STORAGE__STORAGE_SQLCIPHER)
-			return sql_fail_at(p, &storage_tok, reason_storage,
+			return sql_fail_at(p, &storage_tok, REASON_INVALID_STORAGE,
 			    "a TEMPORARY secret cannot be stored in sqlcipher",
 			    "temporary secrets live in memory");
 		if (persistent && storage == SECRETD__V1__STORAGE__STORAGE_MEMORY)
-			return sql_fail_at(p, &storage_tok, reason_storage,
+			return sql_fail_at(p, &storage_tok, REASON_INVALID_STORAGE,
 			    "a PERSISTENT secret cannot be stored in memory",
 			    "persistent secrets live in sqlcipher");
 		expect = "\"(\" after the storage";
@@ -392,7 +390,7 @@ parse_from_storage(struct parser *p, bool temporary, Secretd__V1__Storage *stora
 	if (!at_kw(p, "FROM"))
 		return ST_OK;
 	if (temporary)
-		return sql_fail_at(p, &p->tok, reason_storage,
+		return sql_fail_at(p, &p->tok, REASON_INVALID_STORAGE,
 		    "DROP TEMPORARY SECRET takes no FROM",
 		    "a temporary secret is always in memory");
 	if ((st = sql_lex_next(p)) != ST_OK ||
@@ -588,12 +586,12 @@ sql_parse(
 	if (text == NULL) {
 		if (len > 0)
 			return outcome_set(
-			    out, ST_INVALID_ARGUMENT, sql_reason_syntax, "no statement text");
+			    out, ST_INVALID_ARGUMENT, REASON_SYNTAX, "no statement text");
 		p.s = "";
 	}
 	nul = len > 0 ? memchr(p.s, '\0', len) : NULL;
 	if (nul != NULL)
-		return outcome_set(out, ST_INVALID_ARGUMENT, sql_reason_syntax,
+		return outcome_set(out, ST_INVALID_ARGUMENT, REASON_SYNTAX,
 		    "NUL byte at offset %zu", (size_t)(nul - p.s));
 	st = parse_statement(&p, stmt);
 	if (st != ST_OK)

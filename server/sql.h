@@ -73,7 +73,7 @@ struct sql_statement {
  *   ST_INVALID_ARGUMENT, reason "INVALID_STORAGE": an unknown storage, or a storage that
  *     contradicts TEMPORARY/PERSISTENT (TEMPORARY ... IN sqlcipher, PERSISTENT ... IN memory,
  *     DROP TEMPORARY ... FROM x, DROP PERSISTENT ... FROM memory);
- *   ST_RESOURCE_EXHAUSTED, reason "OUT_OF_MEMORY": the arena could not allocate.
+ *   ST_RESOURCE_EXHAUSTED, reason "NO_MEMORY": the arena could not allocate.
  */
 enum status sql_parse(
     const char *text, size_t len, struct arena *a, struct sql_statement *stmt, struct outcome *out);

@@ -33,8 +33,6 @@ static const char *const sql_reserved[] = {"CREATE", "OR", "REPLACE", "TEMPORARY
     "PERSISTENT", "SECRET", "IF", "NOT", "EXISTS", "IN", "DROP", "FROM", "SELECT", "GET", "TYPE",
     "PROVIDER", "SCOPE"};
 
-const char sql_reason_syntax[] = "SYNTAX";
-
 static bool
 is_space(unsigned char c)
 {
@@ -143,7 +141,7 @@ describe(const struct parser *p, const struct token *t, char *buf, size_t size)
 
 /* Fail with "<what> at or near <token> (offset N)[: <detail>]". */
 enum status
-sql_fail_at(struct parser *p, const struct token *t, const char *reason, const char *what,
+sql_fail_at(struct parser *p, const struct token *t, enum reason reason, const char *what,
     const char *detail)
 {
 	char desc[96];
@@ -161,13 +159,13 @@ sql_fail_syntax(struct parser *p, const char *expect)
 	char detail[256];
 
 	(void)snprintf(detail, sizeof(detail), "expected %s", expect);
-	return sql_fail_at(p, &p->tok, sql_reason_syntax, "syntax error", detail);
+	return sql_fail_at(p, &p->tok, REASON_SYNTAX, "syntax error", detail);
 }
 
 enum status
 sql_fail_nomem(struct parser *p)
 {
-	return outcome_set(p->out, ST_RESOURCE_EXHAUSTED, "OUT_OF_MEMORY",
+	return outcome_set(p->out, ST_RESOURCE_EXHAUSTED, REASON_NO_MEMORY,
 	    "out of memory while parsing the statement");
 }
 
@@ -183,7 +181,7 @@ lex_quoted(struct parser *p, unsigned char q, enum tok_kind kind, const char *wh
 		const char *end = i < p->n ? memchr(p->s + i, q, p->n - i) : NULL;
 
 		if (end == NULL)
-			return outcome_set(p->out, ST_INVALID_ARGUMENT, sql_reason_syntax,
+			return outcome_set(p->out, ST_INVALID_ARGUMENT, REASON_SYNTAX,
 			    "unterminated %s at offset %zu", what, start);
 		i = (size_t)(end - p->s) + 1;
 		if (i < p->n && (unsigned char)p->s[i] == q) {
@@ -224,7 +222,7 @@ lex_number(struct parser *p)
 		i++;
 	}
 	if (digits == 0 || dots > 1)
-		return outcome_set(p->out, ST_INVALID_ARGUMENT, sql_reason_syntax,
+		return outcome_set(p->out, ST_INVALID_ARGUMENT, REASON_SYNTAX,
 		    "malformed number at offset %zu", start);
 	p->tok.kind = TOK_NUMBER;
 	p->tok.off = start;

@@ -49,9 +49,6 @@ struct parser {
 	struct outcome *out;
 };
 
-/* The reason of every grammar error ("SYNTAX"). */
-extern const char sql_reason_syntax[];
-
 /* Whether s[0..n) equals the upper-case word w (NUL-terminated), ignoring ASCII case. Both
  * borrowed. */
 bool sql_word_eq(const char *s, size_t n, const char *w);
@@ -65,10 +62,9 @@ bool sql_is_reserved(const struct parser *p, const struct token *t);
  * malformed number. */
 enum status sql_lex_next(struct parser *p);
 
-/* Fail with "<what> at or near <token> (offset N)[: <detail>]" and the given reason (a
- * static string); t describes the token without echoing what may be a secret. detail may
- * be NULL. Everything is borrowed. Sets p->out and returns ST_INVALID_ARGUMENT. */
-enum status sql_fail_at(struct parser *p, const struct token *t, const char *reason,
+/* Fail with "<what> at or near <token> (offset N)[: <detail>]" and the given reason; t
+ * describes the token without echoing what may be a secret. detail may be NULL. Everything is borrowed. Sets p->out and returns ST_INVALID_ARGUMENT. */
+enum status sql_fail_at(struct parser *p, const struct token *t, enum reason reason,
     const char *what, const char *detail);
 
 /* Fail with "syntax error at or near <current token> (offset N): expected <expect>".
@@ -76,7 +72,7 @@ enum status sql_fail_at(struct parser *p, const struct token *t, const char *rea
 enum status sql_fail_syntax(struct parser *p, const char *expect);
 
 /* Fail because the arena could not allocate. Sets p->out and returns ST_RESOURCE_EXHAUSTED
- * (reason "OUT_OF_MEMORY"). */
+ * (reason "NO_MEMORY"). */
 enum status sql_fail_nomem(struct parser *p);
 
 #endif

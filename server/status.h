@@ -7,6 +7,8 @@
 #ifndef SECRETD_SERVER_STATUS_H
 #define SECRETD_SERVER_STATUS_H
 
+#include "secretd/v1/reasons.h"
+
 enum status {
 	ST_OK = 0,
 	ST_CANCELLED = 1,
@@ -30,16 +32,33 @@ enum status {
 /* Canonical name of a status ("NOT_FOUND"); "UNKNOWN_STATUS" outside the range. */
 const char *status_str(enum status st);
 
+/* The reasons of proto/secretd/v1/reasons.h: REASON_AMBIGUOUS, ...; REASON_NONE is "". */
+enum reason {
+	REASON_NONE = 0,
+#define SECRETD_REASON_ENUM(name, status, when) REASON_##name,
+	SECRETD_REASONS(SECRETD_REASON_ENUM)
+#undef SECRETD_REASON_ENUM
+	    REASON_COUNT
+};
+
+/* The reason's string ("AMBIGUOUS"); "" for REASON_NONE or a value outside the list. */
+const char *reason_str(enum reason r);
+
+/* The status a reason comes with (reasons.h); ST_OK for REASON_NONE. */
+enum status reason_status(enum reason r);
+
 /* The outcome of a call: a status, a machine-readable reason and a message. The message
  * never holds a secret value. */
 struct outcome {
 	enum status status;
-	const char *reason; /* static string, "" when none */
+	const char *reason; /* reason_str of one of reasons.h, "" when none */
 	char message[512];
 };
 
-/* Set an outcome's status, reason and printf-formatted message; returns status. */
-enum status outcome_set(struct outcome *out, enum status st, const char *reason, const char *fmt,
+/* Set an outcome's status, reason and printf-formatted message; returns status. st is the
+ * reason's status in reasons.h (asserted: a call site that disagrees with the list is a
+ * bug). */
+enum status outcome_set(struct outcome *out, enum status st, enum reason reason, const char *fmt,
     ...) __attribute__((format(printf, 4, 5)));
 
 #endif

@@ -1,19 +1,18 @@
 /*
- * text.c: text frames in, JSON out. See text.h. Replies are written by the small JSON
- * writer below straight into the reply buffer (jansson dumped each reply twice and checked
- * every code point twice: ~190,000 instructions of a 1 KiB GET SECRET); it is proven to
+ * text.c: text frames in, JSON out: the text codec (codec.h). See text.h. Replies are written by
+ * the small JSON writer below straight into the reply buffer (jansson dumped each reply twice and
+ * checked every code point twice: ~190,000 instructions of a 1 KiB GET SECRET); it is proven to
  * write jansson's bytes by tests/unit/test_text_json.c. jansson stays for the audit trail,
  * and text_init still gives it the wiping allocator.
  */
 #include "text.h"
 
-#include <assert.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "handlers.h"
+#include "codec.h"
 #include "pb.h"
 #include "utf8.h"
 
@@ -400,7 +399,8 @@ text_render(
 	bool ok = oc->status == ST_OK && result_complete(rep);
 
 	if (oc->status == ST_OK && !ok) {
-		outcome_set(&internal, ST_INTERNAL, "", "the reply could not be rendered");
+		outcome_set(
+		    &internal, ST_INTERNAL, REASON_RENDER, "the reply could not be rendered");
 		oc = &internal;
 	}
 	if (ok)
@@ -418,94 +418,78 @@ text_render(
 	return ST_OK;
 }
 
-/* What a text reply needs when it is made after a parked write (service_park_ctx). */
-struct text_cont {
-	pb_statement_reply rep;
-	const struct outcome *oc;
-	reply_alloc_fn alloc;
-	void *alloc_arg;
-};
-
-static void
-text_reply_parked(void *ctx)
+/* Encode a reply (codec.h): the statement's result, or the error object. */
+static enum status
+text_encode(const struct reply_args *r)
 {
-	struct text_cont *c = ctx;
+	static const pb_statement_reply none = SECRETD__V1__STATEMENT_REPLY__INIT;
+	const struct outcome *oc = &r->info->outcome;
+	const pb_statement_reply *rep = &none;
 
-	(void)text_render(&c->rep, c->oc, c->alloc, c->alloc_arg);
+	/* A text frame only ever runs Execute, so a result is a StatementReply. */
+	if (r->out != NULL && r->out->descriptor == &secretd__v1__statement_reply__descriptor)
+		rep = (const pb_statement_reply *)r->out;
+	return text_render(rep, oc, r->alloc, r->alloc_arg);
 }
 
-enum status
-text_handle(struct service *svc, struct caller *caller, const uint8_t *frame, size_t len,
-    struct arena *a, reply_alloc_fn alloc, void *alloc_arg, struct call_info *info)
+/*
+ * Decode a text frame (codec.h): the statement, with no NUL byte and valid UTF-8, after
+ * an optional first line `AUTH <token>` (the token is everything after "AUTH " up to the
+ * newline, a trailing CR dropped). The input is built here (a Statement), so there is no
+ * body to unpack.
+ */
+static enum status
+text_decode(const struct service *svc, const uint8_t *frame, size_t len, struct arena *a,
+    struct decoded *d, struct outcome *oc)
 {
-	struct outcome *oc = &info->outcome;
-	pb_statement stmt = SECRETD__V1__STATEMENT__INIT;
-	pb_statement_reply rep = SECRETD__V1__STATEMENT_REPLY__INIT;
-	struct request rq = {svc, caller, a, info};
+	pb_statement *stmt;
 	const uint8_t *nul;
 	const char *text = (const char *)frame;
 	size_t text_len = len;
-	char *token = NULL;
 
-	info->method = "Execute";
-	if (len > svc->limits.max_frame) {
-		outcome_set(oc, ST_RESOURCE_EXHAUSTED, "FRAME_TOO_LARGE",
-		    "statement of %zu bytes is over the frame limit of %zu bytes", len,
-		    svc->limits.max_frame);
-		goto error;
-	}
+	d->method = dispatch_find(&svc->dispatch, text_codec.method);
+	if (d->method == NULL) /* service_init was not called */
+		return outcome_set(
+		    oc, ST_UNIMPLEMENTED, REASON_UNKNOWN_METHOD, "text frames have no handler");
 	nul = memchr(frame, 0, len);
-	if (nul != NULL) {
-		outcome_set(oc, ST_INVALID_ARGUMENT, "BAD_TEXT",
+	if (nul != NULL)
+		return outcome_set(oc, ST_INVALID_ARGUMENT, REASON_BAD_TEXT,
 		    "NUL byte at offset %td in the statement text", nul - frame);
-		goto error;
-	}
-	if (!utf8_valid(frame, len)) {
-		outcome_set(
-		    oc, ST_INVALID_ARGUMENT, "BAD_TEXT", "the statement text is not valid UTF-8");
-		goto error;
-	}
+	if (!utf8_valid(frame, len))
+		return outcome_set(oc, ST_INVALID_ARGUMENT, REASON_BAD_TEXT,
+		    "the statement text is not valid UTF-8");
 	if (len >= 5 && strncasecmp(text, "AUTH ", 5) == 0) {
 		const char *nl = memchr(text, '\n', len);
 		size_t tlen;
 
-		if (nl == NULL) {
-			outcome_set(oc, ST_INVALID_ARGUMENT, "SYNTAX",
+		if (nl == NULL)
+			return outcome_set(oc, ST_INVALID_ARGUMENT, REASON_SYNTAX,
 			    "the AUTH line must end with a newline before the statement");
-			goto error;
-		}
 		tlen = (size_t)(nl - text) - 5;
 		if (tlen > 0 && text[5 + tlen - 1] == '\r')
 			tlen--;
-		token = arena_strndup(a, text + 5, tlen);
-		if (token == NULL)
+		d->token = arena_strndup(a, text + 5, tlen);
+		if (d->token == NULL)
 			goto nomem;
 		text_len = len - (size_t)(nl + 1 - text);
 		text = nl + 1;
 	}
-	service_authenticate(svc, caller, token);
-	if (caller->role == ROLE_NONE) {
-		outcome_set(oc, ST_UNAUTHENTICATED, token != NULL ? "BAD_TOKEN" : "NO_TOKEN",
-		    token != NULL
-		        ? "the token is not valid"
-		        : "this connection needs a token: send a line `AUTH <token>` first");
-		goto error;
-	}
-	stmt.text = arena_strndup(a, text, text_len);
-	if (stmt.text == NULL)
+	stmt = arena_alloc(a, sizeof(*stmt));
+	if (stmt == NULL)
 		goto nomem;
-	(void)handle_execute(&rq, &stmt.base, &rep.base);
-	if (info->park != NULL) {
-		struct text_cont *c = service_park_ctx(info);
-
-		static_assert(sizeof(*c) <= SERVICE_PARK_CTX, "SERVICE_PARK_CTX is too small");
-		*c = (struct text_cont){rep, oc, alloc, alloc_arg};
-		if (!service_park_arm(info, text_reply_parked, c))
-			return ST_OK;
-	}
-	return text_render(&rep, oc, alloc, alloc_arg);
+	secretd__v1__statement__init(stmt);
+	stmt->text = arena_strndup(a, text, text_len);
+	if (stmt->text == NULL)
+		goto nomem;
+	d->in = &stmt->base;
+	return ST_OK;
 nomem:
-	outcome_set(oc, ST_RESOURCE_EXHAUSTED, "NO_MEMORY", "out of memory");
-error:
-	return text_render(&rep, oc, alloc, alloc_arg);
+	return outcome_set(oc, ST_RESOURCE_EXHAUSTED, REASON_NO_MEMORY, "out of memory");
 }
+
+const struct codec text_codec = {
+    .decode = text_decode,
+    .encode = text_encode,
+    .no_token_message = "this connection needs a token: send a line `AUTH <token>` first",
+    .method = "Execute",
+};

@@ -1,14 +1,15 @@
 /*
- * secretctl.c: the command-line client of secretd, built only on libsecretd's public
- * header: main, the global options (accepted before the command and, merged into each
- * command's option table, after it), and the helpers its commands share (reading input,
- * option parsing, connecting). The commands are in secretctl_cmd.c, secretctl_env.c and
- * secretctl_token.c, the printing in secretctl_output.c.
+ * secretctl.c: what secretctl's commands share: the global options (accepted before the
+ * command and, merged into each command's option table, after it) and the helpers for
+ * reading input, option parsing and connecting. It calls no command: main and the command
+ * table are in secretctl_main.c, the commands in secretctl_cmd.c, secretctl_env.c,
+ * secretctl_token.c, ..., the printing in secretctl_output.c.
  *
  * Not here: any wire knowledge (libsecretd has it). Every buffer that held a value or a
  * token is wiped; a token given with --token is copied and its argv copy wiped at once.
  *
- * Thread safety: single-threaded. The options live in one struct ctl on main's stack.
+ * Thread safety: single-threaded. The options live in one struct ctl on main's stack
+ * (secretctl_main.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -26,42 +27,6 @@
 
 /* Larger than any value or statement secretd accepts; stops runaway reads. */
 #define CTL_INPUT_MAX ((size_t)16 * 1024 * 1024)
-
-static const char usage_main[] =
-    "usage: secretctl [OPTIONS] COMMAND [ARGS]\n"
-    "\n"
-    "Manage the secrets of a secretd server.\n"
-    "\n"
-    "Options:\n"
-    "  --addr URL          server (env SECRETD_ADDR; default ipc://$XDG_RUNTIME_DIR/secretd.sock)\n"
-    "                      or a comma-separated list of a cluster's nodes (fail-over)\n"
-    "  --token T           bearer token; prefer env SECRETD_TOKEN or --token-file (argv is\n"
-    "                      visible to other users)\n"
-    "  --token-file F      read the token from F\n"
-    "  --tls-ca FILE       CA certificate (PEM) for tls+tcp:// servers\n"
-    "  --tls-cert FILE     client certificate (PEM), with --tls-key FILE\n"
-    "  --tls-server-name N name to verify (default: the URL's host)\n"
-    "  --timeout MS        per-call timeout (0: 10 s default; negative: wait forever)\n"
-    "  --json              print results as JSON objects, one per line\n"
-    "  -h, --help          this help; COMMAND --help for a command's help\n"
-    "Global options may also follow the command name (secretctl list --json).\n"
-    "\n"
-    "Commands:\n"
-    "  create   create a secret\n"
-    "  drop     drop a secret\n"
-    "  list     list secrets (values redacted unless --unredacted)\n"
-    "  get      show one secret with its values\n"
-    "  resolve  show the secret that applies to a path\n"
-    "  sql      run statements (CREATE SECRET, DROP SECRET, FROM duckdb_secrets(), ...)\n"
-    "  exec     run a program with secrets' fields in its environment (OPENAI_API_KEY, ...)\n"
-    "  env      print export lines that set those variables, for a shell's eval\n"
-    "  rekey    rotate the server's database key (admin)\n"
-    "  health   the node's readiness: serving, writable, mirror lag (exit 3: read-only)\n"
-    "  token    make, list and revoke tokens in a tokens file (no server needed)\n"
-    "  stats    print the server's figures (from its --metrics-listen endpoint)\n"
-    "  export   print secrets as DuckDB statements (--duckdb), for duckdb -init\n"
-    "\n"
-    "Exit status: 0 success, 1 the call failed, 2 usage error; exec: the command's.\n";
 
 /* Print help text to stdout; returns CTL_EXIT_OK. */
 int
@@ -306,9 +271,8 @@ apply_global(struct ctl *ctl, int c, char *arg)
 	}
 }
 
-/* Parse the global options up to the command; returns CTL_EXIT_OK or an exit code. */
-static int
-parse_global(struct ctl *ctl, int argc, char **argv, bool *helpp)
+int
+ctl_parse_global(struct ctl *ctl, int argc, char **argv, bool *helpp)
 {
 	struct option opts[N_GLOBAL_OPTS + 2];
 	const char *env;
@@ -379,44 +343,4 @@ ctl_sub_getopt(struct ctl *ctl, int argc, char **argv, const char *optstring)
 		if (apply_global(ctl, c, optarg) != CTL_EXIT_OK)
 			return '?';
 	}
-}
-
-int
-main(int argc, char **argv)
-{
-	struct ctl ctl = {.timeout_ms = SECRETD_TIMEOUT_DEFAULT};
-	const struct ctl_command *cmd;
-	bool help = false;
-	int rc;
-
-	ctl_json_wipe_init();
-	rc = parse_global(&ctl, argc, argv, &help);
-	if (rc != CTL_EXIT_OK || help) {
-		if (help)
-			rc = ctl_print_help(usage_main);
-		goto done;
-	}
-	if (optind >= argc) {
-		(void)fputs(usage_main, stderr);
-		rc = CTL_EXIT_USAGE;
-		goto done;
-	}
-	if (strcmp(argv[optind], "help") == 0) {
-		cmd = optind + 1 < argc ? ctl_find_command(argv[optind + 1]) : NULL;
-		rc = ctl_print_help(cmd != NULL ? cmd->usage : usage_main);
-		goto done;
-	}
-	cmd = ctl_find_command(argv[optind]);
-	if (cmd == NULL) {
-		rc = ctl_usage_error("unknown command '%s'", argv[optind]);
-		goto done;
-	}
-	rc = cmd->run(&ctl, argc - optind, argv + optind);
-done:
-	secretd_client_close(ctl.client);
-	if (ctl.token != NULL)
-		ctl_wipe_free(ctl.token, strlen(ctl.token));
-	if (fflush(stdout) != 0 && rc == CTL_EXIT_OK)
-		rc = CTL_EXIT_STATUS;
-	return rc;
 }

@@ -1,9 +1,10 @@
 /*
  * secretctl.h: what secretctl's parts share: the one options struct, exit codes, the
- * input and option helpers (secretctl.c), the command table (secretctl_cmd.c), the
- * environment commands exec and env (secretctl_env.c), the tokens-file commands
- * (secretctl_token.c), and the output functions (secretctl_output.c) that print results as
- * aligned tables or as the JSON objects of SPEC §4.
+ * input and option helpers (secretctl.c), the commands (secretctl_cmd.c, the environment
+ * commands exec and env in secretctl_env.c, the tokens-file commands in secretctl_token.c,
+ * ...), which only secretctl_main.c's command table calls, and the output functions
+ * (secretctl_output.c) that print results as aligned tables or as the JSON objects of
+ * SPEC §4.
  *
  * Not here: talking to secretd other than through <secretd.h>.
  *
@@ -51,10 +52,22 @@ struct ctl_command {
 	const char *usage;
 };
 
-/* The command called name, or NULL (secretctl_cmd.c). */
-const struct ctl_command *ctl_find_command(const char *name);
-
-/* Commands defined outside secretctl_cmd.c, and their help texts. */
+/* The commands and their help texts, for the command table (secretctl_main.c). Each
+ * returns an exit code (CTL_EXIT_*; exec: the command's). */
+int ctl_cmd_create(struct ctl *ctl, int argc, char **argv); /* secretctl_cmd.c */
+int ctl_cmd_drop(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_list(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_get(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_resolve(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_sql(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_rekey(struct ctl *ctl, int argc, char **argv);
+extern const char ctl_usage_create[];
+extern const char ctl_usage_drop[];
+extern const char ctl_usage_list[];
+extern const char ctl_usage_get[];
+extern const char ctl_usage_resolve[];
+extern const char ctl_usage_sql[];
+extern const char ctl_usage_rekey[];
 int ctl_cmd_exec(struct ctl *ctl, int argc, char **argv); /* secretctl_env.c */
 int ctl_cmd_env(struct ctl *ctl, int argc, char **argv);
 extern const char ctl_usage_exec[];
@@ -67,6 +80,11 @@ int ctl_cmd_export(struct ctl *ctl, int argc, char **argv); /* secretctl_export.
 extern const char ctl_usage_export[];
 
 /* Helpers of secretctl.c. */
+
+/* Parse the global options of argv up to the command name (and SECRETD_ADDR,
+ * SECRETD_TOKEN) into ctl; *helpp is set for -h/--help. Leaves optind at the command.
+ * Returns CTL_EXIT_OK or an exit code after printing the error. */
+int ctl_parse_global(struct ctl *ctl, int argc, char **argv, bool *helpp);
 
 /* Print help text to stdout; returns CTL_EXIT_OK. */
 int ctl_print_help(const char *text);

@@ -1,11 +1,11 @@
 /*
  * secretctl_cmd.c: secretctl's commands that map onto one libsecretd call each (create,
- * drop, list, get, resolve, sql, rekey) and the command table: each parses its own options
- * and operands, makes one libsecretd call (sql: one per statement) and hands the result to
- * secretctl_output.c.
+ * drop, list, get, resolve, sql, rekey): each parses its own options and operands, makes
+ * one libsecretd call (sql: one per statement) and hands the result to secretctl_output.c.
  *
- * Not here: global options and main (secretctl.c), formatting (secretctl_output.c), exec
- * and env (secretctl_env.c), token (secretctl_token.c).
+ * Not here: main and the command table (secretctl_main.c), the global options and shared
+ * helpers (secretctl.c), formatting (secretctl_output.c), exec and env (secretctl_env.c),
+ * token (secretctl_token.c).
  * Values read for create (KEY=@FILE, KEY=-) and sql scripts from stdin are wiped after
  * use; a KEY=VALUE operand is copied and wiped in argv.
  *
@@ -24,7 +24,7 @@
 
 #include "secretctl.h"
 
-static const char usage_create[] =
+const char ctl_usage_create[] =
     "usage: secretctl create --type T [--name N] [--persistent] [--replace | --if-not-exists]\n"
     "                        [--scope S]... [--provider config] KEY=VALUE | KEY=@FILE | KEY=-\n"
     "\n"
@@ -41,28 +41,28 @@ static const char usage_create[] =
     "  --scope S         scope prefix; repeat for several (default: the type's)\n"
     "  --provider P      config, the only provider (optional)\n";
 
-static const char usage_drop[] =
+const char ctl_usage_drop[] =
     "usage: secretctl drop NAME [--temporary | --persistent | --storage memory|sqlcipher]\n"
     "                      [--if-exists]\n"
     "\n"
     "Drop a secret. Without a storage, a name held by both storages is an error.\n";
 
-static const char usage_list[] =
+const char ctl_usage_list[] =
     "usage: secretctl list [--type T] [--storage memory|sqlcipher] [--unredacted]\n"
     "\n"
     "List secrets like FROM duckdb_secrets(). --unredacted shows values (admin only).\n";
 
-static const char usage_get[] = "usage: secretctl get NAME [--storage memory|sqlcipher]\n"
-                                "\n"
-                                "Show one secret with its values.\n";
+const char ctl_usage_get[] = "usage: secretctl get NAME [--storage memory|sqlcipher]\n"
+                             "\n"
+                             "Show one secret with its values.\n";
 
-static const char usage_resolve[] =
+const char ctl_usage_resolve[] =
     "usage: secretctl resolve PATH --type T\n"
     "\n"
     "Show the secret of type T whose scope is the longest prefix of PATH, with its\n"
     "values; prints nothing (exit 0) when none matches.\n";
 
-static const char usage_sql[] =
+const char ctl_usage_sql[] =
     "usage: secretctl sql [\"STATEMENT\"]\n"
     "\n"
     "Run one statement, or with no argument the statements on standard input: one per\n"
@@ -74,7 +74,7 @@ static const char usage_sql[] =
     "  FROM which_secret('path', 'type')\n"
     "  GET SECRET name [FROM storage]\n";
 
-static const char usage_rekey[] =
+const char ctl_usage_rekey[] =
     "usage: secretctl rekey\n"
     "\n"
     "Rotate the server's database key (admin role): secretd makes a new random key,\n"
@@ -164,8 +164,8 @@ create_field(char *arg, secretd_field *field, size_t *owned_lenp, bool *stdin_us
 	return CTL_EXIT_OK;
 }
 
-static int
-cmd_create(struct ctl *ctl, int argc, char **argv)
+int
+ctl_cmd_create(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"help", no_argument, NULL, OPT_HELP},
@@ -199,7 +199,7 @@ cmd_create(struct ctl *ctl, int argc, char **argv)
 	while ((c = ctl_sub_getopt(ctl, argc, argv, "-h")) != -1) {
 		switch (c) {
 		case OPT_HELP:
-			rc = ctl_print_help(usage_create);
+			rc = ctl_print_help(ctl_usage_create);
 			goto done;
 		case OPT_TYPE:
 			args.type = optarg;
@@ -267,8 +267,8 @@ done:
 	return rc;
 }
 
-static int
-cmd_drop(struct ctl *ctl, int argc, char **argv)
+int
+ctl_cmd_drop(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"help", no_argument, NULL, OPT_HELP},
@@ -292,7 +292,7 @@ cmd_drop(struct ctl *ctl, int argc, char **argv)
 		given = SECRETD_STORAGE_ANY;
 		switch (c) {
 		case OPT_HELP:
-			return ctl_print_help(usage_drop);
+			return ctl_print_help(ctl_usage_drop);
 		case OPT_IF_EXISTS:
 			if_exists = true;
 			continue;
@@ -324,8 +324,8 @@ cmd_drop(struct ctl *ctl, int argc, char **argv)
 	return ctl_out_dropped(ctl, &res);
 }
 
-static int
-cmd_list(struct ctl *ctl, int argc, char **argv)
+int
+ctl_cmd_list(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"help", no_argument, NULL, OPT_HELP},
@@ -344,7 +344,7 @@ cmd_list(struct ctl *ctl, int argc, char **argv)
 	while ((c = ctl_sub_getopt(ctl, argc, argv, "h")) != -1) {
 		switch (c) {
 		case OPT_HELP:
-			return ctl_print_help(usage_list);
+			return ctl_print_help(ctl_usage_list);
 		case OPT_TYPE:
 			args.type = optarg;
 			break;
@@ -370,8 +370,8 @@ cmd_list(struct ctl *ctl, int argc, char **argv)
 	return rc;
 }
 
-static int
-cmd_get(struct ctl *ctl, int argc, char **argv)
+int
+ctl_cmd_get(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"help", no_argument, NULL, OPT_HELP},
@@ -388,7 +388,7 @@ cmd_get(struct ctl *ctl, int argc, char **argv)
 	while ((c = ctl_sub_getopt(ctl, argc, argv, "h")) != -1) {
 		switch (c) {
 		case OPT_HELP:
-			return ctl_print_help(usage_get);
+			return ctl_print_help(ctl_usage_get);
 		case OPT_STORAGE:
 			if (!ctl_parse_storage(optarg, &storage))
 				return ctl_usage_error("get: unknown storage '%s'", optarg);
@@ -409,8 +409,8 @@ cmd_get(struct ctl *ctl, int argc, char **argv)
 	return rc;
 }
 
-static int
-cmd_resolve(struct ctl *ctl, int argc, char **argv)
+int
+ctl_cmd_resolve(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"help", no_argument, NULL, OPT_HELP},
@@ -427,7 +427,7 @@ cmd_resolve(struct ctl *ctl, int argc, char **argv)
 	while ((c = ctl_sub_getopt(ctl, argc, argv, "h")) != -1) {
 		switch (c) {
 		case OPT_HELP:
-			return ctl_print_help(usage_resolve);
+			return ctl_print_help(ctl_usage_resolve);
 		case OPT_TYPE:
 			type = optarg;
 			break;
@@ -547,8 +547,8 @@ sql_run_script(struct ctl *ctl, char *text, size_t len)
 	return CTL_EXIT_OK;
 }
 
-static int
-cmd_sql(struct ctl *ctl, int argc, char **argv)
+int
+ctl_cmd_sql(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"help", no_argument, NULL, OPT_HELP},
@@ -562,7 +562,7 @@ cmd_sql(struct ctl *ctl, int argc, char **argv)
 	ctl_sub_reset(ctl, opts);
 	while ((c = ctl_sub_getopt(ctl, argc, argv, "h")) != -1) {
 		if (c == OPT_HELP)
-			return ctl_print_help(usage_sql);
+			return ctl_print_help(ctl_usage_sql);
 		return CTL_EXIT_USAGE;
 	}
 	if (argc - optind > 1)
@@ -579,8 +579,8 @@ cmd_sql(struct ctl *ctl, int argc, char **argv)
 	return rc;
 }
 
-static int
-cmd_rekey(struct ctl *ctl, int argc, char **argv)
+int
+ctl_cmd_rekey(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"help", no_argument, NULL, OPT_HELP},
@@ -594,7 +594,7 @@ cmd_rekey(struct ctl *ctl, int argc, char **argv)
 	ctl_sub_reset(ctl, opts);
 	while ((c = ctl_sub_getopt(ctl, argc, argv, "h")) != -1) {
 		if (c == OPT_HELP)
-			return ctl_print_help(usage_rekey);
+			return ctl_print_help(ctl_usage_rekey);
 		return CTL_EXIT_USAGE;
 	}
 	if (optind != argc)
@@ -605,32 +605,4 @@ cmd_rekey(struct ctl *ctl, int argc, char **argv)
 	    SECRETD_OK)
 		return ctl_out_error(ctl, &err);
 	return ctl_out_rekeyed(ctl, key_file);
-}
-
-static const struct ctl_command commands[] = {
-    {"create", cmd_create, usage_create},
-    {"drop", cmd_drop, usage_drop},
-    {"list", cmd_list, usage_list},
-    {"get", cmd_get, usage_get},
-    {"resolve", cmd_resolve, usage_resolve},
-    {"sql", cmd_sql, usage_sql},
-    {"exec", ctl_cmd_exec, ctl_usage_exec},
-    {"env", ctl_cmd_env, ctl_usage_env},
-    {"rekey", cmd_rekey, usage_rekey},
-    {"health", ctl_cmd_health, ctl_usage_health},
-    {"token", ctl_cmd_token, ctl_usage_token},
-    {"stats", ctl_cmd_stats, ctl_usage_stats},
-    {"export", ctl_cmd_export, ctl_usage_export},
-};
-
-const struct ctl_command *
-ctl_find_command(const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (strcmp(commands[i].name, name) == 0)
-			return &commands[i];
-	}
-	return NULL;
 }

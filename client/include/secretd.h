@@ -302,6 +302,74 @@ typedef struct secretd_health_info {
 secretd_status secretd_health(
     secretd_client *client, int timeout_ms, secretd_health_info *info, secretd_error *err);
 
+/*
+ * Reasons. secretd_error.reason, when the server set one, is one of these names (an error
+ * of the library's own, with no reply from the server, has ""). Match on the status first
+ * and on the reason for the condition within it; the list only grows, a name never
+ * changes. Each is shown with the status it comes with. The source of this list is
+ * proto/secretd/v1/reasons.h; tests/unit/test_reasons.c keeps this copy equal to it.
+ *
+ *  BAD_HEADER        INVALID_ARGUMENT    a binary frame does not start with 00 53 44 <version>
+ *  VERSION           UNIMPLEMENTED       a protocol version the server does not speak
+ *  FRAME_TOO_LARGE   RESOURCE_EXHAUSTED  a frame over the server's frame limit
+ *  BAD_FRAME         INVALID_ARGUMENT    the envelope is not a valid secretd.v1.Request, or a
+ *                                        string in it holds a NUL
+ *  UNKNOWN_METHOD    UNIMPLEMENTED       Request.method names no rpc of service Secrets
+ *  BAD_BODY          INVALID_ARGUMENT    Request.body is not a valid message of the method's
+ *                                        input type
+ *  BAD_TEXT          INVALID_ARGUMENT    a text frame holds a NUL byte or is not valid UTF-8
+ *  SYNTAX            INVALID_ARGUMENT    a statement (or a text frame's AUTH line) does not
+ *                                        parse
+ *  NO_TOKEN          UNAUTHENTICATED     the connection needs a token and none was sent
+ *  BAD_TOKEN         UNAUTHENTICATED     the token sent is not valid
+ *  NO_CREDENTIALS    UNAUTHENTICATED     a call that needs a role came with none
+ *  ROLE              PERMISSION_DENIED   the caller's role may not make this call
+ *  STALE             UNAVAILABLE         this node is behind Request.min_store_rev; try
+ *                                        another node
+ *  DUPLICATE         OK                  a resent request answered with its first reply
+ *                                        (server log only)
+ *  MISSING_TYPE      INVALID_ARGUMENT    no TYPE given
+ *  UNKNOWN_TYPE      INVALID_ARGUMENT    a TYPE that is not openai, ollama or azure_llm
+ *  UNKNOWN_PROVIDER  INVALID_ARGUMENT    a PROVIDER other than config
+ *  UNKNOWN_FIELD     INVALID_ARGUMENT    a field the type does not declare
+ *  DUPLICATE_FIELD   INVALID_ARGUMENT    a field given twice
+ *  MISSING_FIELD     INVALID_ARGUMENT    a required field absent or empty
+ *  BAD_VALUE         INVALID_ARGUMENT    a field value that is not UTF-8 text
+ *  BAD_NAME          INVALID_ARGUMENT    an empty name, or one not UTF-8 or holding a control
+ *                                        character
+ *  BAD_SCOPE         INVALID_ARGUMENT    a scope entry that is not UTF-8
+ *  TOO_LARGE         INVALID_ARGUMENT    a name, field value or scope entry over its limit
+ *  TOO_MANY_FIELDS   INVALID_ARGUMENT    more fields than the limit
+ *  TOO_MANY_SCOPES   INVALID_ARGUMENT    more scope entries than the limit
+ *  INVALID_STORAGE   INVALID_ARGUMENT    an unknown storage, or one the statement cannot use
+ *  ALREADY_EXISTS    ALREADY_EXISTS      Create (on conflict: error) of a name the storage
+ *                                        holds
+ *  NOT_FOUND         NOT_FOUND           Drop or Get of a name no allowed storage holds
+ *  AMBIGUOUS         FAILED_PRECONDITION a name in both storages and no storage given
+ *  AUDIT             UNAVAILABLE         the audit trail cannot be written; nothing was changed
+ *  STORE_FULL        RESOURCE_EXHAUSTED  the storage holds its maximum number of secrets
+ *  DISK_FULL         RESOURCE_EXHAUSTED  the disk is full; nothing was changed
+ *  READ_ONLY         UNAVAILABLE         the database cannot be written; nothing was changed
+ *  IO                UNAVAILABLE         an I/O error; nothing was changed
+ *  NO_QUORUM         UNAVAILABLE         etcd cannot commit (no quorum, no member reachable);
+ *                                        nothing was changed
+ *  CORRUPT           DATA_LOSS           the storage is corrupt
+ *  BAD_KEY           FAILED_PRECONDITION the key does not open the database
+ *  STORE             INTERNAL            any other failure of a storage
+ *  NO_MEMORY         RESOURCE_EXHAUSTED  the server ran out of memory
+ *  NO_REKEY          UNIMPLEMENTED       this server cannot rotate its key
+ *  CLUSTER           FAILED_PRECONDITION online key rotation asked of a cluster node (rotate
+ *                                        offline)
+ *  PASSPHRASE_MODE   FAILED_PRECONDITION online key rotation asked of a server keyed with a
+ *                                        passphrase
+ *  REKEY             UNAVAILABLE         key rotation failed; every secret is intact under the
+ *                                        key in use
+ *  NO_NOTIFY         UNIMPLEMENTED       Subscribe asked of a server without a notify socket
+ *  UNKNOWN_STATEMENT INTERNAL            the parser made a statement the server cannot run
+ *  RENDER            INTERNAL            a successful reply could not be written as a text
+ *                                        frame's JSON
+ */
+
 #ifdef __cplusplus
 }
 #endif

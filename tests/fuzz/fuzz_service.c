@@ -245,6 +245,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct service svc;
+	char err[256];
 	struct store *temporary = NULL;
 	struct store *persistent = NULL;
 	const uint8_t *frame;
@@ -252,6 +253,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t pos = 0;
 
 	memset(&svc, 0, sizeof(svc));
+	if (service_init(&svc, err, sizeof(err)) != ST_OK)
+		fuzz_fail(err);
 	limits_default(&svc.limits);
 	svc.limits.max_secrets = FUZZ_MAX_SECRETS;
 	if (open_store(true, &temporary) != STORE_OK || open_store(false, &persistent) != STORE_OK)

@@ -835,13 +835,14 @@ lf_expect_of(const uint8_t *frame, size_t len, const struct lf_gen_config *cfg)
 	/* nng's cap counts the REQ header (a 4-byte request id) with the body. */
 	if (len + 4 > cfg->hard_max)
 		return EXPECT_NOTHING;
+	/* The server checks the frame limit first, then the header (service.c). */
 	if (len > 0 && frame[0] != 0)
 		return len > cfg->max_frame ? EXPECT_TEXT_TOO_LARGE : EXPECT_TEXT;
+	if (len > cfg->max_frame)
+		return EXPECT_TOO_LARGE;
 	if (len < 4 || memcmp(frame, frame_header, 3) != 0)
 		return EXPECT_BAD_HEADER;
 	if (frame[3] != frame_header[3])
 		return EXPECT_VERSION;
-	if (len > cfg->max_frame)
-		return EXPECT_TOO_LARGE;
 	return EXPECT_BINARY;
 }

@@ -2,7 +2,8 @@
  * test_wire.c: the binary protocol frame by frame against a real secretd (SPEC section 4):
  * bad headers, unknown versions, undecodable envelopes and bodies, unknown methods, NUL
  * bytes inside strings, frames at and over the size limit, and resent requests (the same
- * request_id) answered with the first reply without running twice.
+ * request_id) answered with the first reply without running twice, a resent Rekey
+ * included (one rotation: the key file changes once).
  *
  * Speaks the wire with the generated protobuf-c code and raw nng, not libsecretd, so it
  * can send what a well-behaved client never would.
@@ -236,6 +237,88 @@ test_resend(nng_socket s)
 		nng_msg_free(m2);
 }
 
+/* The number of times needle occurs in the file at path. */
+static int
+count_in_file(const char *path, const char *needle)
+{
+	size_t len = 0;
+	char *text = file_read(path, &len); /* NUL-terminated; the log is text */
+	int n = 0;
+
+	for (char *p = text; p != NULL && (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	free(text);
+	return n;
+}
+
+/* Send a Rekey frame with request id; return the reply (caller frees), or NULL. */
+static nng_msg *
+rekey(nng_socket s, uint64_t id)
+{
+	Secretd__V1__RekeyRequest rk = SECRETD__V1__REKEY_REQUEST__INIT;
+	size_t n;
+	uint8_t *f = envelope("Rekey", &rk.base, id, &n);
+	nng_msg *m = roundtrip(s, f, n);
+
+	free(f);
+	return m;
+}
+
+/*
+ * A Rekey resent with the same request id (nng's REQ resends after a broken pipe) gets the
+ * first reply and rotates the key once: the key file changes with the first arrival and not
+ * with the second, and the server logs one rotation. A new id rotates again.
+ */
+static void
+test_resend_rekey(nng_socket s)
+{
+	char key_path[400];
+	size_t len0 = 0, len1 = 0, len2 = 0, len3 = 0;
+	char *key0, *key1, *key2, *key3;
+	nng_msg *m1, *m2, *m3;
+	int before = count_in_file(srv.log_path, "database key rotated");
+
+	(void)snprintf(key_path, sizeof(key_path), "%s/secretd.key", srv.data_dir);
+	key0 = file_read(key_path, &len0);
+	m1 = rekey(s, 0x5eed0001ULL);
+	key1 = file_read(key_path, &len1);
+	m2 = rekey(s, 0x5eed0001ULL); /* the same request again */
+	key2 = file_read(key_path, &len2);
+	CHECK(key0 != NULL && key1 != NULL && key2 != NULL);
+	CHECK(m1 != NULL && m2 != NULL);
+	if (m1 != NULL && m2 != NULL) {
+		Secretd__V1__Reply *r1 = decode(m1);
+
+		CHECK(r1 != NULL && r1->status == 0);
+		CHECK(nng_msg_len(m1) == nng_msg_len(m2) &&
+		      memcmp(nng_msg_body(m1), nng_msg_body(m2), nng_msg_len(m1)) == 0);
+		if (r1 != NULL)
+			secretd__v1__reply__free_unpacked(r1, NULL);
+	}
+	if (key0 != NULL && key1 != NULL && key2 != NULL) {
+		CHECK(len0 != len1 || memcmp(key0, key1, len0) != 0); /* rotated */
+		CHECK(len1 == len2 && memcmp(key1, key2, len1) == 0); /* ... once */
+	}
+	CHECK_STATUS(count_in_file(srv.log_path, "database key rotated") - before, 1);
+	/* A new id is a new rotation. */
+	m3 = rekey(s, 0x5eed0002ULL);
+	key3 = file_read(key_path, &len3);
+	CHECK(m3 != NULL && key3 != NULL);
+	if (key2 != NULL && key3 != NULL)
+		CHECK(len2 != len3 || memcmp(key2, key3, len2) != 0);
+	CHECK_STATUS(count_in_file(srv.log_path, "database key rotated") - before, 2);
+	free(key0);
+	free(key1);
+	free(key2);
+	free(key3);
+	if (m1 != NULL)
+		nng_msg_free(m1);
+	if (m2 != NULL)
+		nng_msg_free(m2);
+	if (m3 != NULL)
+		nng_msg_free(m3);
+}
+
 int
 main(void)
 {
@@ -251,6 +334,7 @@ main(void)
 	test_bad_frames(s);
 	test_size_limit(s);
 	test_resend(s);
+	test_resend_rekey(s);
 	/* Still alive and well after all of it. */
 	expect(s, "\0SD\1", 4, 12, "UNKNOWN_METHOD");
 	/* No nng_close: the socket goes with the process. nng 1.5.2 can hang in nng_close
