@@ -35,7 +35,8 @@
 static const char VALUE_A[] __attribute__((unused)) = "sk-test-value-a";
 static const char VALUE_B[] __attribute__((unused)) = "sk-test-value-b";
 static const char CANARY[] __attribute__((unused)) = "canary-7f3a9c1e-d0d6-4b55-plaintext";
-static const uint8_t VALUE_BINARY[] __attribute__((unused)) = {'a', 0x00, 'b', 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xff, 0x01};
+static const uint8_t VALUE_BINARY[]
+    __attribute__((unused)) = {'a', 0x00, 'b', 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xff, 0x01};
 
 struct fixture {
 	const struct store_ops *ops;
@@ -293,7 +294,6 @@ path_with(const struct fixture *fx, const char *suffix, char *buf, size_t bufsz)
 	snprintf(buf, bufsz, "%s%s", fx->path, suffix);
 }
 
-
 static inline bool
 write_file(const char *path, const char *data, size_t len, mode_t mode)
 {
@@ -323,7 +323,6 @@ dir_entries(const char *dir)
 	(void)closedir(d);
 	return n;
 }
-
 
 /* Run each case of cases[0..n) on a fresh fixture over ops; prints "FAIL label/case" for
  * a case with a failed CHECK. Returns the number of cases run. */

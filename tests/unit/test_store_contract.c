@@ -811,7 +811,6 @@ test_on_change(struct fixture *fx)
 	}
 }
 
-
 static const struct test_case contract_tests[] = {
     {"put_get_remove", test_put_get_remove},
     {"conflict_modes", test_conflict_modes},

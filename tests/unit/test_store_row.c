@@ -6,8 +6,6 @@
  */
 #include "store_fixture.h"
 
-
-
 static store_status
 decode_copy(const uint8_t *body, size_t len)
 {
