@@ -183,6 +183,9 @@ client_nng_fail(secretd_error *err, int rv, const char *url, const char *what)
 		/* Our own socket closed under the call: secretd_client_close. */
 		st = SECRETD_CANCELLED;
 		break;
+	case NNG_ENOMEM:
+		st = SECRETD_RESOURCE_EXHAUSTED;
+		break;
 	case NNG_EINVAL:
 	case NNG_EADDRINVAL:
 	case NNG_ENOTSUP:
@@ -651,7 +654,7 @@ client_conn_dial_list(struct client_conn *conn, const char *list,
 	secretd_status st = SECRETD_OK;
 
 	if (copy == NULL)
-		return client_fail(err, SECRETD_INTERNAL, "out of memory");
+		return client_fail(err, SECRETD_RESOURCE_EXHAUSTED, "out of memory");
 	for (char *a = strtok_r(copy, ",", &save); a != NULL && st == SECRETD_OK;
 	     a = strtok_r(NULL, ",", &save)) {
 		size_t len;
@@ -718,14 +721,14 @@ client_conn_new(const char *url, const char *key, const secretd_options *options
 	int rv;
 
 	if (conn == NULL)
-		return client_fail(err, SECRETD_INTERNAL, "out of memory");
+		return client_fail(err, SECRETD_RESOURCE_EXHAUSTED, "out of memory");
 	if (pthread_mutex_init(&conn->mu, NULL) != 0) {
 		free(conn);
 		return client_fail(err, SECRETD_INTERNAL, "cannot create a mutex");
 	}
 	atomic_init(&conn->pipes, 0);
 	if ((conn->key = strdup(key)) == NULL || (conn->url = strdup(url)) == NULL) {
-		st = client_fail(err, SECRETD_INTERNAL, "out of memory");
+		st = client_fail(err, SECRETD_RESOURCE_EXHAUSTED, "out of memory");
 		goto fail;
 	}
 	if ((rv = nng_req0_open(&conn->sock)) != 0) {
@@ -829,7 +832,7 @@ client_conn_get(const char *url, const secretd_options *options, struct client_c
 	secretd_status st = SECRETD_OK;
 
 	if (key == NULL)
-		return client_fail(err, SECRETD_INTERNAL, "out of memory");
+		return client_fail(err, SECRETD_RESOURCE_EXHAUSTED, "out of memory");
 	(void)pthread_mutex_lock(&client_pool_mu);
 	for (conn = client_pool; conn != NULL; conn = conn->next)
 		if (strcmp(conn->key, key) == 0)
@@ -901,7 +904,7 @@ secretd_client_open(
 
 	client = calloc(1, sizeof(*client));
 	if (client == NULL)
-		return client_fail(err, SECRETD_INTERNAL, "out of memory");
+		return client_fail(err, SECRETD_RESOURCE_EXHAUSTED, "out of memory");
 	if (pthread_mutex_init(&client->mu, NULL) != 0) {
 		free(client);
 		return client_fail(err, SECRETD_INTERNAL, "cannot create a mutex");
@@ -922,7 +925,7 @@ secretd_client_open(
 		client->ipc_path = client->url + 6;
 	if (client->url == NULL || (options != NULL && options->token != NULL &&
 	                               (client->token = strdup(options->token)) == NULL)) {
-		st = client_fail(err, SECRETD_INTERNAL, "out of memory");
+		st = client_fail(err, SECRETD_RESOURCE_EXHAUSTED, "out of memory");
 		goto fail;
 	}
 	if ((st = client_conn_get(url, options, &client->conn, err)) != SECRETD_OK)

@@ -160,7 +160,7 @@ walk_result(const secretd_result *r)
 		walk_secret(r->secret);
 	for (size_t i = 0; i < r->n_resolved; i++) {
 		(void)walk(r->resolved[i].name);
-		(void)walk(r->resolved[i].persistent);
+		FUZZ_CHECK(r->resolved[i].persistent == true || r->resolved[i].persistent == false);
 		(void)walk(r->resolved[i].storage);
 	}
 }

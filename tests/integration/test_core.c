@@ -164,6 +164,39 @@ test_validation(secretd_client *c)
 	}
 }
 
+/* A name of SECRETD_NAME_MAX bytes, the server's default --max-name, comes back whole in
+ * every result that carries a name: create, drop, and the same through statements. */
+static void
+test_longest_name(secretd_client *c)
+{
+	secretd_field f[] = {F("api_key", "v")};
+	char name[SECRETD_NAME_MAX + 1];
+	char stmt[SECRETD_NAME_MAX + 128];
+	secretd_create_result cr;
+	secretd_drop_result dr;
+	secretd_result *res = NULL;
+	secretd_error e;
+
+	memset(name, 'l', SECRETD_NAME_MAX);
+	name[SECRETD_NAME_MAX] = '\0';
+	CHECK_STATUS(create(c, name, "openai", false, 0, f, 1, NULL, 0, &cr, &e), SECRETD_OK);
+	CHECK(strcmp(cr.name, name) == 0);
+	CHECK_STATUS(
+	    secretd_drop(c, name, SECRETD_STORAGE_MEMORY, false, 5000, &dr, &e), SECRETD_OK);
+	CHECK(strcmp(dr.name, name) == 0 && dr.dropped);
+	(void)snprintf(stmt, sizeof(stmt), "CREATE SECRET %s (TYPE openai, API_KEY 'v')", name);
+	CHECK_STATUS(secretd_execute(c, stmt, 5000, &res, &e), SECRETD_OK);
+	CHECK(res != NULL && res->kind == SECRETD_RESULT_CREATED &&
+	      strcmp(res->created.name, name) == 0);
+	secretd_result_free(res);
+	res = NULL;
+	(void)snprintf(stmt, sizeof(stmt), "DROP SECRET %s", name);
+	CHECK_STATUS(secretd_execute(c, stmt, 5000, &res, &e), SECRETD_OK);
+	CHECK(res != NULL && res->kind == SECRETD_RESULT_DROPPED &&
+	      strcmp(res->dropped.name, name) == 0);
+	secretd_result_free(res);
+}
+
 static void
 test_conflicts(secretd_client *c)
 {
@@ -595,6 +628,7 @@ main(int argc, char **argv)
 	CHECK_STATUS(secretd_client_open(srv.url, NULL, &c, &e), SECRETD_OK);
 	test_defaults(c);
 	test_validation(c);
+	test_longest_name(c);
 	test_conflicts(c);
 	test_both_storages(c);
 	test_list(c);

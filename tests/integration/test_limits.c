@@ -40,6 +40,38 @@ text_frame(const char *url, size_t len)
 	return out;
 }
 
+/* secretd's --max-name (and its twin SECRETD_MAX_NAME) stops at SECRETD_NAME_MAX, the
+ * longest name libsecretd's results hold: one more is refused at start with a message that
+ * says why; SECRETD_NAME_MAX itself is accepted. */
+static void
+test_max_name_cap(void)
+{
+	char over[32], at[32], out[256], err[512];
+	const char *bin = getenv("SECRETD_BIN");
+
+	(void)snprintf(over, sizeof(over), "%d", SECRETD_NAME_MAX + 1);
+	(void)snprintf(at, sizeof(at), "%d", SECRETD_NAME_MAX);
+	{
+		const char *const argv[] = {bin, "--max-name", over, NULL};
+
+		CHECK_STATUS(run_capture(argv, NULL, out, sizeof(out), err, sizeof(err)), 2);
+		CHECK(strstr(err, "--max-name") != NULL && strstr(err, "SECRETD_NAME_MAX") != NULL);
+	}
+	{
+		const char *const argv[] = {bin, "--max-name", at, "--version", NULL};
+
+		CHECK_STATUS(run_capture(argv, NULL, out, sizeof(out), err, sizeof(err)), 0);
+	}
+	CHECK(setenv("SECRETD_MAX_NAME", over, 1) == 0);
+	{
+		const char *const argv[] = {bin, "--version", NULL};
+
+		CHECK_STATUS(run_capture(argv, NULL, out, sizeof(out), err, sizeof(err)), 2);
+		CHECK(strstr(err, "SECRETD_MAX_NAME") != NULL);
+	}
+	CHECK(unsetenv("SECRETD_MAX_NAME") == 0);
+}
+
 int
 main(void)
 {
@@ -49,6 +81,7 @@ main(void)
 	secretd_error e;
 	char *r;
 
+	test_max_name_cap();
 	if (!harness_init(&srv))
 		return 1;
 	srv.extra[0] = "--max-frame";
