@@ -29,7 +29,7 @@
  * message, or the library's own when the server was not reached (on success: status
  * SECRETD_OK, reason "", message "OK"). Messages never hold a secret value. Each call below
  * lists the statuses it returns and when; besides those, every call that goes to the server
- * can return the statuses of "Statuses of every call" (after secretd_client_close).
+ * can return the "statuses of every call" listed with SECRETD_TIMEOUT_DEFAULT below.
  */
 #ifndef SECRETD_H
 #define SECRETD_H
@@ -212,6 +212,9 @@ void secretd_client_close(secretd_client *client);
  *                              undecodable, answering another request, a name longer than
  *                              SECRETD_NAME_MAX), or nng or the OS failed otherwise
  *   SECRETD_UNKNOWN            the server answered with a status outside this enum
+ *   SECRETD_DATA_LOSS, SECRETD_FAILED_PRECONDITION  (calls that read or write secrets)
+ *                              the server's persistent store is corrupt (CORRUPT) or no
+ *                              longer opens with its key (BAD_KEY)
  *
  * A call never returns a status it does not list here or below.
  */
@@ -281,8 +284,8 @@ typedef struct secretd_create_result {
  *                              server's validation: unknown type or provider, a field the
  *                              type does not declare or given twice, a required field
  *                              missing or empty, a name with a control character or over
- *                              --max-name, a value over --max-value, more than
- *                              --max-fields fields or too many scope entries
+ *                              --max-name, a value that is not UTF-8 or over --max-value,
+ *                              more than --max-fields fields or too many scope entries
  *   SECRETD_ALREADY_EXISTS     on_conflict SECRETD_CONFLICT_ERROR and the name is taken in
  *                              the target storage
  *   SECRETD_PERMISSION_DENIED  the caller's token has the reader role only
