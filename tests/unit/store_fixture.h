@@ -31,7 +31,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Test values: compared through value_eq only, never printed. */
+/* Test values: compared through value_eq only, never printed. (unused: each program
+ * uses some of them.) */
 static const char VALUE_A[] __attribute__((unused)) = "sk-test-value-a";
 static const char VALUE_B[] __attribute__((unused)) = "sk-test-value-b";
 static const char CANARY[] __attribute__((unused)) = "canary-7f3a9c1e-d0d6-4b55-plaintext";

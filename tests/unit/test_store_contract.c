@@ -6,7 +6,7 @@
  */
 #include "store_fixture.h"
 
-/* --- the contract, for both backends ------------------------------------------------- */
+/* --- the contract, for every backend ------------------------------------------------ */
 
 /* store_read's visitor: records that it ran and whether the value was the expected one. */
 struct read_probe {
