@@ -298,7 +298,7 @@ client_cache_open(
 	c = calloc(1, sizeof(*c));
 	if (c == NULL || pthread_mutex_init(&c->mu, NULL) != 0) {
 		free(c);
-		return client_fail(err, SECRETD_INTERNAL, "out of memory");
+		return client_fail(err, SECRETD_RESOURCE_EXHAUSTED, "out of memory");
 	}
 	c->client = client;
 	c->bound_us = (uint64_t)(o->cache_bound_ms > 0 ? o->cache_bound_ms : 1000) * 1000u;
@@ -313,7 +313,7 @@ client_cache_open(
 	c->buckets = calloc(c->n_buckets, sizeof(*c->buckets));
 	c->notify_url = strdup(url);
 	if (c->buckets == NULL || c->notify_url == NULL) {
-		st = client_fail(err, SECRETD_INTERNAL, "out of memory");
+		st = client_fail(err, SECRETD_RESOURCE_EXHAUSTED, "out of memory");
 		goto fail;
 	}
 	if ((st = cache_sub_open(c, err)) != SECRETD_OK)

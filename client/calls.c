@@ -74,7 +74,14 @@ create_closure(const ProtobufCMessage *msg, void *data)
 	const Secretd__V1__SecretCreateReply *reply = (const void *)msg;
 	secretd_create_result *result = call->target;
 
-	if (reply == NULL || result == NULL)
+	if (reply == NULL)
+		return;
+	if (!client_name_fits(reply->name)) {
+		(void)client_fail(&call->err, SECRETD_INTERNAL,
+		    "bad reply to Create: a name longer than %d bytes", SECRETD_NAME_MAX);
+		return;
+	}
+	if (result == NULL)
 		return;
 	client_copy_str(result->name, sizeof(result->name), reply->name);
 	result->storage = client_storage_from_pb(reply->storage);
@@ -100,7 +107,14 @@ drop_closure(const ProtobufCMessage *msg, void *data)
 	const Secretd__V1__SecretDropReply *reply = (const void *)msg;
 	secretd_drop_result *result = call->target;
 
-	if (reply == NULL || result == NULL)
+	if (reply == NULL)
+		return;
+	if (!client_name_fits(reply->name)) {
+		(void)client_fail(&call->err, SECRETD_INTERNAL,
+		    "bad reply to Drop: a name longer than %d bytes", SECRETD_NAME_MAX);
+		return;
+	}
+	if (result == NULL)
 		return;
 	client_copy_str(result->name, sizeof(result->name), reply->name);
 	result->storage = client_storage_from_pb(reply->storage);

@@ -175,6 +175,9 @@ client_nng_fail(secretd_error *err, int rv, const char *url, const char *what)
 		/* Our own socket closed under the call: secretd_client_close. */
 		st = SECRETD_CANCELLED;
 		break;
+	case NNG_ENOMEM:
+		st = SECRETD_RESOURCE_EXHAUSTED;
+		break;
 	case NNG_EINVAL:
 	case NNG_EADDRINVAL:
 	case NNG_ENOTSUP:
@@ -275,7 +278,7 @@ client_open_conns(secretd_client *client, const secretd_options *options, secret
 	secretd_status st = SECRETD_OK;
 
 	if (copy == NULL)
-		return client_fail(err, SECRETD_INTERNAL, "out of memory");
+		return client_fail(err, SECRETD_RESOURCE_EXHAUSTED, "out of memory");
 	for (char *a = strtok_r(copy, ",", &save); a != NULL && st == SECRETD_OK;
 	     a = strtok_r(NULL, ",", &save)) {
 		size_t len;
@@ -340,7 +343,7 @@ secretd_client_open(
 
 	client = calloc(1, sizeof(*client));
 	if (client == NULL)
-		return client_fail(err, SECRETD_INTERNAL, "out of memory");
+		return client_fail(err, SECRETD_RESOURCE_EXHAUSTED, "out of memory");
 	if (pthread_mutex_init(&client->mu, NULL) != 0) {
 		free(client);
 		return client_fail(err, SECRETD_INTERNAL, "cannot create a mutex");
@@ -362,7 +365,7 @@ secretd_client_open(
 		client->ipc_path = client->url + 6;
 	if (client->url == NULL || (options != NULL && options->token != NULL &&
 	                               (client->token = strdup(options->token)) == NULL)) {
-		st = client_fail(err, SECRETD_INTERNAL, "out of memory");
+		st = client_fail(err, SECRETD_RESOURCE_EXHAUSTED, "out of memory");
 		goto fail;
 	}
 	if ((st = client_open_conns(client, options, err)) != SECRETD_OK)

@@ -245,7 +245,13 @@ secretd_status client_rows_build(
     size_t n_rows, Secretd__V1__SecretRow *const *rows, secretd_rows **outp);
 secretd_status client_result_build(const Secretd__V1__StatementReply *in, secretd_result **outp);
 
-/* Copy a NUL-terminated string into a fixed buffer of size dst_size, truncating. */
+/* Whether a name from a reply fits a result's name[SECRETD_NAME_MAX + 1] (NULL: ""). A
+ * longer one breaks the wire contract (the server's --max-name is capped at
+ * SECRETD_NAME_MAX): the call fails SECRETD_INTERNAL rather than cut it. */
+bool client_name_fits(const char *name);
+
+/* Copy a NUL-terminated string into a fixed buffer of size dst_size, truncating; never
+ * for a name (client_name_fits first). */
 void client_copy_str(char *dst, size_t dst_size, const char *src);
 
 /* ---- route.c: where a call goes and how it waits ---- */

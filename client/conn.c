@@ -380,7 +380,7 @@ client_conn_dial(struct client_conn *conn, const secretd_options *options, nng_d
 	if ((rv = nng_dialer_create(&dialer, conn->sock, url)) != 0) {
 		/* Whatever nng finds wrong with the URL (syntax, scheme) is the caller's. */
 		return client_fail(err,
-		    rv == NNG_ENOMEM ? SECRETD_INTERNAL : SECRETD_INVALID_ARGUMENT,
+		    rv == NNG_ENOMEM ? SECRETD_RESOURCE_EXHAUSTED : SECRETD_INVALID_ARGUMENT,
 		    "bad URL %s: %s", url, nng_strerror(rv));
 	}
 	if (tls_url && conn->tls != NULL) {
@@ -440,14 +440,14 @@ client_conn_new(const char *url, const char *key, const secretd_options *options
 	int rv;
 
 	if (conn == NULL)
-		return client_fail(err, SECRETD_INTERNAL, "out of memory");
+		return client_fail(err, SECRETD_RESOURCE_EXHAUSTED, "out of memory");
 	if (pthread_mutex_init(&conn->mu, NULL) != 0) {
 		free(conn);
 		return client_fail(err, SECRETD_INTERNAL, "cannot create a mutex");
 	}
 	atomic_init(&conn->pipes, 0);
 	if ((conn->key = strdup(key)) == NULL || (conn->url = strdup(url)) == NULL) {
-		st = client_fail(err, SECRETD_INTERNAL, "out of memory");
+		st = client_fail(err, SECRETD_RESOURCE_EXHAUSTED, "out of memory");
 		goto fail;
 	}
 	if ((rv = nng_req0_open(&conn->sock)) != 0) {
@@ -551,7 +551,7 @@ client_conn_get(const char *url, const secretd_options *options, struct client_c
 	secretd_status st = SECRETD_OK;
 
 	if (key == NULL)
-		return client_fail(err, SECRETD_INTERNAL, "out of memory");
+		return client_fail(err, SECRETD_RESOURCE_EXHAUSTED, "out of memory");
 	(void)pthread_mutex_lock(&client_pool_mu);
 	for (conn = client_pool; conn != NULL; conn = conn->next)
 		if (strcmp(conn->key, key) == 0)

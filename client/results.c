@@ -288,9 +288,10 @@ fill_result(struct blob *b, const void *arg)
 		    blob_array(b, in->n_resolved, sizeof(*resolved), alignof(secretd_resolved_row));
 		for (i = 0; i < in->n_resolved; i++) {
 			const Secretd__V1__ResolveRow *row = in->resolved[i];
+			/* client_result_build checked it is one of the two. */
 			secretd_resolved_row x = {
 			    .name = blob_str(b, row->name),
-			    .persistent = blob_str(b, row->persistent),
+			    .persistent = strcmp(row->persistent, "PERSISTENT") == 0,
 			    .storage = blob_str(b, row->storage),
 			};
 
@@ -310,6 +311,12 @@ fill_result(struct blob *b, const void *arg)
 	if (out != NULL)
 		*out = r;
 	return out;
+}
+
+bool
+client_name_fits(const char *name)
+{
+	return name == NULL || strnlen(name, SECRETD_NAME_MAX + 1) <= SECRETD_NAME_MAX;
 }
 
 secretd_status
@@ -341,12 +348,28 @@ client_result_build(const Secretd__V1__StatementReply *in, secretd_result **outp
 	void *out = NULL;
 	secretd_status st;
 
-	/* A malformed reply (unknown kind, SECRET without a secret) is the server's fault. */
+	/* A malformed reply (unknown kind, SECRET without a secret, a name longer than a
+	 * result holds, a which_secret row neither TEMPORARY nor PERSISTENT) is the server's
+	 * fault; nothing is cut or guessed. */
 	switch (in->kind) {
 	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_CREATED:
+		if (in->created != NULL && !client_name_fits(in->created->name))
+			return SECRETD_INTERNAL;
+		break;
 	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_DROPPED:
+		if (in->dropped != NULL && !client_name_fits(in->dropped->name))
+			return SECRETD_INTERNAL;
+		break;
 	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_ROWS:
+		break;
 	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_RESOLVED:
+		for (size_t i = 0; i < in->n_resolved; i++) {
+			const char *p = in->resolved[i]->persistent;
+
+			if (p == NULL ||
+			    (strcmp(p, "PERSISTENT") != 0 && strcmp(p, "TEMPORARY") != 0))
+				return SECRETD_INTERNAL;
+		}
 		break;
 	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_SECRET:
 		if (in->secret == NULL)

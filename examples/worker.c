@@ -23,6 +23,11 @@
 
 #include <secretd.h>
 
+/* Checked when it is compiled: the header's version macros (secretd_version.h). */
+#if SECRETD_VERSION_NUMBER < 1000
+#error "this worker needs libsecretd 0.1.0 or later"
+#endif
+
 /* The Authorization header of a request to an OpenAI-compatible API, in a new buffer the
  * caller wipes and frees; NULL when out of memory. */
 static char *

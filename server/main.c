@@ -10,6 +10,11 @@
 
 #include "server.h"
 
+/* The largest --max-name: libsecretd's results hold a name in SECRETD_NAME_MAX + 1 bytes
+ * (client/include/secretd.h; the server does not include the client's header, and the test
+ * "limits" checks that the two agree). */
+#define MAX_NAME_CAP 255
+
 static const char usage_text[] =
     "Usage: secretd [OPTION]...\n"
     "       secretd rekey [--data-dir DIR] [--key-file FILE]\n"
@@ -54,7 +59,7 @@ static const char usage_text[] =
     "  --workers N         worker threads (default: 4 per core) (SECRETD_WORKERS)\n"
     "  --log-level LEVEL   error, warn, info or debug (default: info) (SECRETD_LOG_LEVEL)\n"
     "  --max-frame BYTES   largest request frame (default 65536) (SECRETD_MAX_FRAME)\n"
-    "  --max-name BYTES    longest secret name (default 255) (SECRETD_MAX_NAME)\n"
+    "  --max-name BYTES    longest secret name (default and most 255) (SECRETD_MAX_NAME)\n"
     "  --max-value BYTES   longest field value (default 16384) (SECRETD_MAX_VALUE)\n"
     "  --max-fields N      most fields per secret (default 16) (SECRETD_MAX_FIELDS)\n"
     "  --max-secrets N     most secrets per storage (default 1000000) (SECRETD_MAX_SECRETS)\n"
@@ -259,6 +264,13 @@ apply(struct cli *cli, int id, const char *name, const char *val)
 	case OPT_MAX_NAME:
 		if (!parse_size(val, 1, &cfg->limits.max_name))
 			break;
+		if (cfg->limits.max_name > MAX_NAME_CAP) {
+			(void)fprintf(stderr,
+			    "secretd: %s %s is over %d bytes, the longest name libsecretd's "
+			    "results hold (SECRETD_NAME_MAX)\n",
+			    name, val, MAX_NAME_CAP);
+			return false;
+		}
 		return true;
 	case OPT_MAX_VALUE:
 		if (!parse_size(val, 1, &cfg->limits.max_value))
@@ -358,7 +370,10 @@ main(int argc, char **argv)
 		free(cli.listen_env);
 		return 2;
 	}
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	for (int idx = -1; (c = getopt_long(argc, argv, "h", longopts, &idx)) != -1; idx = -1) {
+		char flag[64]; /* the flag as messages name it: "--max-name", not its value */
+
+		(void)snprintf(flag, sizeof(flag), "--%s", idx >= 0 ? longopts[idx].name : "?");
 		if (c == 'h') {
 			(void)fputs(usage_text, stdout);
 			(void)fputs(cluster_usage_text, stdout);
@@ -375,7 +390,7 @@ main(int argc, char **argv)
 			cli.cfg.n_listen = 0;
 			listen_from_flags = true;
 		}
-		if (c == '?' || !apply(&cli, c, argv[optind - 1], optarg)) {
+		if (c == '?' || !apply(&cli, c, flag, optarg)) {
 			(void)fprintf(stderr, "Try 'secretd --help'.\n");
 			free(cli.listen_env);
 			return 2;

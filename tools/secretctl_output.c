@@ -348,6 +348,13 @@ done:
 	return rc;
 }
 
+/* which_secret()'s persistent column as DuckDB prints it. */
+static const char *
+resolved_persistent(const secretd_resolved_row *row)
+{
+	return row->persistent ? "PERSISTENT" : "TEMPORARY";
+}
+
 int
 ctl_out_resolved(const struct ctl *ctl, const secretd_resolved_row *rows, size_t n)
 {
@@ -365,7 +372,8 @@ ctl_out_resolved(const struct ctl *ctl, const secretd_resolved_row *rows, size_t
 
 			ok = o != NULL;
 			ok = ok && jset_str(o, "name", rows[i].name);
-			ok = ok && jset_str(o, "persistent", rows[i].persistent);
+			/* which_secret()'s JSON keeps DuckDB's shape: a string. */
+			ok = ok && jset_str(o, "persistent", resolved_persistent(&rows[i]));
 			ok = ok && jset_str(o, "storage", rows[i].storage);
 			if (o != NULL && json_array_append_new(arr, o) != 0)
 				ok = false;
@@ -383,7 +391,7 @@ ctl_out_resolved(const struct ctl *ctl, const secretd_resolved_row *rows, size_t
 	}
 	for (i = 0; i < n; i++) {
 		cells[i * 3] = rows[i].name;
-		cells[i * 3 + 1] = rows[i].persistent;
+		cells[i * 3 + 1] = resolved_persistent(&rows[i]);
 		cells[i * 3 + 2] = rows[i].storage;
 	}
 	print_table(header, 3, cells, n);

@@ -159,8 +159,11 @@ walk_result(const secretd_result *r)
 	if (r->kind == SECRETD_RESULT_SECRET)
 		walk_secret(r->secret);
 	for (size_t i = 0; i < r->n_resolved; i++) {
+		unsigned char b; /* the bool's byte: 0 or 1, never whatever the reply held */
+
 		(void)walk(r->resolved[i].name);
-		(void)walk(r->resolved[i].persistent);
+		memcpy(&b, &r->resolved[i].persistent, 1);
+		FUZZ_CHECK(b <= 1);
 		(void)walk(r->resolved[i].storage);
 	}
 }

@@ -628,8 +628,17 @@ run_scenario(enum scenario sc, struct server_proc *sp, struct relay *relay, stru
 			break;
 		case RESTART: {
 			uint64_t t_kill, t_exit, first;
+			uint64_t hits0 = atomic_load(&sh->hits);
+			uint64_t served_by = now_us() + 10000000;
 
 			wait_ms(800);
+			/* ...and on until the readers' caches served a read again since the last
+			 * restart (polled, at most 10 s more): on a loaded machine the new epoch's
+			 * first heartbeat can come later than 800 ms, and a round in which the
+			 * cache never caught up tests nothing of it. */
+			while (atomic_load(&sh->hits) == hits0 && now_us() < served_by &&
+			       !atomic_load(&sh->writer_failed))
+				wait_ms(10);
 			atomic_store(&sh->pause, 1);
 			while (!atomic_load(&sh->paused))
 				wait_ms(1);

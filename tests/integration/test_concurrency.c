@@ -412,6 +412,7 @@ op_execute(struct worker *w, int k, const char *name, const char *scope)
 		if (st != SECRETD_OK || res == NULL || res->kind != SECRETD_RESULT_RESOLVED ||
 		    res->n_resolved != (want < 0 ? 0u : 1u) ||
 		    (want >= 0 && (strcmp(res->resolved[0].name, name) != 0 ||
+		                      res->resolved[0].persistent != (want == 1) ||
 		                      strcmp(res->resolved[0].storage,
 		                          want == 0 ? "memory" : "sqlcipher") != 0)))
 			fail(w, "execute which_secret %s %s: %s", scope, type_names[type],

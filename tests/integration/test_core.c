@@ -85,48 +85,56 @@ struct bad_case {
 	const char *message; /* substring */
 };
 
+/* A marker in every bad value of test_validation: no error message may contain it. */
+#define LEAK "LEAKCHECK"
+
 static void
 test_validation(secretd_client *c)
 {
 	static char long_name[300];
 	static char big_value[16 * 1024 + 2];
-	static const char bad_utf8[] = {'a', (char)0xC3, 'b', 0};
+	static const char bad_utf8[] = {
+	    'L', 'E', 'A', 'K', 'C', 'H', 'E', 'C', 'K', (char)0xC3, 'b', 0};
 	const struct bad_case cases[] = {
-	    {"no type", NULL, "", {F("api_key", "x")}, 1, NULL, SECRETD_INVALID_ARGUMENT, "TYPE"},
-	    {"unknown type", NULL, "anthropic", {F("api_key", "x")}, 1, NULL,
+	    {"no type", NULL, "", {F("api_key", LEAK "x")}, 1, NULL, SECRETD_INVALID_ARGUMENT,
+	        "TYPE"},
+	    {"unknown type", NULL, "anthropic", {F("api_key", LEAK "x")}, 1, NULL,
 	        SECRETD_INVALID_ARGUMENT, "Secret type 'anthropic' not found"},
-	    {"unknown field", NULL, "openai", {F("api_key", "x"), F("model", "m")}, 2, NULL,
-	        SECRETD_INVALID_ARGUMENT, "Unknown field 'model'"},
-	    {"duplicate field", NULL, "openai", {F("api_key", "x"), F("API_KEY", "y")}, 2, NULL,
-	        SECRETD_INVALID_ARGUMENT, "more than once"},
-	    {"missing required", NULL, "openai", {F("base_url", "http://h")}, 1, NULL,
+	    {"unknown field", NULL, "openai", {F("api_key", LEAK "x"), F("model", LEAK "m")}, 2,
+	        NULL, SECRETD_INVALID_ARGUMENT, "Unknown field 'model'"},
+	    {"duplicate field", NULL, "openai", {F("api_key", LEAK "x"), F("API_KEY", LEAK "y")}, 2,
+	        NULL, SECRETD_INVALID_ARGUMENT, "more than once"},
+	    {"missing required", NULL, "openai", {F("base_url", LEAK "http://h")}, 1, NULL,
 	        SECRETD_INVALID_ARGUMENT, "Missing required field: 'api_key'"},
 	    {"empty required", NULL, "ollama", {F("api_url", "")}, 1, NULL,
 	        SECRETD_INVALID_ARGUMENT, "Missing required field: 'api_url'"},
-	    {"azure order 1", NULL, "azure_llm", {F("api_version", "v")}, 1, NULL,
+	    {"azure order 1", NULL, "azure_llm", {F("api_version", LEAK "v")}, 1, NULL,
 	        SECRETD_INVALID_ARGUMENT, "Missing required field: 'api_key'"},
-	    {"azure order 2", NULL, "azure_llm", {F("api_key", "k"), F("api_version", "v")}, 2,
-	        NULL, SECRETD_INVALID_ARGUMENT, "Missing required field: 'resource_name'"},
-	    {"azure order 3", NULL, "azure_llm", {F("api_key", "k"), F("resource_name", "r")}, 2,
-	        NULL, SECRETD_INVALID_ARGUMENT, "Missing required field: 'api_version'"},
-	    {"provider", NULL, "openai", {F("api_key", "x")}, 1, "env", SECRETD_INVALID_ARGUMENT,
-	        "Unknown provider 'env'"},
-	    {"long name", long_name, "openai", {F("api_key", "x")}, 1, NULL,
+	    {"azure order 2", NULL, "azure_llm",
+	        {F("api_key", LEAK "k"), F("api_version", LEAK "v")}, 2, NULL,
+	        SECRETD_INVALID_ARGUMENT, "Missing required field: 'resource_name'"},
+	    {"azure order 3", NULL, "azure_llm",
+	        {F("api_key", LEAK "k"), F("resource_name", LEAK "r")}, 2, NULL,
+	        SECRETD_INVALID_ARGUMENT, "Missing required field: 'api_version'"},
+	    {"provider", NULL, "openai", {F("api_key", LEAK "x")}, 1, "env",
+	        SECRETD_INVALID_ARGUMENT, "Unknown provider 'env'"},
+	    {"long name", long_name, "openai", {F("api_key", LEAK "x")}, 1, NULL,
 	        SECRETD_INVALID_ARGUMENT, "longer than 255 bytes"},
-	    {"control char", "bad\tname", "openai", {F("api_key", "x")}, 1, NULL,
+	    {"control char", "bad\tname", "openai", {F("api_key", LEAK "x")}, 1, NULL,
 	        SECRETD_INVALID_ARGUMENT, "control character"},
 	    {"big value", NULL, "openai", {F("api_key", big_value)}, 1, NULL,
 	        SECRETD_INVALID_ARGUMENT, "longer than 16384 bytes"},
 	    {"bad utf8", NULL, "openai", {F("api_key", bad_utf8)}, 1, NULL,
 	        SECRETD_INVALID_ARGUMENT, "not valid UTF-8"},
 	    /* Validation comes before the conflict check: the name exists, the field is bad. */
-	    {"validate first", "__default_openai", "openai", {F("nope", "x")}, 1, NULL,
+	    {"validate first", "__default_openai", "openai", {F("nope", LEAK "x")}, 1, NULL,
 	        SECRETD_INVALID_ARGUMENT, "Unknown field 'nope'"},
 	};
 	secretd_field many[17];
 
 	memset(long_name, 'n', 256);
 	memset(big_value, 'v', 16 * 1024 + 1);
+	memcpy(big_value, LEAK, strlen(LEAK));
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct bad_case *bc = &cases[i];
 		secretd_create_args a = {.name = bc->name,
@@ -142,17 +150,51 @@ test_validation(secretd_client *c)
 			fprintf(stderr, "case '%s': message '%s' lacks '%s'\n", bc->what, e.message,
 			    bc->message);
 		CHECK(strstr(e.message, bc->message) != NULL);
-		CHECK(strstr(e.message, "LEAKCHECK") == NULL);
+		CHECK(strstr(e.message, LEAK) == NULL);
 	}
 	for (size_t i = 0; i < 17; i++)
-		many[i] = F("api_key", "x");
+		many[i] = F("api_key", LEAK "x");
 	{
 		secretd_create_args a = {.type = "openai", .fields = many, .n_fields = 17};
 		secretd_error e;
 
 		CHECK_STATUS(secretd_create(c, &a, 5000, NULL, &e), SECRETD_INVALID_ARGUMENT);
 		CHECK(strstr(e.message, "at most 16 fields") != NULL);
+		CHECK(strstr(e.message, LEAK) == NULL);
 	}
+}
+
+/* A name of SECRETD_NAME_MAX bytes, the server's default --max-name, comes back whole in
+ * every result that carries a name: create, drop, and the same through statements. */
+static void
+test_longest_name(secretd_client *c)
+{
+	secretd_field f[] = {F("api_key", "v")};
+	char name[SECRETD_NAME_MAX + 1];
+	char stmt[SECRETD_NAME_MAX + 128];
+	secretd_create_result cr;
+	secretd_drop_result dr;
+	secretd_result *res = NULL;
+	secretd_error e;
+
+	memset(name, 'l', SECRETD_NAME_MAX);
+	name[SECRETD_NAME_MAX] = '\0';
+	CHECK_STATUS(create(c, name, "openai", false, 0, f, 1, NULL, 0, &cr, &e), SECRETD_OK);
+	CHECK(strcmp(cr.name, name) == 0);
+	CHECK_STATUS(
+	    secretd_drop(c, name, SECRETD_STORAGE_MEMORY, false, 5000, &dr, &e), SECRETD_OK);
+	CHECK(strcmp(dr.name, name) == 0 && dr.dropped);
+	(void)snprintf(stmt, sizeof(stmt), "CREATE SECRET %s (TYPE openai, API_KEY 'v')", name);
+	CHECK_STATUS(secretd_execute(c, stmt, 5000, &res, &e), SECRETD_OK);
+	CHECK(res != NULL && res->kind == SECRETD_RESULT_CREATED &&
+	      strcmp(res->created.name, name) == 0);
+	secretd_result_free(res);
+	res = NULL;
+	(void)snprintf(stmt, sizeof(stmt), "DROP SECRET %s", name);
+	CHECK_STATUS(secretd_execute(c, stmt, 5000, &res, &e), SECRETD_OK);
+	CHECK(res != NULL && res->kind == SECRETD_RESULT_DROPPED &&
+	      strcmp(res->dropped.name, name) == 0);
+	secretd_result_free(res);
 }
 
 static void
@@ -586,6 +628,7 @@ main(int argc, char **argv)
 	CHECK_STATUS(secretd_client_open(srv.url, NULL, &c, &e), SECRETD_OK);
 	test_defaults(c);
 	test_validation(c);
+	test_longest_name(c);
 	test_conflicts(c);
 	test_both_storages(c);
 	test_list(c);

@@ -638,6 +638,28 @@ run_round(int round, uint64_t *rng, const char *logdir)
 	long run_ms = 100 + (long)(rng_next(rng) % 501);
 
 	spawn_writers(pids, logdir, round, rng_next(rng));
+	/* The random moment is counted from when every writer thread has had a call
+	 * acknowledged (polled, with a deadline), so a slow start never makes a round that
+	 * kills before anything was written. */
+	for (uint64_t deadline = now_ms() + 30000;;) {
+		int ready = 0;
+
+		for (int t = 0; t < N_THREADS; t++) {
+			char path[512];
+
+			(void)snprintf(path, sizeof(path), "%s/w%d.log", logdir, t);
+			ready += file_contains(path, "\nA ", 3);
+		}
+		if (ready == N_THREADS)
+			break;
+		if (now_ms() > deadline) {
+			fprintf(stderr, "round %d: only %d of %d writers acknowledged in 30 s\n",
+			    round, ready, N_THREADS);
+			CHECK(false);
+			break;
+		}
+		sleep_ms(5);
+	}
 	sleep_ms(run_ms);
 	harness_kill(&srv);
 	reap_writers(pids);

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -493,7 +494,19 @@ test_not_dumpable(void)
 			    data, "--log-level", "error", (char *)NULL);
 			_exit(102);
 		}
-		usleep(500000);
+		/* Wait (with a deadline) until it answers on its socket: by then it has made
+		 * itself not dumpable. Any reply will do (root is not its uid: no token). */
+		for (int i = 0; i < 1000; i++) {
+			char *r = harness_sp_request(p.url, "FROM duckdb_secrets()", 21, 1000, NULL);
+			struct timespec ts = {0, 10 * 1000 * 1000};
+
+			if (r != NULL || waitpid(pid, NULL, WNOHANG) != 0) {
+				CHECK(r != NULL);
+				free(r);
+				break;
+			}
+			(void)nanosleep(&ts, NULL);
+		}
 		(void)snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 		CHECK(stat(path, &sb) == 0 && sb.st_uid == 0);
 		{

@@ -71,6 +71,22 @@ test_status_str(void)
 	CHECK(secretd_storage_str((secretd_storage)9) != NULL);
 }
 
+/* The version macros agree with each other and with meson's project version (passed in
+ * as PROJECT_VERSION by tests/unit/meson.build). */
+static void
+test_version(void)
+{
+	char buf[64];
+
+	(void)snprintf(buf, sizeof(buf), "%d.%d.%d", SECRETD_VERSION_MAJOR, SECRETD_VERSION_MINOR,
+	    SECRETD_VERSION_PATCH);
+	CHECK_STR(buf, SECRETD_VERSION_STRING);
+	CHECK_STR(SECRETD_VERSION_STRING, PROJECT_VERSION);
+	CHECK_STATUS(SECRETD_VERSION_NUMBER,
+	    SECRETD_VERSION_MAJOR * 1000000 + SECRETD_VERSION_MINOR * 1000 + SECRETD_VERSION_PATCH);
+	CHECK(SECRETD_VERSION_MINOR < 1000 && SECRETD_VERSION_PATCH < 1000);
+}
+
 static void
 test_default_url(void)
 {
@@ -388,9 +404,31 @@ fake_execute(struct fake *f, const Secretd__V1__Request *req, const Secretd__V1_
 	Secretd__V1__Field *fp[2];
 	char *scope[2];
 	char *row_scope[1] = {"ollama://"};
+	char long_name[SECRETD_NAME_MAX + 8];
 
 	fake_secret(&s, fields, fp, scope, "sec");
-	if (strcmp(in->text, "created") == 0) {
+	memset(long_name, 'n', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	if (strncmp(in->text, "created-long ", 13) == 0 ||
+	    strncmp(in->text, "dropped-long ", 13) == 0) {
+		/* A name of the length the statement asks for ("created-long 256"). */
+		size_t n = (size_t)strtoul(in->text + 13, NULL, 10);
+
+		long_name[n < sizeof(long_name) ? n : sizeof(long_name) - 1] = '\0';
+		out.kind = in->text[0] == 'c' ? SECRETD__V1__STATEMENT_REPLY__KIND__KIND_CREATED
+		                              : SECRETD__V1__STATEMENT_REPLY__KIND__KIND_DROPPED;
+		created.name = long_name;
+		dropped.name = long_name;
+		out.created = in->text[0] == 'c' ? &created : NULL;
+		out.dropped = in->text[0] == 'd' ? &dropped : NULL;
+	} else if (strncmp(in->text, "resolved-as ", 12) == 0) {
+		out.kind = SECRETD__V1__STATEMENT_REPLY__KIND__KIND_RESOLVED;
+		rrow.name = "w2";
+		rrow.persistent = (char *)in->text + 12;
+		rrow.storage = "memory";
+		out.n_resolved = 1;
+		out.resolved = rrows;
+	} else if (strcmp(in->text, "created") == 0) {
 		out.kind = SECRETD__V1__STATEMENT_REPLY__KIND__KIND_CREATED;
 		created.name = "c1";
 		created.storage = SECRETD__V1__STORAGE__STORAGE_MEMORY;
@@ -738,6 +776,35 @@ test_create_drop_list_resolve(secretd_client *client)
 	      strcmp(rows->rows[0].secret_string, "api_key=redacted") == 0);
 	secretd_rows_free(rows);
 
+	/* The fakes echo the name: SECRETD_NAME_MAX bytes come back whole, a longer one
+	 * (which no secretd sends: --max-name is capped at SECRETD_NAME_MAX) fails the call
+	 * rather than being cut. */
+	{
+		char name[SECRETD_NAME_MAX + 2];
+
+		memset(name, 'n', sizeof(name) - 1);
+		name[SECRETD_NAME_MAX] = '\0';
+		args.name = name;
+		args.on_conflict = SECRETD_CONFLICT_REPLACE;
+		CHECK_STATUS(secretd_create(client, &args, 0, &cres, &err), SECRETD_OK);
+		CHECK(strcmp(cres.name, name) == 0);
+		CHECK_STATUS(
+		    secretd_drop(client, name, SECRETD_STORAGE_MEMORY, false, 0, &dres, &err),
+		    SECRETD_OK);
+		CHECK(strcmp(dres.name, name) == 0);
+		name[SECRETD_NAME_MAX] = 'n';
+		name[SECRETD_NAME_MAX + 1] = '\0';
+		CHECK_STATUS(secretd_create(client, &args, 0, &cres, &err), SECRETD_INTERNAL);
+		CHECK(strstr(err.message, "longer than 255 bytes") != NULL);
+		CHECK_STATUS(cres.name[0], '\0');
+		CHECK_STATUS(secretd_create(client, &args, 0, NULL, &err), SECRETD_INTERNAL);
+		CHECK_STATUS(
+		    secretd_drop(client, name, SECRETD_STORAGE_MEMORY, false, 0, &dres, &err),
+		    SECRETD_INTERNAL);
+		CHECK_STATUS(dres.name[0], '\0');
+		args.name = NULL;
+	}
+
 	CHECK_STATUS(secretd_resolve(client, "openai://x", "openai", 0, &s, &err), SECRETD_OK);
 	CHECK(s != NULL && strcmp(s->name, "resolved") == 0);
 	secretd_secret_free(s);
@@ -772,10 +839,34 @@ test_execute(secretd_client *client)
 
 	CHECK_STATUS(secretd_execute(client, "resolved", 0, &r, &err), SECRETD_OK);
 	CHECK(r != NULL && r->kind == SECRETD_RESULT_RESOLVED && r->n_resolved == 1 &&
-	      strcmp(r->resolved[0].name, "w1") == 0 &&
-	      strcmp(r->resolved[0].persistent, "PERSISTENT") == 0 &&
+	      strcmp(r->resolved[0].name, "w1") == 0 && r->resolved[0].persistent &&
 	      strcmp(r->resolved[0].storage, "sqlcipher") == 0);
 	secretd_result_free(r);
+
+	/* which_secret()'s persistent is a bool in the C API; a row that is neither
+	 * TEMPORARY nor PERSISTENT breaks the wire contract. */
+	CHECK_STATUS(secretd_execute(client, "resolved-as TEMPORARY", 0, &r, &err), SECRETD_OK);
+	CHECK(r != NULL && r->kind == SECRETD_RESULT_RESOLVED && r->n_resolved == 1 &&
+	      !r->resolved[0].persistent && strcmp(r->resolved[0].storage, "memory") == 0);
+	secretd_result_free(r);
+	CHECK_STATUS(
+	    secretd_execute(client, "resolved-as persistent", 0, &r, &err), SECRETD_INTERNAL);
+	CHECK(r == NULL);
+
+	/* Names: SECRETD_NAME_MAX bytes come back whole; a longer one is never cut, the
+	 * call fails. */
+	CHECK_STATUS(secretd_execute(client, "created-long 255", 0, &r, &err), SECRETD_OK);
+	CHECK(r != NULL && r->kind == SECRETD_RESULT_CREATED &&
+	      strlen(r->created.name) == SECRETD_NAME_MAX);
+	secretd_result_free(r);
+	CHECK_STATUS(secretd_execute(client, "dropped-long 255", 0, &r, &err), SECRETD_OK);
+	CHECK(r != NULL && r->kind == SECRETD_RESULT_DROPPED &&
+	      strlen(r->dropped.name) == SECRETD_NAME_MAX);
+	secretd_result_free(r);
+	CHECK_STATUS(secretd_execute(client, "created-long 256", 0, &r, &err), SECRETD_INTERNAL);
+	CHECK(r == NULL);
+	CHECK_STATUS(secretd_execute(client, "dropped-long 256", 0, &r, &err), SECRETD_INTERNAL);
+	CHECK(r == NULL);
 
 	CHECK_STATUS(secretd_execute(client, "secret", 0, &r, &err), SECRETD_OK);
 	CHECK(r != NULL && r->kind == SECRETD_RESULT_SECRET && r->secret != NULL &&
@@ -880,6 +971,7 @@ main(void)
 	secretd_error err;
 
 	test_status_str();
+	test_version();
 	test_default_url();
 	test_bad_open();
 	test_address_list();

@@ -58,6 +58,7 @@ check "only secretd_* symbols are exported" bash -c \
   '[ -z "$(nm -D --defined-only "$1" | awk "{print \$3}" | grep -v "^secretd_" | grep -v "^SECRETD_[0-9]")" ]' \
   _ "$libdir/libsecretd.so.0.1.0"
 check "secretd.h in include" [ -f "$P/include/secretd.h" ]
+check "secretd_version.h (which secretd.h includes) in include" [ -f "$P/include/secretd_version.h" ]
 check "no generated protobuf header installed" [ -z "$(find "$P" -name '*.pb-c.h')" ]
 check "the .proto under share/secretd/proto" [ -f "$P/share/secretd/proto/secretd/v1/secretd.proto" ]
 check "secretd(8)" [ -s "$P/share/man/man8/secretd.8" ]
