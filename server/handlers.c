@@ -18,7 +18,6 @@
 #include "utf8.h"
 
 static const char storage_memory[] = "memory";
-static const char storage_sqlcipher[] = "sqlcipher";
 
 /* A lowercased (ASCII letters only) arena copy of s[0..n). */
 static char *
@@ -167,10 +166,19 @@ store_for(struct request *rq, bool persistent)
 	return persistent ? rq->svc->persistent : rq->svc->temporary;
 }
 
+/* "memory", or the persistent backend's name: "sqlcipher", or "etcd" on a cluster node. */
 static const char *
-storage_name(bool persistent)
+storage_name(const struct request *rq, bool persistent)
 {
-	return persistent ? storage_sqlcipher : storage_memory;
+	return persistent ? store_name(rq->svc->persistent) : storage_memory;
+}
+
+/* The node a secret lives on, for replies: this node's name for a temporary secret in
+ * cluster mode, else "" (a persistent secret is on every node; one machine has no node). */
+static char *
+node_of(const struct request *rq, bool persistent)
+{
+	return (char *)(!persistent && rq->svc->node_name != NULL ? rq->svc->node_name : "");
 }
 
 static enum status
@@ -309,9 +317,11 @@ create_finish(void *arg, store_status sst, bool created)
 		                  : "Temporary secret with name '%s' already exists!",
 		    f->name);
 	if (sst != STORE_OK)
-		return store_failure(rq, sst, storage_name(f->persistent));
+		return store_failure(rq, sst, storage_name(rq, f->persistent));
 	f->rep->name = (char *)f->name;
 	f->rep->storage = f->persistent ? PB_STORAGE_SQLCIPHER : PB_STORAGE_MEMORY;
+	f->rep->storage_name = (char *)storage_name(rq, f->persistent);
+	f->rep->node = node_of(rq, f->persistent);
 	f->rep->created = created;
 	return ok(rq);
 }
@@ -327,7 +337,7 @@ handle_create(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *
 	size_t n_scope = 0;
 	char *name = NULL;
 	struct store_secret *s = NULL;
-	const char *storage = storage_name(req->persistent);
+	const char *storage = storage_name(rq, req->persistent);
 	struct create_fin *fin = NULL;
 	store_status sst;
 
@@ -401,9 +411,9 @@ static enum status
 ambiguous(struct request *rq, const char *name)
 {
 	return outcome_set(&rq->info->outcome, ST_FAILED_PRECONDITION, "AMBIGUOUS",
-	    "Ambiguous secret name '%s': it exists in both memory and sqlcipher; "
+	    "Ambiguous secret name '%s': it exists in both memory and %s; "
 	    "name the storage (TEMPORARY or PERSISTENT)",
-	    name);
+	    name, storage_name(rq, true));
 }
 
 /*
@@ -464,11 +474,13 @@ drop_finish(void *arg, store_status sst, bool created)
 	if (sst == STORE_OK) {
 		f->rep->name = f->name;
 		f->rep->storage = f->persistent ? PB_STORAGE_SQLCIPHER : PB_STORAGE_MEMORY;
+		f->rep->storage_name = (char *)storage_name(&f->rq, f->persistent);
+		f->rep->node = node_of(&f->rq, f->persistent);
 		f->rep->dropped = true;
 		return ok(&f->rq);
 	}
 	if (sst != STORE_NOT_FOUND)
-		return store_failure(&f->rq, sst, storage_name(f->persistent));
+		return store_failure(&f->rq, sst, storage_name(&f->rq, f->persistent));
 	/* Dropped by a concurrent call between locate and remove: not found. */
 	return drop_missing(&f->rq, f->rep, f->name, f->if_exists);
 }
@@ -490,11 +502,19 @@ handle_drop(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *ou
 		return rq->info->outcome.status;
 	rq->info->name = name;
 	st = locate(rq, name, req->storage, &persistent);
+	if (st == ST_NOT_FOUND && rq->info->request_id != 0 &&
+	    req->storage != PB_STORAGE_MEMORY && store_tags_removes(rq->svc->persistent)) {
+		/* Absent here, but maybe by this very request: resent through this node after
+		 * its first attempt committed through another. The shared store knows (it
+		 * answers NOT_FOUND otherwise, and drop_finish turns that into drop_missing). */
+		st = ST_OK;
+		persistent = true;
+	}
 	if (st == ST_NOT_FOUND)
 		return drop_missing(rq, rep, name, req->if_exists);
 	if (st != ST_OK)
 		return st;
-	rq->info->storage = storage_name(persistent);
+	rq->info->storage = storage_name(rq, persistent);
 	if (audit_attempt(rq) != ST_OK)
 		return rq->info->outcome.status;
 	fin = arena_alloc(rq->arena, sizeof(*fin));
@@ -559,7 +579,8 @@ collect_row(const struct store_secret *s, void *arg)
 	row->type = arena_strdup(a, s->type);
 	row->provider = (char *)"config";
 	row->persistent = sink->persistent;
-	row->storage = (char *)storage_name(sink->persistent);
+	row->storage = (char *)storage_name(sink->rq, sink->persistent);
+	row->node = node_of(sink->rq, sink->persistent);
 	row->n_scope = s->n_scope;
 	row->scope = scope_dup(a, s);
 	row->secret_string = type_secret_string(a, s, sink->unredacted);
@@ -607,7 +628,7 @@ handle_list(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *ou
 	if (want_pers) {
 		sst = store_list(rq->svc->persistent, type, collect_row, &pers);
 		if (sst != STORE_OK)
-			return store_failure(rq, sst, storage_sqlcipher);
+			return store_failure(rq, sst, storage_name(rq, true));
 	}
 	if (mem.failed || pers.failed)
 		return no_memory(rq);
@@ -627,8 +648,9 @@ handle_list(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *ou
 
 /* A wire Secret built from a store secret (values copied into the arena). */
 static pb_secret *
-secret_message(struct arena *a, const struct store_secret *s, bool persistent)
+secret_message(const struct request *rq, const struct store_secret *s, bool persistent)
 {
+	struct arena *a = rq->arena;
 	pb_secret *m = arena_alloc(a, sizeof(*m));
 
 	if (m == NULL)
@@ -638,6 +660,8 @@ secret_message(struct arena *a, const struct store_secret *s, bool persistent)
 	m->type = arena_strdup(a, s->type);
 	m->provider = (char *)"config";
 	m->storage = persistent ? PB_STORAGE_SQLCIPHER : PB_STORAGE_MEMORY;
+	m->storage_name = (char *)storage_name(rq, persistent);
+	m->node = node_of(rq, persistent);
 	m->n_scope = s->n_scope;
 	m->scope = scope_dup(a, s);
 	m->n_fields = s->n_fields;
@@ -663,7 +687,7 @@ secret_message(struct arena *a, const struct store_secret *s, bool persistent)
 
 /* Where store_read hands a secret: built straight into the arena, with no copy between. */
 struct secret_sink {
-	struct arena *arena;
+	struct request *rq;
 	bool persistent;
 	bool found;
 	pb_secret *msg; /* NULL with found: out of memory */
@@ -675,7 +699,7 @@ build_secret(const struct store_secret *s, void *arg)
 	struct secret_sink *sink = arg;
 
 	sink->found = true;
-	sink->msg = secret_message(sink->arena, s, sink->persistent);
+	sink->msg = secret_message(sink->rq, s, sink->persistent);
 	return true;
 }
 
@@ -684,8 +708,8 @@ handle_get(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out
 {
 	const pb_get *req = (const pb_get *)in;
 	pb_get_reply *rep = (pb_get_reply *)out;
-	struct secret_sink mem = {.arena = rq->arena};
-	struct secret_sink pers = {.arena = rq->arena, .persistent = true};
+	struct secret_sink mem = {.rq = rq};
+	struct secret_sink pers = {.rq = rq, .persistent = true};
 	struct secret_sink *hit = NULL;
 	bool want_mem = false;
 	bool want_pers = false;
@@ -714,7 +738,7 @@ handle_get(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out
 		    "Secret with name '%s' not found", name);
 	if (hit->msg == NULL)
 		return no_memory(rq);
-	rq->info->storage = storage_name(hit->persistent);
+	rq->info->storage = storage_name(rq, hit->persistent);
 	rep->secret = hit->msg;
 	return ok(rq);
 }
@@ -744,17 +768,17 @@ handle_resolve(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage 
 	}
 	sst = store_resolve(rq->svc->persistent, td->type, req->path, path_len, &pers, &pers_len);
 	if (sst != STORE_OK && sst != STORE_NOT_FOUND) {
-		st = store_failure(rq, sst, storage_sqlcipher);
+		st = store_failure(rq, sst, storage_name(rq, true));
 		goto done;
 	}
 	/* Longest scope wins; on a tie temporary beats persistent. Within one storage the
 	 * store already chose the smaller name. */
 	if (tmp != NULL && (pers == NULL || tmp_len >= pers_len)) {
-		rep->secret = secret_message(rq->arena, tmp, false);
+		rep->secret = secret_message(rq, tmp, false);
 		rq->info->storage = storage_memory;
 	} else if (pers != NULL) {
-		rep->secret = secret_message(rq->arena, pers, true);
-		rq->info->storage = storage_sqlcipher;
+		rep->secret = secret_message(rq, pers, true);
+		rq->info->storage = storage_name(rq, true);
 	}
 	if ((tmp != NULL || pers != NULL) && rep->secret == NULL) {
 		st = no_memory(rq);
@@ -778,7 +802,7 @@ handle_rekey(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *o
 
 	(void)in;
 	rq->info->mutating = true;
-	rq->info->storage = storage_sqlcipher;
+	rq->info->storage = storage_name(rq, true);
 	if (require_role(rq, ROLE_ADMIN, "rotating the database key") != ST_OK)
 		return rq->info->outcome.status;
 	if (rq->svc->rekey == NULL)

@@ -645,6 +645,15 @@ server_run(const struct server_config *cfg)
 	}
 	srv->svc.limits = cfg->limits;
 	srv->svc.read_wait_ms = cfg->read_wait_ms > 0 ? cfg->read_wait_ms : 2000;
+	if (strcmp(store_name(srv->persistent), "etcd") == 0) {
+		/* Listings name the node that holds each temporary secret (they are not
+		 * replicated); on one machine they carry no node. */
+		if (cfg->node_name != NULL)
+			(void)snprintf(srv->node_name, sizeof(srv->node_name), "%s", cfg->node_name);
+		else if (gethostname(srv->node_name, sizeof(srv->node_name) - 1) != 0)
+			(void)snprintf(srv->node_name, sizeof(srv->node_name), "unknown");
+		srv->svc.node_name = srv->node_name;
+	}
 
 	rv = nng_rep0_open(&srv->sock);
 	if (rv != 0) {

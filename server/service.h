@@ -81,6 +81,9 @@ struct service {
 	void *rekey_arg;
 	/* Longest a read-your-writes wait (Request.min_store_rev) may take, in ms. */
 	int read_wait_ms;
+	/* Cluster mode: this node's name, given to every temporary secret in replies (they
+	 * live on this node only). NULL on one machine: replies carry no node. */
+	const char *node_name;
 };
 
 /* Readiness of the node, for secretctl health and an HTTP /readyz: fills h from the

@@ -160,6 +160,11 @@ typedef struct secretd_secret {
 	/* Served from the cache past its staleness bound because the server could not be
 	 * reached (secretd_options.cache_max_stale_ms); false otherwise. */
 	bool stale;
+	/* The storage by name: "memory", "sqlcipher", or "etcd" from a cluster node. */
+	const char *storage_name;
+	/* Cluster mode: the node whose memory holds this temporary secret (it exists on no
+	 * other node); "" for a persistent secret and on one machine. Never NULL. */
+	const char *node;
 } secretd_secret;
 
 /* Wipe and free a secret. NULL-safe. */
@@ -185,6 +190,8 @@ typedef struct secretd_create_result {
 	char name[256]; /* the stored name */
 	secretd_storage storage;
 	bool created; /* false when SECRETD_CONFLICT_IGNORE found it existing */
+	char storage_name[16]; /* "memory", "sqlcipher" or "etcd" */
+	char node[64];         /* as secretd_secret.node */
 } secretd_create_result;
 
 /* Create a secret. result may be NULL. */
@@ -195,6 +202,8 @@ typedef struct secretd_drop_result {
 	char name[256];
 	secretd_storage storage;
 	bool dropped; /* false when if_exists found nothing */
+	char storage_name[16]; /* "memory", "sqlcipher" or "etcd"; "" when nothing was */
+	char node[64];         /* as secretd_secret.node */
 } secretd_drop_result;
 
 /* Drop a secret from storage (SECRETD_STORAGE_ANY: whichever holds it; both is
@@ -208,10 +217,11 @@ typedef struct secretd_row {
 	const char *type;
 	const char *provider;
 	bool persistent;
-	const char *storage; /* "memory" / "sqlcipher" */
+	const char *storage; /* "memory" / "sqlcipher", or "etcd" from a cluster node */
 	const char *const *scope;
 	size_t n_scope;
 	const char *secret_string;
+	const char *node; /* as secretd_secret.node */
 } secretd_row;
 
 /* A set of listing rows. One allocation, wiped when freed. */
@@ -256,6 +266,7 @@ typedef struct secretd_resolved_row {
 	const char *name;
 	const char *persistent; /* "TEMPORARY" / "PERSISTENT" */
 	const char *storage;
+	const char *node; /* as secretd_secret.node */
 } secretd_resolved_row;
 
 typedef struct secretd_result {
