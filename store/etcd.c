@@ -750,6 +750,8 @@ etcd_open(const struct store_config *cfg, void **implp)
 	*implp = e;
 	return STORE_OK;
 fail:
+	if (ec->error != NULL && ec->error_len > 0 && e != NULL && e->http != NULL)
+		etcd_http_last_error(e->http, ec->error, ec->error_len);
 	listing_free(&l);
 	etcd_close(e);
 	return rc;

@@ -106,6 +106,10 @@ struct store_etcd_config {
 	/* A previous 32-byte key (or NULL): values sealed under it stay readable, and
 	 * store_rekey re-seals them, so a rotation cut short loses nothing. */
 	const uint8_t *old_key;
+	/* Optional: when the open fails, why (the last failed call: endpoint, TLS or etcd
+	 * error; no value) is written here. */
+	char *error;
+	size_t error_len;
 };
 
 /* Options for opening a store. Unused members are ignored by a backend. */
