@@ -1094,6 +1094,38 @@ test_listing(void)
 	                   "\"storage\":\"memory\",\"node\":\"node-a\"}") != NULL);
 	free(json);
 
+	/* secretctl's table has a node column here, its JSON a node key. */
+	{
+		const char *ctl = getenv("SECRETCTL_BIN");
+		const char *argv[] = {ctl, "--addr", node[0].url, "list", NULL, NULL};
+		char out[16384];
+		char errbuf[1024];
+		const char *line;
+
+		CHECK(ctl != NULL);
+		if (ctl != NULL) {
+			CHECK_STATUS(run_capture(argv, NULL, out, sizeof(out), errbuf, sizeof(errbuf)), 0);
+			/* The header: the columns of duckdb_secrets(), then node. */
+			CHECK(strncmp(out, "name ", 5) == 0 && strchr(out, '\n') != NULL &&
+			      strstr(out, "  node\n") == strchr(out, '\n') - 6 &&
+			      strstr(out, "  secret_string  ") < strchr(out, '\n'));
+			line = strstr(out, "\nlst_tmp ");
+			CHECK(line != NULL && strstr(line, "memory") != NULL &&
+			      strstr(line, "memory") < strchr(line + 1, '\n') &&
+			      strstr(line, " node-a\n") == strchr(line + 1, '\n') - 7);
+			line = strstr(out, "\nlst_pers ");
+			CHECK(line != NULL && strstr(line, " etcd ") < strchr(line + 1, '\n') &&
+			      strstr(line, " -\n") == strchr(line + 1, '\n') - 2);
+			argv[4] = "--json";
+			CHECK_STATUS(run_capture(argv, NULL, out, sizeof(out), errbuf, sizeof(errbuf)), 0);
+			CHECK(strstr(out, "\"node\": \"node-a\"") != NULL ||
+			      strstr(out, "\"node\":\"node-a\"") != NULL);
+			CHECK(strstr(out, "\"node\": null") != NULL || strstr(out, "\"node\":null") != NULL);
+			CHECK(strstr(out, "\"storage\": \"etcd\"") != NULL ||
+			      strstr(out, "\"storage\":\"etcd\"") != NULL);
+		}
+	}
+
 	/* IN etcd / FROM etcd: the persistent storage of a cluster node. */
 	json = text_request(node[1].url,
 	    "CREATE PERSISTENT SECRET lst_sql IN etcd (TYPE openai, API_KEY '" VALUE_MARK "x')");
