@@ -310,6 +310,7 @@ post_once(struct etcd_http *h, size_t ep, const char *path, const char *body, lo
 		/* Anything after the connection was made may have reached etcd. */
 		if (cc != CURLE_COULDNT_CONNECT && cc != CURLE_COULDNT_RESOLVE_HOST)
 			res->maybe_sent = true;
+		res->timed_out = cc == CURLE_OPERATION_TIMEDOUT;
 		(void)snprintf(res->message, sizeof(res->message), "%s: %.120s", h->endpoints[ep],
 		    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
 		goto done;
@@ -420,6 +421,9 @@ etcd_http_call(struct etcd_http *h, const char *path, json_t *body, int timeout_
 	size_t tries = 0;
 	bool reauth = false;
 	store_status rc = STORE_IO;
+	/* The most telling failure for last_error: a refusal (a TLS check, etcd's answer)
+	 * rather than the time-out of a retry squeezed by the deadline. */
+	char why[sizeof(res->message)] = "";
 
 	memset(res, 0, sizeof(*res));
 	*outp = NULL;
@@ -444,6 +448,8 @@ etcd_http_call(struct etcd_http *h, const char *path, json_t *body, int timeout_
 			rc = post_once(h, ep, path, text, left, true, outp, res);
 		if (rc == STORE_OK || rc == STORE_NO_MEMORY || rc == STORE_INVALID)
 			break;
+		if (why[0] == '\0' || !res->timed_out)
+			memcpy(why, res->message, sizeof(why));
 		if (h->user != NULL && !reauth && res->http_code != 0 && token_refused(res)) {
 			reauth = true;
 			(void)pthread_mutex_lock(&h->mu);
@@ -470,7 +476,8 @@ etcd_http_call(struct etcd_http *h, const char *path, json_t *body, int timeout_
 	json_text_free(text);
 	if (rc != STORE_OK) {
 		(void)pthread_mutex_lock(&h->mu);
-		(void)snprintf(h->last_error, sizeof(h->last_error), "%s", res->message);
+		(void)snprintf(h->last_error, sizeof(h->last_error), "%s",
+		    why[0] != '\0' ? why : res->message);
 		(void)pthread_mutex_unlock(&h->mu);
 	}
 	return rc;

@@ -39,6 +39,7 @@ struct etcd_http_result {
 	int http_code;   /* 0 when no HTTP answer came */
 	int grpc_code;   /* etcd's error code, 0 when none */
 	bool maybe_sent; /* an attempt may have reached etcd without an answer */
+	bool timed_out;  /* the last attempt ran out of time (says less than another error) */
 	char message[160];
 };
 
