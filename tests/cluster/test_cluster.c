@@ -1127,6 +1127,15 @@ test_listing(void)
 			      strstr(out, "\"storage\":\"etcd\"") != NULL);
 			/* Nothing was cut: the listing ends with its last line. */
 			CHECK(strlen(out) < OUT - 1);
+			/* --storage etcd names the persistent storage. */
+			{
+				const char *get[] = {ctl, "--addr", node[1].url, "get", "lst_pers",
+				    "--storage", "etcd", NULL};
+
+				CHECK_STATUS(
+				    run_capture(get, NULL, out, OUT, errbuf, sizeof(errbuf)), 0);
+				CHECK(strstr(out, "\nstorage     etcd\n") != NULL);
+			}
 		}
 		free(out);
 	}
