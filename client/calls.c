@@ -85,6 +85,10 @@ create_closure(const ProtobufCMessage *msg, void *data)
 		return;
 	client_copy_str(result->name, sizeof(result->name), reply->name);
 	result->storage = client_storage_from_pb(reply->storage);
+	client_copy_str(result->storage_name, sizeof(result->storage_name), reply->storage_name);
+	client_copy_str(result->node, sizeof(result->node), reply->node);
+	client_copy_str(result->storage_name, sizeof(result->storage_name), reply->storage_name);
+	client_copy_str(result->node, sizeof(result->node), reply->node);
 	result->created = reply->created;
 }
 

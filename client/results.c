@@ -169,7 +169,7 @@ blob_secret(struct blob *b, const Secretd__V1__Secret *in)
 	secretd_secret *out = blob_reserve(b, sizeof(*out), alignof(secretd_secret));
 	secretd_field *fields;
 	const char *const *scope;
-	const char *name, *type, *provider;
+	const char *name, *type, *provider, *storage_name, *node;
 	size_t i;
 
 	fields = blob_array(b, in->n_fields, sizeof(*fields), alignof(secretd_field));
@@ -177,6 +177,11 @@ blob_secret(struct blob *b, const Secretd__V1__Secret *in)
 	name = blob_str(b, in->name);
 	type = blob_str(b, in->type);
 	provider = blob_str(b, in->provider);
+	/* An older server names no storage: the enum's name then. */
+	storage_name = blob_str(b, in->storage_name[0] != '\0'
+	                               ? in->storage_name
+	                               : secretd_storage_str(client_storage_from_pb(in->storage)));
+	node = blob_str(b, in->node);
 	for (i = 0; i < in->n_fields; i++) {
 		const Secretd__V1__Field *f = in->fields[i];
 		const char *key = blob_str(b, f->key);
@@ -199,6 +204,8 @@ blob_secret(struct blob *b, const Secretd__V1__Secret *in)
 	    .n_scope = in->n_scope,
 	    .fields = fields,
 	    .n_fields = in->n_fields,
+	    .storage_name = storage_name,
+	    .node = node,
 	};
 	return out;
 }
@@ -227,6 +234,7 @@ blob_rows(struct blob *b, const struct rows_in *in)
 		    .scope = NULL,
 		    .n_scope = r->n_scope,
 		    .secret_string = blob_str(b, r->secret_string),
+		    .node = blob_str(b, r->node),
 		};
 
 		row.scope = blob_strings(b, r->n_scope, r->scope);
@@ -268,6 +276,9 @@ fill_result(struct blob *b, const void *arg)
 			client_copy_str(r.created.name, sizeof(r.created.name), in->created->name);
 			r.created.storage = client_storage_from_pb(in->created->storage);
 			r.created.created = in->created->created;
+			client_copy_str(r.created.storage_name, sizeof(r.created.storage_name),
+			    in->created->storage_name);
+			client_copy_str(r.created.node, sizeof(r.created.node), in->created->node);
 		}
 		break;
 	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_DROPPED:
@@ -276,6 +287,9 @@ fill_result(struct blob *b, const void *arg)
 			client_copy_str(r.dropped.name, sizeof(r.dropped.name), in->dropped->name);
 			r.dropped.storage = client_storage_from_pb(in->dropped->storage);
 			r.dropped.dropped = in->dropped->dropped;
+			client_copy_str(r.dropped.storage_name, sizeof(r.dropped.storage_name),
+			    in->dropped->storage_name);
+			client_copy_str(r.dropped.node, sizeof(r.dropped.node), in->dropped->node);
 		}
 		break;
 	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_ROWS:
@@ -293,6 +307,7 @@ fill_result(struct blob *b, const void *arg)
 			    .name = blob_str(b, row->name),
 			    .persistent = strcmp(row->persistent, "PERSISTENT") == 0,
 			    .storage = blob_str(b, row->storage),
+			    .node = blob_str(b, row->node),
 			};
 
 			if (resolved != NULL)
@@ -464,6 +479,8 @@ client_secret_dup(const secretd_secret *in, secretd_secret **outp)
 	out->name = blob_move(in->name, in, out);
 	out->type = blob_move(in->type, in, out);
 	out->provider = blob_move(in->provider, in, out);
+	out->storage_name = blob_move(in->storage_name, in, out);
+	out->node = blob_move(in->node, in, out);
 	scope = (const char **)blob_move(in->scope, in, out);
 	for (size_t i = 0; i < in->n_scope; i++)
 		scope[i] = blob_move(in->scope[i], in, out);

@@ -38,6 +38,29 @@ etcd_hint(store_status st)
 	}
 }
 
+/* What a failed start says: etcd_hint, made precise by why (the last failed call's words)
+ * when etcd was reached but refused us. */
+static const char *
+start_hint(store_status st, const char *why)
+{
+	if (st != STORE_UNAVAILABLE)
+		return etcd_hint(st);
+	if (strstr(why, "CommonName") != NULL)
+		return "etcd refused the client certificate: with etcd authentication on, etcd "
+		       "3.4's gateway refuses one that has a CommonName; use a certificate without "
+		       "one (README, TLS between secretd and etcd)";
+	if (strstr(why, "SSL") != NULL || strstr(why, "certificate") != NULL)
+		return "the TLS connection to etcd failed: check --etcd-ca (the CA that signed "
+		       "etcd's certificate), and --etcd-cert/--etcd-key when etcd requires client "
+		       "certificates";
+	if (strstr(why, "authentication failed") != NULL)
+		return "etcd refused the user or password (--etcd-user, --etcd-password-file)";
+	if (strstr(why, "permission denied") != NULL)
+		return "the etcd user may not read and write the prefix (etcdctl role "
+		       "grant-permission ROLE readwrite PREFIX --prefix=true)";
+	return etcd_hint(st);
+}
+
 /* Read the etcd password file into buf (wiped by the caller). */
 static bool
 read_password(struct server *srv, char *buf, size_t len)
@@ -93,7 +116,10 @@ cluster_open(struct server *srv, struct store_config *db)
 	    .user = cfg->etcd_user,
 	};
 	store_status st;
+	char why[200] = "";
 
+	ec.error = why;
+	ec.error_len = sizeof(why);
 	if (!read_password(srv, password, sizeof(password)))
 		return false;
 	ec.password = password[0] != '\0' ? password : NULL;
@@ -126,8 +152,9 @@ cluster_open(struct server *srv, struct store_config *db)
 	st = store_open(&store_etcd_ops, db, &srv->persistent);
 	db->etcd = NULL;
 	if (st != STORE_OK) {
-		log_msg(&srv->log, LOG_ERROR, "etcd at %s with key file %s: %s",
-		    cfg->etcd_endpoints, srv->key_file, etcd_hint(st));
+		log_msg(&srv->log, LOG_ERROR, "etcd at %s with key file %s: %s%s%s%s",
+		    cfg->etcd_endpoints, srv->key_file, start_hint(st, why), why[0] != '\0' ? " (" : "",
+		    why, why[0] != '\0' ? ")" : "");
 		goto out;
 	}
 	if (have_pending) {

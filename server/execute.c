@@ -11,6 +11,7 @@
 
 #include "pb.h"
 #include "sql.h"
+#include "store.h"
 
 static enum status
 no_memory(struct request *rq)
@@ -45,6 +46,14 @@ handle_execute(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage 
 	st = sql_parse(req->text, strlen(req->text), rq->arena, &stmt, &rq->info->outcome);
 	if (st != ST_OK)
 		return st;
+	/* IN etcd / FROM etcd name the persistent storage of a cluster node; elsewhere there
+	 * is no such storage (sqlcipher is accepted on both, for statements written for one
+	 * machine). */
+	if (stmt.etcd_off != SIZE_MAX && strcmp(store_name(rq->svc->persistent), "etcd") != 0)
+		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_INVALID_STORAGE,
+		    "unknown storage \"etcd\" (offset %zu): this server keeps persistent secrets "
+		    "in %s; etcd is the storage of a cluster node (secretd --persistent-store etcd)",
+		    stmt.etcd_off, store_name(rq->svc->persistent));
 	switch (stmt.kind) {
 	case SQL_CREATE:
 		st = run_handler(rq, handle_create, &stmt.create.base,
@@ -83,8 +92,8 @@ handle_execute(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage 
 			row->persistent =
 			    (char *)(s->storage == PB_STORAGE_SQLCIPHER ? "PERSISTENT"
 			                                                : "TEMPORARY");
-			row->storage =
-			    (char *)(s->storage == PB_STORAGE_SQLCIPHER ? "sqlcipher" : "memory");
+			row->storage = s->storage_name;
+			row->node = s->node;
 			rep->resolved[0] = row;
 			rep->n_resolved = 1;
 		}

@@ -19,7 +19,6 @@
 #include "utf8.h"
 
 static const char storage_memory[] = "memory";
-static const char storage_sqlcipher[] = "sqlcipher";
 
 /* A lowercased (ASCII letters only) arena copy of s[0..n). */
 char *
@@ -170,10 +169,19 @@ handler_store_for(struct request *rq, bool persistent)
 	return persistent ? rq->svc->persistent : rq->svc->temporary;
 }
 
+/* "memory", or the persistent backend's name: "sqlcipher", or "etcd" on a cluster node. */
 const char *
-handler_storage_name(bool persistent)
+handler_storage_name(const struct request *rq, bool persistent)
 {
-	return persistent ? storage_sqlcipher : storage_memory;
+	return persistent ? store_name(rq->svc->persistent) : storage_memory;
+}
+
+/* The node a secret lives on, for replies: this node's name for a temporary secret in
+ * cluster mode, else "" (a persistent secret is on every node; one machine has no node). */
+char *
+handler_node_of(const struct request *rq, bool persistent)
+{
+	return (char *)(!persistent && rq->svc->node_name != NULL ? rq->svc->node_name : "");
 }
 
 enum status
@@ -222,7 +230,7 @@ enum status
 handler_ambiguous(struct request *rq, const char *name)
 {
 	return outcome_set(&rq->info->outcome, ST_FAILED_PRECONDITION, REASON_AMBIGUOUS,
-	    "Ambiguous secret name '%s': it exists in both memory and sqlcipher; "
+	    "Ambiguous secret name '%s': it exists in both memory and %s; "
 	    "name the storage (TEMPORARY or PERSISTENT)",
-	    name);
+	    name, handler_storage_name(rq, true));
 }

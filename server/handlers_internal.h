@@ -41,8 +41,11 @@ enum status handler_name_normalise(struct request *rq, const char *name, char **
 /* The store of a storage: the persistent one or the temporary one. */
 struct store *handler_store_for(struct request *rq, bool persistent);
 
-/* "sqlcipher" or "memory". */
-const char *handler_storage_name(bool persistent);
+/* "memory", or the persistent backend's name ("sqlcipher", or "etcd" on a cluster node). */
+const char *handler_storage_name(const struct request *rq, bool persistent);
+
+/* For replies: this node's name for a temporary secret on a cluster node, else "". */
+char *handler_node_of(const struct request *rq, bool persistent);
 
 /* The type definition of a TYPE (any case) into *tdp; INVALID_ARGUMENT when none is
  * given (MISSING_TYPE) or it is unknown (UNKNOWN_TYPE). */

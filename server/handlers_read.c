@@ -61,7 +61,8 @@ collect_row(const struct store_secret *s, void *arg)
 	row->type = arena_strdup(a, s->type);
 	row->provider = (char *)"config";
 	row->persistent = sink->persistent;
-	row->storage = (char *)handler_storage_name(sink->persistent);
+	row->storage = (char *)handler_storage_name(sink->rq, sink->persistent);
+	row->node = handler_node_of(sink->rq, sink->persistent);
 	row->n_scope = s->n_scope;
 	row->scope = scope_dup(a, s);
 	row->secret_string = type_secret_string(a, s, sink->unredacted);
@@ -104,12 +105,12 @@ handle_list(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *ou
 	if (want_mem) {
 		sst = store_list(rq->svc->temporary, type, collect_row, &mem);
 		if (sst != STORE_OK)
-			return handler_store_failure(rq, sst, handler_storage_name(false));
+			return handler_store_failure(rq, sst, handler_storage_name(rq, false));
 	}
 	if (want_pers) {
 		sst = store_list(rq->svc->persistent, type, collect_row, &pers);
 		if (sst != STORE_OK)
-			return handler_store_failure(rq, sst, handler_storage_name(true));
+			return handler_store_failure(rq, sst, handler_storage_name(rq, true));
 	}
 	if (mem.failed || pers.failed)
 		return handler_no_memory(rq);
@@ -129,8 +130,9 @@ handle_list(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *ou
 
 /* A wire Secret built from a store secret (values copied into the arena). */
 static pb_secret *
-secret_message(struct arena *a, const struct store_secret *s, bool persistent)
+secret_message(const struct request *rq, const struct store_secret *s, bool persistent)
 {
+	struct arena *a = rq->arena;
 	pb_secret *m = arena_alloc(a, sizeof(*m));
 
 	if (m == NULL)
@@ -140,6 +142,8 @@ secret_message(struct arena *a, const struct store_secret *s, bool persistent)
 	m->type = arena_strdup(a, s->type);
 	m->provider = (char *)"config";
 	m->storage = persistent ? PB_STORAGE_SQLCIPHER : PB_STORAGE_MEMORY;
+	m->storage_name = (char *)handler_storage_name(rq, persistent);
+	m->node = handler_node_of(rq, persistent);
 	m->n_scope = s->n_scope;
 	m->scope = scope_dup(a, s);
 	m->n_fields = s->n_fields;
@@ -165,7 +169,7 @@ secret_message(struct arena *a, const struct store_secret *s, bool persistent)
 
 /* Where store_read hands a secret: built straight into the arena, with no copy between. */
 struct secret_sink {
-	struct arena *arena;
+	struct request *rq;
 	bool persistent;
 	bool found;
 	pb_secret *msg; /* NULL with found: out of memory */
@@ -177,7 +181,7 @@ build_secret(const struct store_secret *s, void *arg)
 	struct secret_sink *sink = arg;
 
 	sink->found = true;
-	sink->msg = secret_message(sink->arena, s, sink->persistent);
+	sink->msg = secret_message(sink->rq, s, sink->persistent);
 	return true;
 }
 
@@ -186,8 +190,8 @@ handle_get(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out
 {
 	const pb_get *req = (const pb_get *)in;
 	pb_get_reply *rep = (pb_get_reply *)out;
-	struct secret_sink mem = {.arena = rq->arena};
-	struct secret_sink pers = {.arena = rq->arena, .persistent = true};
+	struct secret_sink mem = {.rq = rq};
+	struct secret_sink pers = {.rq = rq, .persistent = true};
 	struct secret_sink *hit = NULL;
 	bool want_mem = false;
 	bool want_pers = false;
@@ -216,7 +220,7 @@ handle_get(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out
 		    "Secret with name '%s' not found", name);
 	if (hit->msg == NULL)
 		return handler_no_memory(rq);
-	rq->info->storage = handler_storage_name(hit->persistent);
+	rq->info->storage = handler_storage_name(rq, hit->persistent);
 	rep->secret = hit->msg;
 	return handler_ok(rq);
 }
@@ -241,22 +245,22 @@ handle_resolve(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage 
 		return rq->info->outcome.status;
 	sst = store_resolve(rq->svc->temporary, td->type, req->path, path_len, &tmp, &tmp_len);
 	if (sst != STORE_OK && sst != STORE_NOT_FOUND) {
-		st = handler_store_failure(rq, sst, handler_storage_name(false));
+		st = handler_store_failure(rq, sst, handler_storage_name(rq, false));
 		goto done;
 	}
 	sst = store_resolve(rq->svc->persistent, td->type, req->path, path_len, &pers, &pers_len);
 	if (sst != STORE_OK && sst != STORE_NOT_FOUND) {
-		st = handler_store_failure(rq, sst, handler_storage_name(true));
+		st = handler_store_failure(rq, sst, handler_storage_name(rq, true));
 		goto done;
 	}
 	/* Longest scope wins; on a tie temporary beats persistent. Within one storage the
 	 * store already chose the smaller name. */
 	if (tmp != NULL && (pers == NULL || tmp_len >= pers_len)) {
-		rep->secret = secret_message(rq->arena, tmp, false);
-		rq->info->storage = handler_storage_name(false);
+		rep->secret = secret_message(rq, tmp, false);
+		rq->info->storage = handler_storage_name(rq, false);
 	} else if (pers != NULL) {
-		rep->secret = secret_message(rq->arena, pers, true);
-		rq->info->storage = handler_storage_name(true);
+		rep->secret = secret_message(rq, pers, true);
+		rq->info->storage = handler_storage_name(rq, true);
 	}
 	if ((tmp != NULL || pers != NULL) && rep->secret == NULL) {
 		st = handler_no_memory(rq);

@@ -135,9 +135,11 @@ create_finish(void *arg, store_status sst, bool created)
 		                  : "Temporary secret with name '%s' already exists!",
 		    f->name);
 	if (sst != STORE_OK)
-		return handler_store_failure(rq, sst, handler_storage_name(f->persistent));
+		return handler_store_failure(rq, sst, handler_storage_name(rq, f->persistent));
 	f->rep->name = (char *)f->name;
 	f->rep->storage = f->persistent ? PB_STORAGE_SQLCIPHER : PB_STORAGE_MEMORY;
+	f->rep->storage_name = (char *)handler_storage_name(rq, f->persistent);
+	f->rep->node = handler_node_of(rq, f->persistent);
 	f->rep->created = created;
 	return handler_ok(rq);
 }
@@ -153,7 +155,7 @@ handle_create(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *
 	size_t n_scope = 0;
 	char *name = NULL;
 	struct store_secret *s = NULL;
-	const char *storage = handler_storage_name(req->persistent);
+	const char *storage = handler_storage_name(rq, req->persistent);
 	struct create_fin *fin = NULL;
 	store_status sst;
 
@@ -259,11 +261,13 @@ drop_finish(void *arg, store_status sst, bool created)
 	if (sst == STORE_OK) {
 		f->rep->name = f->name;
 		f->rep->storage = f->persistent ? PB_STORAGE_SQLCIPHER : PB_STORAGE_MEMORY;
+		f->rep->storage_name = (char *)handler_storage_name(&f->rq, f->persistent);
+		f->rep->node = handler_node_of(&f->rq, f->persistent);
 		f->rep->dropped = true;
 		return handler_ok(&f->rq);
 	}
 	if (sst != STORE_NOT_FOUND)
-		return handler_store_failure(&f->rq, sst, handler_storage_name(f->persistent));
+		return handler_store_failure(&f->rq, sst, handler_storage_name(&f->rq, f->persistent));
 	/* Dropped by a concurrent call between locate and remove: not found. */
 	return drop_missing(&f->rq, f->rep, f->name, f->if_exists);
 }
@@ -285,11 +289,19 @@ handle_drop(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *ou
 		return rq->info->outcome.status;
 	rq->info->name = name;
 	st = locate(rq, name, req->storage, &persistent);
+	if (st == ST_NOT_FOUND && rq->info->request_id != 0 &&
+	    req->storage != PB_STORAGE_MEMORY && store_tags_removes(rq->svc->persistent)) {
+		/* Absent here, but maybe by this very request: resent through this node after
+		 * its first attempt committed through another. The shared store knows (it
+		 * answers NOT_FOUND otherwise, and drop_finish turns that into drop_missing). */
+		st = ST_OK;
+		persistent = true;
+	}
 	if (st == ST_NOT_FOUND)
 		return drop_missing(rq, rep, name, req->if_exists);
 	if (st != ST_OK)
 		return st;
-	rq->info->storage = handler_storage_name(persistent);
+	rq->info->storage = handler_storage_name(rq, persistent);
 	if (handler_audit_attempt(rq) != ST_OK)
 		return rq->info->outcome.status;
 	fin = arena_alloc(rq->arena, sizeof(*fin));
@@ -311,7 +323,7 @@ handle_rekey(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *o
 
 	(void)in;
 	rq->info->mutating = true;
-	rq->info->storage = handler_storage_name(true);
+	rq->info->storage = handler_storage_name(rq, true);
 	if (handler_require_role(rq, ROLE_ADMIN, "rotating the database key") != ST_OK)
 		return rq->info->outcome.status;
 	if (rq->svc->rekey == NULL)

@@ -89,6 +89,8 @@ static const char cluster_usage_text[] =
     "  --etcd-user NAME    etcd user (SECRETD_ETCD_USER)\n"
     "  --etcd-password-file FILE  that user's password, mode 0600\n"
     "                      (SECRETD_ETCD_PASSWORD_FILE)\n"
+    "  --node-name NAME    this node's name in listings of temporary secrets (default:\n"
+    "                      the hostname) (SECRETD_NODE_NAME)\n"
     "  --read-wait-ms MS   how long a node behind a client's last seen revision waits\n"
     "                      before answering UNAVAILABLE (default 2000) (SECRETD_READ_WAIT_MS)\n";
 
@@ -124,6 +126,7 @@ enum {
 	OPT_ETCD_PASSWORD_FILE,
 	OPT_READ_WAIT_MS,
 	OPT_METRICS_LISTEN,
+	OPT_NODE_NAME,
 };
 
 /* Each option with its environment twin. */
@@ -164,6 +167,7 @@ static const struct {
         "SECRETD_ETCD_PASSWORD_FILE"},
     {{"read-wait-ms", required_argument, NULL, OPT_READ_WAIT_MS}, "SECRETD_READ_WAIT_MS"},
     {{"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN}, "SECRETD_METRICS_LISTEN"},
+    {{"node-name", required_argument, NULL, OPT_NODE_NAME}, "SECRETD_NODE_NAME"},
     {{"help", no_argument, NULL, 'h'}, NULL},
     {{"version", no_argument, NULL, OPT_VERSION}, NULL},
 };
@@ -311,6 +315,14 @@ apply(struct cli *cli, int id, const char *name, const char *val)
 		return true;
 	case OPT_ETCD_PASSWORD_FILE:
 		cfg->etcd_password_file = val;
+		return true;
+	case OPT_NODE_NAME:
+		/* Printed in listings and JSON: short and plain. */
+		if (val[0] == '\0' || strlen(val) > 63 || strspn(val,
+		        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_") !=
+		        strlen(val))
+			break;
+		cfg->node_name = val;
 		return true;
 	case OPT_READ_WAIT_MS:
 		if (!parse_size(val, 1, &n) || n > 60000)

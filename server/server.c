@@ -648,6 +648,15 @@ server_run(const struct server_config *cfg)
 		log_msg(&srv->log, LOG_ERROR, "cannot start: %s", err);
 		goto done;
 	}
+	if (strcmp(store_name(srv->persistent), "etcd") == 0) {
+		/* Listings name the node that holds each temporary secret (they are not
+		 * replicated); on one machine they carry no node. */
+		if (cfg->node_name != NULL)
+			(void)snprintf(srv->node_name, sizeof(srv->node_name), "%s", cfg->node_name);
+		else if (gethostname(srv->node_name, sizeof(srv->node_name) - 1) != 0)
+			(void)snprintf(srv->node_name, sizeof(srv->node_name), "unknown");
+		srv->svc.node_name = srv->node_name;
+	}
 
 	rv = nng_rep0_open(&srv->sock);
 	if (rv != 0) {

@@ -51,6 +51,7 @@ struct server_config {
 	const char *etcd_user;          /* etcd authentication */
 	const char *etcd_password_file; /* the user's password, in a 0600 file */
 	int read_wait_ms;               /* bound of a read-your-writes wait (0: 2000) */
+	const char *node_name;          /* names this node in listings; NULL: the hostname */
 };
 
 /* Fill cfg with the defaults (nothing resolved yet; server_run resolves paths). */

@@ -53,6 +53,7 @@ struct server {
 	char key_file[4096];
 	char db_path[4096];
 	char default_url[4200];
+	char node_name[64]; /* cluster mode: this node's name (service.node_name) */
 	uint8_t key[STORE_KEY_LEN];
 	uint8_t passphrase[STORE_PASSPHRASE_MAX + 1]; /* passphrase mode; wiped at exit */
 	size_t passphrase_len;

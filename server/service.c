@@ -149,7 +149,9 @@ request_remove(
 		store_remove_async(st, name, park_store_done, p);
 		return ST_OK;
 	}
-	return finish(arg, store_remove(st, name), false);
+	/* The request id goes with it too: a shared store answers a resent drop whose first
+	 * attempt committed as done (store.h, remove_tagged). */
+	return finish(arg, store_remove_tagged(st, name, rq->info->request_id), false);
 }
 
 void

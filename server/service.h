@@ -60,6 +60,9 @@ struct service {
 	int read_wait_ms;
 	/* The handler of each method (service_init). */
 	struct dispatch dispatch;
+	/* Cluster mode: this node's name, given to every temporary secret in replies (they
+	 * live on this node only). NULL on one machine: replies carry no node. */
+	const char *node_name;
 };
 
 /* Readiness of the node, for secretctl health and an HTTP /readyz: fills h from the

@@ -108,8 +108,9 @@ parse_name(struct parser *p, char **namep)
 	return take_name(p, namep);
 }
 
-/* A storage name, memory or sqlcipher (case-insensitive, bare or double-quoted). Leaves the
- * storage's token in *tokp for later errors and moves on. */
+/* A storage name, memory or sqlcipher, or etcd (the persistent storage of a cluster node:
+ * noted in p->etcd_off for the caller to check) (case-insensitive, bare or double-quoted).
+ * Leaves the storage's token in *tokp for later errors and moves on. */
 static enum status
 parse_storage(struct parser *p, Secretd__V1__Storage *storagep, struct token *tokp)
 {
@@ -127,7 +128,10 @@ parse_storage(struct parser *p, Secretd__V1__Storage *storagep, struct token *to
 		*storagep = SECRETD__V1__STORAGE__STORAGE_MEMORY;
 	else if (sql_word_eq(s, n, "SQLCIPHER"))
 		*storagep = SECRETD__V1__STORAGE__STORAGE_SQLCIPHER;
-	else
+	else if (sql_word_eq(s, n, "ETCD")) {
+		*storagep = SECRETD__V1__STORAGE__STORAGE_SQLCIPHER;
+		p->etcd_off = p->tok.off;
+	} else
 		return sql_fail_at(p, &p->tok, REASON_INVALID_STORAGE, "unknown storage",
 		    "expected memory or sqlcipher");
 	return sql_lex_next(p);
@@ -356,7 +360,8 @@ parse_create(struct parser *p, Secretd__V1__SecretCreate *c)
 			return st;
 		if (temporary && storage == SECRETD__V1__STORAGE__STORAGE_SQLCIPHER)
 			return sql_fail_at(p, &storage_tok, REASON_INVALID_STORAGE,
-			    "a TEMPORARY secret cannot be stored in sqlcipher",
+			    p->etcd_off != SIZE_MAX ? "a TEMPORARY secret cannot be stored in etcd"
+			                            : "a TEMPORARY secret cannot be stored in sqlcipher",
 			    "temporary secrets live in memory");
 		if (persistent && storage == SECRETD__V1__STORAGE__STORAGE_MEMORY)
 			return sql_fail_at(p, &storage_tok, REASON_INVALID_STORAGE,
@@ -571,14 +576,20 @@ statement_init(struct sql_statement *stmt)
 	stmt->list = list;
 	stmt->resolve = resolve;
 	stmt->get = get;
+	stmt->etcd_off = SIZE_MAX;
 }
 
 enum status
 sql_parse(
     const char *text, size_t len, struct arena *a, struct sql_statement *stmt, struct outcome *out)
 {
-	struct parser p = {
-	    .s = text, .n = len, .pos = 0, .string_end = SIZE_MAX, .a = a, .out = out};
+	struct parser p = {.s = text,
+	    .n = len,
+	    .pos = 0,
+	    .string_end = SIZE_MAX,
+	    .a = a,
+	    .out = out,
+	    .etcd_off = SIZE_MAX};
 	const char *nul;
 	enum status st;
 
@@ -596,5 +607,7 @@ sql_parse(
 	st = parse_statement(&p, stmt);
 	if (st != ST_OK)
 		statement_init(stmt);
+	else
+		stmt->etcd_off = p.etcd_off;
 	return st;
 }

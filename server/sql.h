@@ -54,6 +54,10 @@ struct sql_statement {
 	Secretd__V1__SecretList list;
 	Secretd__V1__SecretResolve resolve;
 	Secretd__V1__SecretGet get;
+	/* Offset of a storage written as etcd (IN etcd, FROM etcd), parsed as the persistent
+	 * storage; SIZE_MAX when none. The caller refuses it where persistent secrets are not
+	 * in etcd. */
+	size_t etcd_off;
 };
 
 /*

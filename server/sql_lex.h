@@ -47,6 +47,7 @@ struct parser {
 	size_t string_end; /* offset just past the last string literal; SIZE_MAX: none yet */
 	struct arena *a;
 	struct outcome *out;
+	size_t etcd_off; /* where a storage named etcd was read; SIZE_MAX: none */
 };
 
 /* Whether s[0..n) equals the upper-case word w (NUL-terminated), ignoring ASCII case. Both

@@ -59,6 +59,15 @@ storage_json(int storage)
 	}
 }
 
+/* A reply's storage by name: storage_name when the server set it ("etcd" on a cluster
+ * node), else the enum's name (NULL for none). */
+static const char *
+storage_named(int storage, const char *name)
+{
+	return name != NULL && name[0] != '\0' && storage_json(storage) != NULL ? name
+	                                                                      : storage_json(storage);
+}
+
 /*
  * The JSON writer. A reply is rendered twice by the same code: once with out == NULL to
  * count its bytes, then into the reply buffer of exactly that size. Nothing is built in
@@ -255,6 +264,21 @@ jw_scope(struct jw *w, char **scope, size_t n)
 	JW_LIT(w, "]");
 }
 
+/* Cluster mode only (README "Running secretd as a cluster"): ,"node":"n1" for a temporary
+ * secret (it lives on that node alone), ,"node":null for one in etcd (on every node). One
+ * machine's objects keep exactly the keys of SPEC section 4. */
+static void
+jw_node(struct jw *w, const char *storage, const char *node)
+{
+	if (node != NULL && node[0] != '\0') {
+		jw_key(w, "node", false);
+		jw_cstr(w, node);
+	} else if (storage != NULL && strcmp(storage, "etcd") == 0) {
+		jw_key(w, "node", false);
+		JW_LIT(w, "null");
+	}
+}
+
 static void
 jw_row(struct jw *w, const pb_row *r)
 {
@@ -272,6 +296,7 @@ jw_row(struct jw *w, const pb_row *r)
 	jw_scope(w, r->scope, r->n_scope);
 	jw_key(w, "secret_string", false);
 	jw_cstr(w, r->secret_string);
+	jw_node(w, r->storage, r->node);
 }
 
 static void
@@ -286,7 +311,7 @@ jw_secret(struct jw *w, const pb_secret *s)
 	jw_key(w, "persistent", false);
 	jw_bool(w, s->storage == PB_STORAGE_SQLCIPHER);
 	jw_key(w, "storage", false);
-	jw_cstr(w, storage_json(s->storage));
+	jw_cstr(w, storage_named(s->storage, s->storage_name));
 	jw_key(w, "scope", false);
 	jw_scope(w, s->scope, s->n_scope);
 	jw_key(w, "fields", false);
@@ -296,6 +321,7 @@ jw_secret(struct jw *w, const pb_secret *s)
 		jw_str(w, (const char *)s->fields[i]->value.data, s->fields[i]->value.len);
 	}
 	JW_LIT(w, "}");
+	jw_node(w, storage_named(s->storage, s->storage_name), s->node);
 }
 
 /* Whether a successful reply can be written (every string it names is there). */
@@ -329,17 +355,20 @@ jw_result(struct jw *w, const pb_statement_reply *rep)
 		jw_key(w, "name", true);
 		jw_cstr(w, rep->created->name);
 		jw_key(w, "storage", false);
-		jw_cstr(w, storage_json(rep->created->storage));
+		storage = storage_named(rep->created->storage, rep->created->storage_name);
+		jw_cstr(w, storage);
+		jw_node(w, storage, rep->created->node);
 		break;
 	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_DROPPED:
 		jw_key(w, "name", true);
 		jw_cstr(w, rep->dropped->name);
 		jw_key(w, "storage", false);
-		storage = storage_json(rep->dropped->storage);
+		storage = storage_named(rep->dropped->storage, rep->dropped->storage_name);
 		if (storage != NULL)
 			jw_cstr(w, storage);
 		else
 			JW_LIT(w, "null"); /* DROP ... IF EXISTS of a name held nowhere */
+		jw_node(w, storage, rep->dropped->node);
 		break;
 	case SECRETD__V1__STATEMENT_REPLY__KIND__KIND_ROWS:
 		JW_LIT(w, "\"rows\":[");
@@ -364,6 +393,7 @@ jw_result(struct jw *w, const pb_statement_reply *rep)
 			jw_cstr(w, rep->resolved[i]->persistent);
 			jw_key(w, "storage", false);
 			jw_cstr(w, rep->resolved[i]->storage);
+			jw_node(w, rep->resolved[i]->storage, rep->resolved[i]->node);
 			JW_LIT(w, "}");
 		}
 		JW_LIT(w, "]");

@@ -33,7 +33,7 @@
  * transaction that compares its mod_revision. The other nodes must hold the new key before
  * they can read what is re-sealed: the server allows this only offline (see README).
  *
- * What it does not do: no leases, no temporary secrets (those stay in each node's memory
+ * What it does not do: no leases but the drop markers' (etcd_write.c), no temporary secrets (those stay in each node's memory
  * store), no HTTP (etcd_http.c), no cryptography (seal.c).
  *
  * Thread safety: any number of threads may call the ops at once. mu guards the revision,
@@ -750,6 +750,8 @@ etcd_open(const struct store_config *cfg, void **implp)
 	*implp = e;
 	return STORE_OK;
 fail:
+	if (ec->error != NULL && ec->error_len > 0 && e != NULL && e->http != NULL)
+		etcd_http_last_error(e->http, ec->error, ec->error_len);
 	listing_free(&l);
 	etcd_close(e);
 	return rc;
@@ -878,5 +880,6 @@ const struct store_ops store_etcd_ops = {
     .revision = etcd_revision,
     .wait_revision = store_etcd_wait_revision,
     .put_tagged = store_etcd_put_tagged,
+    .remove_tagged = store_etcd_remove_tagged,
     .health = etcd_health,
 };

@@ -34,6 +34,7 @@ struct etcd_http {
 	CURL *pool[POOL_MAX];
 	size_t n_pool;
 	char *token; /* "Authorization: <token>" header line, or NULL */
+	char last_error[160]; /* the last failed call's res.message (mu) */
 };
 
 /* A growing buffer for an answer. */
@@ -289,6 +290,7 @@ post_once(struct etcd_http *h, size_t ep, const char *path, const char *body, lo
 	long code = 0;
 	json_t *ans = NULL;
 	store_status rc = STORE_NO_MEMORY;
+	char errbuf[CURL_ERROR_SIZE] = ""; /* curl's detail (which TLS check failed, say) */
 
 	*outp = NULL;
 	if (snprintf(url, sizeof(url), "%s%s", h->endpoints[ep], path) >= (int)sizeof(url))
@@ -300,14 +302,17 @@ post_once(struct etcd_http *h, size_t ep, const char *path, const char *body, lo
 	setup(h, c, url, body, headers, timeout_ms);
 	(void)curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_body);
 	(void)curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	(void)curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	cc = curl_easy_perform(c);
+	(void)curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
 	rc = STORE_IO;
 	if (cc != CURLE_OK) {
 		/* Anything after the connection was made may have reached etcd. */
 		if (cc != CURLE_COULDNT_CONNECT && cc != CURLE_COULDNT_RESOLVE_HOST)
 			res->maybe_sent = true;
-		(void)snprintf(res->message, sizeof(res->message), "%s: %s", h->endpoints[ep],
-		    curl_easy_strerror(cc));
+		res->timed_out = cc == CURLE_OPERATION_TIMEDOUT;
+		(void)snprintf(res->message, sizeof(res->message), "%s: %.120s", h->endpoints[ep],
+		    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
 		goto done;
 	}
 	(void)curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
@@ -317,9 +322,10 @@ post_once(struct etcd_http *h, size_t ep, const char *path, const char *body, lo
 		res->maybe_sent = true;
 		if (ans != NULL)
 			read_error(ans, res);
-		else
-			(void)snprintf(res->message, sizeof(res->message), "%s: HTTP %ld",
-			    h->endpoints[ep], code);
+		else /* etcd's plain-text refusals (of a client certificate, say) */
+			(void)snprintf(res->message, sizeof(res->message), "%s: HTTP %ld: %.*s",
+			    h->endpoints[ep], code, b.data != NULL ? (int)strcspn(b.data, "\r\n") : 0,
+			    b.data != NULL ? b.data : "");
 		goto done;
 	}
 	if (!json_is_object(ans)) {
@@ -415,6 +421,9 @@ etcd_http_call(struct etcd_http *h, const char *path, json_t *body, int timeout_
 	size_t tries = 0;
 	bool reauth = false;
 	store_status rc = STORE_IO;
+	/* The most telling failure for last_error: a refusal (a TLS check, etcd's answer)
+	 * rather than the time-out of a retry squeezed by the deadline. */
+	char why[sizeof(res->message)] = "";
 
 	memset(res, 0, sizeof(*res));
 	*outp = NULL;
@@ -439,6 +448,8 @@ etcd_http_call(struct etcd_http *h, const char *path, json_t *body, int timeout_
 			rc = post_once(h, ep, path, text, left, true, outp, res);
 		if (rc == STORE_OK || rc == STORE_NO_MEMORY || rc == STORE_INVALID)
 			break;
+		if (why[0] == '\0' || !res->timed_out)
+			memcpy(why, res->message, sizeof(why));
 		if (h->user != NULL && !reauth && res->http_code != 0 && token_refused(res)) {
 			reauth = true;
 			(void)pthread_mutex_lock(&h->mu);
@@ -463,7 +474,21 @@ etcd_http_call(struct etcd_http *h, const char *path, json_t *body, int timeout_
 			break;
 	}
 	json_text_free(text);
+	if (rc != STORE_OK) {
+		(void)pthread_mutex_lock(&h->mu);
+		(void)snprintf(h->last_error, sizeof(h->last_error), "%s",
+		    why[0] != '\0' ? why : res->message);
+		(void)pthread_mutex_unlock(&h->mu);
+	}
 	return rc;
+}
+
+void
+etcd_http_last_error(struct etcd_http *h, char *buf, size_t len)
+{
+	(void)pthread_mutex_lock(&h->mu);
+	(void)snprintf(buf, len, "%s", h->last_error);
+	(void)pthread_mutex_unlock(&h->mu);
 }
 
 /* State of one watch transfer. */

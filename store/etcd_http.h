@@ -39,6 +39,7 @@ struct etcd_http_result {
 	int http_code;   /* 0 when no HTTP answer came */
 	int grpc_code;   /* etcd's error code, 0 when none */
 	bool maybe_sent; /* an attempt may have reached etcd without an answer */
+	bool timed_out;  /* the last attempt ran out of time (says less than another error) */
 	char message[160];
 };
 
@@ -49,6 +50,10 @@ struct etcd_http_result {
  */
 store_status etcd_http_call(struct etcd_http *h, const char *path, json_t *body, int timeout_ms,
     json_t **outp, struct etcd_http_result *res);
+
+/* The message of the last call that failed ("" when none): the endpoint and curl's or
+ * etcd's words, never a value. For a start-up error that says why. */
+void etcd_http_last_error(struct etcd_http *h, char *buf, size_t len);
 
 /* Called by etcd_http_watch with each JSON object of the stream (borrowed for the call).
  * Return false to end the watch. */

@@ -27,6 +27,13 @@
 #define LIST_PAGE 1000
 #define KEYCHECK "keycheck"
 #define SECRETS "s/"
+/* Markers of committed drops: P "done/" <request tag, 16 hex digits>, empty value, under a
+ * lease, so that a resent drop whose first attempt committed is answered OK. */
+#define DONE "done/"
+/* How long a marker lives: a lease of DONE_TTL_S seconds is shared by the drops of
+ * DONE_TTL_S / 2 seconds, so each marker outlives its drop by at least that (far past any
+ * client's resend). */
+#define DONE_TTL_S 600
 
 struct store_etcd {
 	struct etcd_http *http;
@@ -51,6 +58,8 @@ struct store_etcd {
 	uint64_t last_applied; /* ms when the mirror last applied a change or a list */
 	uint64_t foreign;      /* values no key of ours opens, skipped */
 	char detail[160];
+	int64_t done_lease;    /* lease of the drop markers; 0: none granted yet */
+	uint64_t done_lease_ms; /* when it was granted */
 
 	atomic_bool stop;   /* closing */
 	atomic_bool wake;   /* end the current watch (stop or restart) */
@@ -86,12 +95,14 @@ store_status store_etcd_seal_value(
  * does not come soon). */
 bool store_etcd_wait_revision(void *impl, uint64_t rev, int timeout_ms);
 
-/* The write path (etcd_write.c): ops.put, ops.put_tagged, ops.remove, ops.rekey. */
+/* The write path (etcd_write.c): ops.put, ops.put_tagged, ops.remove,
+ * ops.remove_tagged, ops.rekey. */
 store_status store_etcd_put(
     void *impl, struct store_secret *s, enum store_conflict mode, bool *createdp);
 store_status store_etcd_put_tagged(
     void *impl, struct store_secret *s, enum store_conflict mode, uint64_t tag, bool *createdp);
 store_status store_etcd_remove(void *impl, const char *name);
+store_status store_etcd_remove_tagged(void *impl, const char *name, uint64_t tag);
 store_status store_etcd_rekey(void *impl, const uint8_t *key, size_t key_len);
 
 #endif

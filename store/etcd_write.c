@@ -185,36 +185,149 @@ store_etcd_put(void *impl, struct store_secret *s, enum store_conflict mode, boo
 	return store_etcd_put_tagged(impl, s, mode, 0, createdp);
 }
 
-store_status
-store_etcd_remove(void *impl, const char *name)
+/* The lease drop markers are put under: the one granted within DONE_TTL_S / 2 seconds, or
+ * a new one (POST /v3/lease/grant). 0 when etcd granted none. */
+static int64_t
+done_lease(struct store_etcd *e, bool fresh)
 {
-	struct store_etcd *e = impl;
 	struct etcd_http_result res;
 	json_t *req = NULL;
 	json_t *ans = NULL;
-	uint64_t rev;
+	uint64_t now = store_etcd_now_ms();
+	int64_t id = 0;
+
+	(void)pthread_mutex_lock(&e->mu);
+	if (!fresh && e->done_lease != 0 && now - e->done_lease_ms < DONE_TTL_S * 1000u / 2)
+		id = e->done_lease;
+	(void)pthread_mutex_unlock(&e->mu);
+	if (id != 0)
+		return id;
+	req = json_pack("{s:I}", "TTL", (json_int_t)DONE_TTL_S);
+	if (req != NULL &&
+	    etcd_http_call(e->http, "/v3/lease/grant", req, e->timeout_ms, &ans, &res) == STORE_OK)
+		id = etcd_int(ans, "ID");
+	json_decref(req);
+	json_decref(ans);
+	if (id != 0) {
+		/* Two threads may both grant one: the later wins, the other expires unused. */
+		(void)pthread_mutex_lock(&e->mu);
+		e->done_lease = id;
+		e->done_lease_ms = now;
+		(void)pthread_mutex_unlock(&e->mu);
+	}
+	return id;
+}
+
+/* The marker key of a drop's tag, as a JSON string (NULL: out of memory). */
+static json_t *
+done_key(struct store_etcd *e, uint64_t tag)
+{
+	char hex[17];
+
+	(void)snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)tag);
+	return store_etcd_key_json(e, DONE, hex);
+}
+
+/* Whether the marker of tag is there (linearizable read). */
+static store_status
+read_done(struct store_etcd *e, uint64_t tag, bool *presentp, uint64_t *revp)
+{
+	struct etcd_http_result res;
+	json_t *req = json_pack("{s:o}", "key", done_key(e, tag));
+	json_t *ans = NULL;
+	store_status rc;
+
+	*presentp = false;
+	if (req == NULL)
+		return STORE_NO_MEMORY;
+	rc = etcd_http_call(e->http, "/v3/kv/range", req, e->timeout_ms, &ans, &res);
+	json_decref(req);
+	if (rc != STORE_OK)
+		return STORE_UNAVAILABLE;
+	*presentp = json_array_size(json_object_get(ans, "kvs")) > 0;
+	*revp = (uint64_t)etcd_int(json_object_get(ans, "header"), "revision");
+	json_decref(ans);
+	return STORE_OK;
+}
+
+/* One attempt of a drop's transaction: delete the key if it exists and put the marker of
+ * tag beside it; when it does not exist, read the marker instead. */
+static store_status
+remove_txn(struct store_etcd *e, const char *name, uint64_t tag, int64_t lease, json_t **ansp,
+    struct etcd_http_result *res)
+{
+	json_t *req = json_pack("{s:[{s:s,s:s,s:o,s:s}],s:[{s:{s:o}},{s:{s:o,s:s,s:I}}],"
+	                        "s:[{s:{s:o}}]}",
+	    "compare", "target", "CREATE", "result", "GREATER", "key",
+	    store_etcd_key_json(e, SECRETS, name), "create_revision", "0", "success",
+	    "request_delete_range", "key", store_etcd_key_json(e, SECRETS, name), "request_put",
+	    "key", done_key(e, tag), "value", "", "lease", (json_int_t)lease, "failure",
+	    "request_range", "key", done_key(e, tag));
+	store_status rc;
+
+	if (req == NULL)
+		return STORE_NO_MEMORY;
+	rc = etcd_http_call(e->http, "/v3/kv/txn", req, e->timeout_ms, ansp, res);
+	json_decref(req);
+	return rc;
+}
+
+store_status
+store_etcd_remove_tagged(void *impl, const char *name, uint64_t tag)
+{
+	struct store_etcd *e = impl;
+	struct etcd_http_result res;
+	json_t *ans = NULL;
+	json_t *kvs;
+	uint64_t rev = 0;
+	int64_t lease;
+	bool present = false;
 	store_status rc;
 
 	if (!writable(e))
 		return STORE_UNAVAILABLE;
-	req = json_pack("{s:[{s:s,s:s,s:o,s:s}],s:[{s:{s:o}}]}", "compare", "target", "CREATE",
-	    "result", "GREATER", "key", store_etcd_key_json(e, SECRETS, name), "create_revision",
-	    "0", "success", "request_delete_range", "key", store_etcd_key_json(e, SECRETS, name));
-	if (req == NULL)
-		return STORE_NO_MEMORY;
-	rc = etcd_http_call(e->http, "/v3/kv/txn", req, e->timeout_ms, &ans, &res);
-	json_decref(req);
-	if (rc != STORE_OK)
-		return mark_unwritable(e, &res);
-	rev = (uint64_t)etcd_int(json_object_get(ans, "header"), "revision");
-	if (json_is_true(json_object_get(ans, "succeeded")))
+	/* Without the caller's tag, a random one still tells our own retries apart. */
+	while (tag == 0)
+		if (getrandom(&tag, sizeof(tag), 0) != sizeof(tag))
+			return STORE_IO;
+	lease = done_lease(e, false);
+	if (lease == 0)
+		return STORE_UNAVAILABLE;
+	rc = remove_txn(e, name, tag, lease, &ans, &res);
+	if (rc == STORE_IO && res.http_code != 0 && res.http_code < 500 &&
+	    strstr(res.message, "lease not found") != NULL) {
+		/* Revoked or expired early (etcd restored from a snapshot, say): a new one. */
+		lease = done_lease(e, true);
+		if (lease == 0)
+			return STORE_UNAVAILABLE;
+		rc = remove_txn(e, name, tag, lease, &ans, &res);
+	}
+	if (rc != STORE_OK) {
+		/* No answer, but it may have committed: its marker says. */
+		if (!res.maybe_sent || read_done(e, tag, &present, &rev) != STORE_OK || !present)
+			return mark_unwritable(e, &res);
 		rc = STORE_OK;
-	else
-		/* Gone: by us when an earlier attempt of this call may have gone through. */
-		rc = res.maybe_sent ? STORE_OK : STORE_NOT_FOUND;
-	json_decref(ans);
+	} else {
+		rev = (uint64_t)etcd_int(json_object_get(ans, "header"), "revision");
+		kvs = json_object_get(
+		    json_object_get(
+		        json_array_get(json_object_get(ans, "responses"), 0), "response_range"),
+		    "kvs");
+		/* Gone: by this very request (an earlier attempt, or the same request sent
+		 * through another node whose answer was lost) when its marker is there. */
+		rc = json_is_true(json_object_get(ans, "succeeded")) || json_array_size(kvs) > 0
+		         ? STORE_OK
+		         : STORE_NOT_FOUND;
+		json_decref(ans);
+	}
 	(void)store_etcd_wait_revision(e, rev, e->timeout_ms);
 	return rc;
+}
+
+store_status
+store_etcd_remove(void *impl, const char *name)
+{
+	return store_etcd_remove_tagged(impl, name, 0);
 }
 
 /* Keys re-sealed per transaction (etcd allows 128 operations per transaction by default:

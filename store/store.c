@@ -413,6 +413,22 @@ store_commit_bucket_us(size_t i)
 }
 
 store_status
+store_remove_tagged(struct store *st, const char *name, uint64_t tag)
+{
+	if (name == NULL)
+		return STORE_INVALID;
+	if (st->ops->remove_tagged != NULL)
+		return st->ops->remove_tagged(st->impl, name, tag);
+	return st->ops->remove(st->impl, name);
+}
+
+bool
+store_tags_removes(const struct store *st)
+{
+	return st != NULL && st->ops->remove_tagged != NULL;
+}
+
+store_status
 store_remove(struct store *st, const char *name)
 {
 	if (name == NULL)

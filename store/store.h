@@ -106,6 +106,10 @@ struct store_etcd_config {
 	/* A previous 32-byte key (or NULL): values sealed under it stay readable, and
 	 * store_rekey re-seals them, so a rotation cut short loses nothing. */
 	const uint8_t *old_key;
+	/* Optional: when the open fails, why (the last failed call: endpoint, TLS or etcd
+	 * error; no value) is written here. */
+	char *error;
+	size_t error_len;
 };
 
 /* Options for opening a store. Unused members are ignored by a backend. */
@@ -204,6 +208,11 @@ struct store_ops {
 	 * its own write instead of a conflict. Same contract as put otherwise. */
 	store_status (*put_tagged)(void *impl, struct store_secret *s, enum store_conflict mode,
 	    uint64_t tag, bool *createdp);
+	/* Optional: remove with a caller's tag (a request id): a shared backend records that
+	 * the drop committed, so that a resend of the same request through another node finds
+	 * the name gone by its own hand and is answered STORE_OK, not STORE_NOT_FOUND. Same
+	 * contract as remove otherwise. */
+	store_status (*remove_tagged)(void *impl, const char *name, uint64_t tag);
 	/* Optional: fill h (see struct store_health). */
 	void (*health)(void *impl, struct store_health *h);
 	/* Optional: put and remove that return at once and report later, from a thread of
@@ -322,6 +331,14 @@ bool store_wait_revision(struct store *st, uint64_t rev, int timeout_ms);
  * that keeps no tags. */
 store_status store_put_tagged(struct store *st, struct store_secret *s, enum store_conflict mode,
     uint64_t tag, bool *createdp);
+
+/* store_remove with a request id as tag (see store_ops.remove_tagged); plain remove for a
+ * backend that keeps no tags. */
+store_status store_remove_tagged(struct store *st, const char *name, uint64_t tag);
+
+/* Whether the backend answers a resent tagged remove whose first attempt committed (so a
+ * caller asks it even when the name looks absent here). */
+bool store_tags_removes(const struct store *st);
 
 /* The backend's health: for a backend that is not shared, serving and writable. */
 void store_health(struct store *st, struct store_health *h);

@@ -128,7 +128,8 @@ ctl_parse_storage(const char *s, secretd_storage *storagep)
 	if (strcasecmp(s, "memory") == 0 || strcasecmp(s, "temporary") == 0 ||
 	    strcasecmp(s, "temp") == 0)
 		*storagep = SECRETD_STORAGE_MEMORY;
-	else if (strcasecmp(s, "sqlcipher") == 0 || strcasecmp(s, "persistent") == 0)
+	else if (strcasecmp(s, "sqlcipher") == 0 || strcasecmp(s, "persistent") == 0 ||
+	         strcasecmp(s, "etcd") == 0) /* a cluster node's persistent storage */
 		*storagep = SECRETD_STORAGE_SQLCIPHER;
 	else if (strcasecmp(s, "any") == 0)
 		*storagep = SECRETD_STORAGE_ANY;

@@ -180,40 +180,77 @@ ctl_out_error(const struct ctl *ctl, const secretd_error *err)
 	return CTL_EXIT_STATUS;
 }
 
-/* {"status":"OK","name":...,"storage":...}: the shape of create and drop. */
+/* The storage's name as the server gave it ("etcd" from a cluster node), else the enum's. */
+static const char *
+storage_text(const char *name, secretd_storage storage)
+{
+	return name != NULL && name[0] != '\0' ? name : secretd_storage_str(storage);
+}
+
+/* Whether an object comes from a cluster node: it names a node (a temporary secret) or is
+ * in etcd. Only then do listings show a node column, so one machine's output keeps the
+ * shapes of SPEC section 4. */
+static bool
+from_cluster(const char *storage, const char *node)
+{
+	return (node != NULL && node[0] != '\0') || (storage != NULL && strcmp(storage, "etcd") == 0);
+}
+
+/* "node": the node holding a temporary secret, null for one in etcd (every node has it);
+ * nothing on one machine. */
+static bool
+jset_node(json_t *obj, const char *storage, const char *node)
+{
+	if (node != NULL && node[0] != '\0')
+		return jset_str(obj, "node", node);
+	if (from_cluster(storage, node))
+		return json_object_set_new(obj, "node", json_null()) == 0;
+	return true;
+}
+
+/* {"status":"OK","name":...,"storage":...}: the shape of create and drop (and "node" from
+ * a cluster node). */
 static int
-json_name_storage(const char *name, secretd_storage storage)
+json_name_storage(const char *name, const char *storage, const char *node)
 {
 	json_t *obj = json_ok();
 	bool ok = obj != NULL;
 
 	ok = ok && jset_str(obj, "name", name);
-	ok = ok && jset_str(obj, "storage", secretd_storage_str(storage));
+	ok = ok && jset_str(obj, "storage", storage);
+	ok = ok && jset_node(obj, storage, node);
 	return json_finish(obj, ok);
 }
 
 int
 ctl_out_created(const struct ctl *ctl, const secretd_create_result *res)
 {
+	const char *storage = storage_text(res->storage_name, res->storage);
+
 	if (ctl->json)
-		return json_name_storage(res->name, res->storage);
+		return json_name_storage(res->name, storage, res->node);
 	if (res->created)
-		(void)printf(
-		    "created secret %s in %s\n", res->name, secretd_storage_str(res->storage));
+		(void)printf("created secret %s in %s%s%s\n", res->name, storage,
+		    res->node[0] != '\0' ? " on node " : "", res->node);
 	else
-		(void)printf("secret %s already exists in %s; left unchanged\n", res->name,
-		    secretd_storage_str(res->storage));
+		(void)printf("secret %s already exists in %s%s%s; left unchanged\n", res->name,
+		    storage, res->node[0] != '\0' ? " on node " : "", res->node);
 	return CTL_EXIT_OK;
 }
 
 int
 ctl_out_dropped(const struct ctl *ctl, const secretd_drop_result *res)
 {
-	if (ctl->json)
-		return json_name_storage(res->name, res->storage);
+	const char *storage = storage_text(res->storage_name, res->storage);
+
+	if (ctl->json) {
+		if (!res->dropped) /* DROP ... IF EXISTS of a name held nowhere */
+			storage = secretd_storage_str(res->storage);
+		return json_name_storage(res->name, storage, res->node);
+	}
 	if (res->dropped)
-		(void)printf(
-		    "dropped secret %s from %s\n", res->name, secretd_storage_str(res->storage));
+		(void)printf("dropped secret %s from %s%s%s\n", res->name, storage,
+		    res->node[0] != '\0' ? " on node " : "", res->node);
 	else
 		(void)printf("no such secret; nothing dropped\n");
 	return CTL_EXIT_OK;
@@ -282,12 +319,16 @@ int
 ctl_out_rows(const struct ctl *ctl, const secretd_rows *rows)
 {
 	static const char *const header[] = {
-	    "name", "type", "provider", "persistent", "storage", "scope", "secret_string"};
+	    "name", "type", "provider", "persistent", "storage", "scope", "secret_string", "node"};
 	enum { NCOL = sizeof(header) / sizeof(header[0]) };
 	const char **cells = NULL;
 	char **scopes = NULL;
 	size_t i;
 	int rc = CTL_EXIT_OK;
+	bool cluster = false; /* a node column, after the columns of duckdb_secrets() */
+
+	for (i = 0; i < rows->n_rows; i++)
+		cluster = cluster || from_cluster(rows->rows[i].storage, rows->rows[i].node);
 
 	if (ctl->json) {
 		json_t *obj = json_ok();
@@ -306,6 +347,7 @@ ctl_out_rows(const struct ctl *ctl, const secretd_rows *rows)
 			ok = ok && jset_str(o, "storage", row->storage);
 			ok = ok && jset_strings(o, "scope", row->scope, row->n_scope);
 			ok = ok && jset_str(o, "secret_string", row->secret_string);
+			ok = ok && jset_node(o, row->storage, row->node);
 			if (o != NULL && json_array_append_new(arr, o) != 0)
 				ok = false;
 		}
@@ -322,7 +364,7 @@ ctl_out_rows(const struct ctl *ctl, const secretd_rows *rows)
 		goto oom;
 	for (i = 0; i < rows->n_rows; i++) {
 		const secretd_row *row = &rows->rows[i];
-		const char **cell = &cells[i * NCOL];
+		const char **cell = &cells[i * (cluster ? NCOL : NCOL - 1)];
 
 		scopes[i] = join(row->scope, row->n_scope, ",");
 		if (scopes[i] == NULL)
@@ -334,8 +376,10 @@ ctl_out_rows(const struct ctl *ctl, const secretd_rows *rows)
 		cell[4] = row->storage;
 		cell[5] = scopes[i];
 		cell[6] = row->secret_string;
+		if (cluster)
+			cell[7] = row->node != NULL && row->node[0] != '\0' ? row->node : "-";
 	}
-	print_table(header, NCOL, cells, rows->n_rows);
+	print_table(header, cluster ? NCOL : NCOL - 1, cells, rows->n_rows);
 	goto done;
 oom:
 	(void)fputs("secretctl: out of memory\n", stderr);
@@ -358,9 +402,13 @@ resolved_persistent(const secretd_resolved_row *row)
 int
 ctl_out_resolved(const struct ctl *ctl, const secretd_resolved_row *rows, size_t n)
 {
-	static const char *const header[] = {"name", "persistent", "storage"};
+	static const char *const header[] = {"name", "persistent", "storage", "node"};
 	const char **cells;
 	size_t i;
+	bool cluster = false;
+
+	for (i = 0; i < n; i++)
+		cluster = cluster || from_cluster(rows[i].storage, rows[i].node);
 
 	if (ctl->json) {
 		json_t *obj = json_ok();
@@ -375,6 +423,7 @@ ctl_out_resolved(const struct ctl *ctl, const secretd_resolved_row *rows, size_t
 			/* which_secret()'s JSON keeps DuckDB's shape: a string. */
 			ok = ok && jset_str(o, "persistent", resolved_persistent(&rows[i]));
 			ok = ok && jset_str(o, "storage", rows[i].storage);
+			ok = ok && jset_node(o, rows[i].storage, rows[i].node);
 			if (o != NULL && json_array_append_new(arr, o) != 0)
 				ok = false;
 		}
@@ -384,17 +433,22 @@ ctl_out_resolved(const struct ctl *ctl, const secretd_resolved_row *rows, size_t
 			json_decref(arr);
 		return json_finish(obj, ok);
 	}
-	cells = calloc(n * 3 + 1, sizeof(*cells));
+	cells = calloc(n * 4 + 1, sizeof(*cells));
 	if (cells == NULL) {
 		(void)fputs("secretctl: out of memory\n", stderr);
 		return CTL_EXIT_STATUS;
 	}
 	for (i = 0; i < n; i++) {
-		cells[i * 3] = rows[i].name;
-		cells[i * 3 + 1] = resolved_persistent(&rows[i]);
-		cells[i * 3 + 2] = rows[i].storage;
+		size_t ncol = cluster ? 4 : 3;
+
+		cells[i * ncol] = rows[i].name;
+		cells[i * ncol + 1] = resolved_persistent(&rows[i]);
+		cells[i * ncol + 2] = rows[i].storage;
+		if (cluster)
+			cells[i * ncol + 3] =
+			    rows[i].node != NULL && rows[i].node[0] != '\0' ? rows[i].node : "-";
 	}
-	print_table(header, 3, cells, n);
+	print_table(header, cluster ? 4 : 3, cells, n);
 	free(cells);
 	return CTL_EXIT_OK;
 }
@@ -413,15 +467,20 @@ json_secret(const secretd_secret *secret)
 	ok = ok && jset_str(obj, "type", secret->type);
 	ok = ok && jset_str(obj, "provider", secret->provider);
 	ok = ok && jset_bool(obj, "persistent", secret->storage == SECRETD_STORAGE_SQLCIPHER);
-	ok = ok && jset_str(obj, "storage", secretd_storage_str(secret->storage));
+	ok = ok && jset_str(obj, "storage", storage_text(secret->storage_name, secret->storage));
 	ok = ok && jset_strings(obj, "scope", secret->scope, secret->n_scope);
 	for (i = 0; ok && i < secret->n_fields; i++) {
 		const secretd_field *f = &secret->fields[i];
 
 		ok = jset_strn(fields, f->key, f->value, f->value_len);
 	}
-	if (ok && json_object_set_new(obj, "fields", fields) == 0)
+	if (ok && json_object_set_new(obj, "fields", fields) == 0 &&
+	    jset_node(obj, storage_text(secret->storage_name, secret->storage), secret->node))
 		return obj;
+	if (ok) {
+		json_decref(obj);
+		return NULL;
+	}
 	if (!ok)
 		json_decref(fields);
 	json_decref(obj);
@@ -463,7 +522,10 @@ ctl_out_secret(const struct ctl *ctl, const secretd_secret *secret)
 	(void)printf("%-*s  %s\n", (int)width, "provider", secret->provider);
 	(void)printf("%-*s  %s\n", (int)width, "persistent",
 	    secret->storage == SECRETD_STORAGE_SQLCIPHER ? "true" : "false");
-	(void)printf("%-*s  %s\n", (int)width, "storage", secretd_storage_str(secret->storage));
+	(void)printf("%-*s  %s\n", (int)width, "storage",
+	    storage_text(secret->storage_name, secret->storage));
+	if (secret->node != NULL && secret->node[0] != '\0')
+		(void)printf("%-*s  %s\n", (int)width, "node", secret->node);
 	(void)printf("%-*s  %s\n", (int)width, "scope", scope);
 	for (i = 0; i < secret->n_fields; i++) {
 		const secretd_field *f = &secret->fields[i];

@@ -246,6 +246,11 @@ typedef struct secretd_secret {
 	/* Served from the cache past its staleness bound because the server could not be
 	 * reached (secretd_options.cache_max_stale_ms); false otherwise. */
 	bool stale;
+	/* The storage by name: "memory", "sqlcipher", or "etcd" from a cluster node. */
+	const char *storage_name;
+	/* Cluster mode: the node whose memory holds this temporary secret (it exists on no
+	 * other node); "" for a persistent secret and on one machine. Never NULL. */
+	const char *node;
 } secretd_secret;
 
 /* Wipe and free a secret. NULL-safe. */
@@ -271,8 +276,10 @@ typedef struct secretd_create_args {
 /* What create did. */
 typedef struct secretd_create_result {
 	char name[SECRETD_NAME_MAX + 1]; /* the stored name, never cut */
-	secretd_storage storage;         /* MEMORY or SQLCIPHER */
-	bool created;                    /* false when SECRETD_CONFLICT_IGNORE found it existing */
+	secretd_storage storage;         /* MEMORY or SQLCIPHER (persistent, also on etcd) */
+	bool created;          /* false when SECRETD_CONFLICT_IGNORE found it existing */
+	char storage_name[16]; /* "memory", "sqlcipher" or "etcd" */
+	char node[64];         /* as secretd_secret.node */
 } secretd_create_result;
 
 /*
@@ -306,7 +313,9 @@ secretd_status secretd_create(secretd_client *client, const secretd_create_args 
 typedef struct secretd_drop_result {
 	char name[SECRETD_NAME_MAX + 1]; /* the name as stored (lowercased), never cut */
 	secretd_storage storage;         /* where it was */
-	bool dropped;                    /* false when if_exists found nothing */
+	bool dropped;          /* false when if_exists found nothing */
+	char storage_name[16]; /* "memory", "sqlcipher" or "etcd"; "" when nothing was */
+	char node[64];         /* as secretd_secret.node */
 } secretd_drop_result;
 
 /*
@@ -332,13 +341,14 @@ typedef struct secretd_row {
 	const char *name;
 	const char *type;
 	const char *provider;
-	bool persistent;     /* true for storage "sqlcipher" */
-	const char *storage; /* "memory" / "sqlcipher" */
+	bool persistent;     /* true for storage "sqlcipher" or "etcd" */
+	const char *storage; /* "memory" / "sqlcipher", or "etcd" from a cluster node */
 	const char *const *scope;
 	size_t n_scope;
 	/* name=..;type=..;provider=config;serializable=true;scope=..;k1=v1;... with values
 	 * "redacted" unless the listing was unredacted */
 	const char *secret_string;
+	const char *node; /* as secretd_secret.node */
 } secretd_row;
 
 /* A set of listing rows. One allocation, wiped when freed. */
@@ -422,8 +432,9 @@ typedef enum secretd_result_kind {
  * secretd_row.) */
 typedef struct secretd_resolved_row {
 	const char *name;
-	bool persistent;     /* true for storage "sqlcipher" */
-	const char *storage; /* "memory" / "sqlcipher" */
+	bool persistent;     /* true for storage "sqlcipher" or "etcd" */
+	const char *storage; /* "memory" / "sqlcipher", or "etcd" from a cluster node */
+	const char *node;    /* as secretd_secret.node */
 } secretd_resolved_row;
 
 /* What a statement produced: kind says which member is set; the others are zero. */

@@ -26,7 +26,14 @@
  *                 UNAVAILABLE/STALE after the bounded wait; one it has: answered at once,
  *                 with Reply.store_rev
  *   at-rest       no secret value in any byte of any etcd data directory
+ *   listing       persistent secrets are listed (and got, resolved, rendered as text JSON)
+ *                 with storage etcd and node null, a temporary with the node that holds it
+ *                 (--node-name); another node does not list it; IN/FROM etcd statements
+ *   drop-resend   a Drop resent with the same request id through a second node after its
+ *                 first attempt committed answers OK (dropped), not NOT_FOUND; another id
+ *                 answers NOT_FOUND
  *
+ * SECRETD_CLUSTER_STEPS (comma-separated step names) runs only those, while developing.
  * Values are made of a marker and a counter; they are compared, never printed.
  * Skipped (exit 77) when etcd is not installed.
  */
@@ -65,6 +72,7 @@ static struct server_proc node[NODES];
 static char tmp[64] = "/tmp/secretd-cluster-XXXXXX";
 static char key_file[128];
 static char prefix_flag[] = "/secretd-test/";
+static const char *const node_names[NODES] = {"node-a", "node-b", "node-c"};
 
 static uint64_t
 now_us(void)
@@ -105,6 +113,11 @@ node_flags(struct server_proc *sp, const char *key)
 	sp->extra[n++] = key;
 	sp->extra[n++] = "--workers";
 	sp->extra[n++] = "16";
+	for (int i = 0; i < NODES; i++)
+		if (sp == &node[i]) {
+			sp->extra[n++] = "--node-name";
+			sp->extra[n++] = node_names[i];
+		}
 	sp->extra[n] = NULL;
 }
 
@@ -1047,6 +1060,278 @@ test_at_rest(void)
 	}
 }
 
+/* --- listings in cluster mode --------------------------------------------------------- */
+
+/* The row named name in rows, or NULL. */
+static const secretd_row *
+row_named(const secretd_rows *rows, const char *name)
+{
+	for (size_t i = 0; rows != NULL && i < rows->n_rows; i++)
+		if (strcmp(rows->rows[i].name, name) == 0)
+			return &rows->rows[i];
+	return NULL;
+}
+
+/* One text frame to url; the JSON reply (caller frees) or NULL. */
+static char *
+text_request(const char *url, const char *statement)
+{
+	return harness_sp_request(url, statement, strlen(statement), TIMEOUT_MS, NULL);
+}
+
+static void
+test_listing(void)
+{
+	secretd_client *a = open_client(node[0].url);
+	secretd_client *b = open_client(node[1].url);
+	secretd_field f = {.key = "api_key", .value = VALUE_MARK "-list", .value_len = 0};
+	secretd_create_args args = {.name = "lst_tmp", .type = "openai", .fields = &f,
+	    .n_fields = 1, .on_conflict = SECRETD_CONFLICT_REPLACE};
+	secretd_create_result cr;
+	secretd_rows *rows = NULL;
+	secretd_secret *sec = NULL;
+	secretd_result *res = NULL;
+	const secretd_row *r;
+	secretd_error err;
+	char *json;
+	char value[64];
+
+	f.value_len = strlen(f.value);
+	value_of(value, sizeof(value), "list", 1);
+	CHECK_STATUS(secretd_create(a, &args, TIMEOUT_MS, &cr, &err), SECRETD_OK);
+	CHECK_STR(cr.storage_name, "memory");
+	CHECK_STR(cr.node, "node-a");
+	CHECK_STATUS(create(a, "lst_pers", value, SECRETD_CONFLICT_REPLACE, &err), SECRETD_OK);
+
+	/* List through the node that holds the temporary: etcd/null and memory/node-a. */
+	CHECK_STATUS(secretd_list(a, NULL, TIMEOUT_MS, &rows, &err), SECRETD_OK);
+	r = row_named(rows, "lst_pers");
+	CHECK(r != NULL && strcmp(r->storage, "etcd") == 0 && r->persistent && r->node[0] == 0);
+	r = row_named(rows, "lst_tmp");
+	CHECK(r != NULL && strcmp(r->storage, "memory") == 0 && !r->persistent &&
+	      strcmp(r->node, "node-a") == 0);
+	secretd_rows_free(rows);
+	rows = NULL;
+	/* Another node has the persistent one and not the temporary. */
+	CHECK(wait_count(b, "lst_pers", 1));
+	CHECK_STATUS(secretd_list(b, NULL, TIMEOUT_MS, &rows, &err), SECRETD_OK);
+	CHECK(row_named(rows, "lst_tmp") == NULL);
+	r = row_named(rows, "lst_pers");
+	CHECK(r != NULL && strcmp(r->storage, "etcd") == 0);
+	secretd_rows_free(rows);
+
+	/* Get and resolve name the storage (and the node of a temporary). */
+	CHECK_STATUS(secretd_get(a, "lst_tmp", SECRETD_STORAGE_ANY, TIMEOUT_MS, &sec, &err),
+	    SECRETD_OK);
+	CHECK(sec != NULL && strcmp(sec->storage_name, "memory") == 0 &&
+	      strcmp(sec->node, "node-a") == 0);
+	secretd_secret_free(sec);
+	sec = NULL;
+	CHECK_STATUS(secretd_get(b, "lst_pers", SECRETD_STORAGE_ANY, TIMEOUT_MS, &sec, &err),
+	    SECRETD_OK);
+	CHECK(sec != NULL && strcmp(sec->storage_name, "etcd") == 0 && sec->node[0] == 0 &&
+	      sec->storage == SECRETD_STORAGE_SQLCIPHER);
+	secretd_secret_free(sec);
+	CHECK_STATUS(secretd_execute(a, "FROM which_secret('openai://x', 'openai')", TIMEOUT_MS,
+	                 &res, &err),
+	    SECRETD_OK);
+	CHECK(res != NULL && res->kind == SECRETD_RESULT_RESOLVED && res->n_resolved == 1);
+	if (res != NULL && res->n_resolved == 1) {
+		/* Temporary beats persistent on a tie: the one of node-a. */
+		CHECK_STR(res->resolved[0].name, "lst_tmp");
+		CHECK_STR(res->resolved[0].storage, "memory");
+		CHECK_STR(res->resolved[0].node, "node-a");
+	}
+	secretd_result_free(res);
+
+	/* Text frames: the node key (cluster mode only), storage etcd. */
+	json = text_request(node[0].url, "FROM duckdb_secrets()");
+	CHECK(json != NULL && strstr(json, "\"name\":\"lst_pers\",\"type\":\"openai\","
+	                                   "\"provider\":\"config\",\"persistent\":true,"
+	                                   "\"storage\":\"etcd\"") != NULL);
+	CHECK(json != NULL && strstr(json, "\"secret_string\":\"name=lst_pers;type=openai;"
+	                                   "provider=config;serializable=true;scope=openai://;"
+	                                   "api_key=redacted\",\"node\":null}") != NULL);
+	CHECK(json != NULL && strstr(json, "api_key=redacted\",\"node\":\"node-a\"}") != NULL);
+	free(json);
+	json = text_request(node[0].url, "GET SECRET lst_pers");
+	CHECK(json != NULL && strstr(json, "\"storage\":\"etcd\"") != NULL &&
+	      strstr(json, "\"node\":null") != NULL);
+	free(json);
+	json = text_request(node[0].url, "FROM which_secret('openai://x', 'openai')");
+	CHECK(json != NULL &&
+	      strstr(json, "{\"name\":\"lst_tmp\",\"persistent\":\"TEMPORARY\","
+	                   "\"storage\":\"memory\",\"node\":\"node-a\"}") != NULL);
+	free(json);
+
+	/* secretctl's table has a node column here, its JSON a node key. */
+	{
+		const char *ctl = getenv("SECRETCTL_BIN");
+		const char *argv[] = {ctl, "--addr", node[0].url, "list", NULL, NULL};
+		/* Every secret the earlier steps left is listed too (a few hundred kB). */
+		enum { OUT = 4 << 20 };
+		char *out = malloc(OUT);
+		char errbuf[1024];
+		const char *line;
+
+		CHECK(ctl != NULL && out != NULL);
+		if (ctl != NULL && out != NULL) {
+			CHECK_STATUS(run_capture(argv, NULL, out, OUT, errbuf, sizeof(errbuf)), 0);
+			/* The header: the columns of duckdb_secrets(), then node. */
+			CHECK(strncmp(out, "name ", 5) == 0 && strchr(out, '\n') != NULL &&
+			      strstr(out, "  node\n") == strchr(out, '\n') - 6 &&
+			      strstr(out, "  secret_string  ") < strchr(out, '\n'));
+			line = strstr(out, "\nlst_tmp ");
+			CHECK(line != NULL && strstr(line, "memory") != NULL &&
+			      strstr(line, "memory") < strchr(line + 1, '\n') &&
+			      strstr(line, " node-a\n") == strchr(line + 1, '\n') - 7);
+			line = strstr(out, "\nlst_pers ");
+			CHECK(line != NULL && strstr(line, " etcd ") < strchr(line + 1, '\n') &&
+			      strstr(line, " -\n") == strchr(line + 1, '\n') - 2);
+			argv[4] = "--json";
+			CHECK_STATUS(run_capture(argv, NULL, out, OUT, errbuf, sizeof(errbuf)), 0);
+			CHECK(strstr(out, "\"node\": \"node-a\"") != NULL ||
+			      strstr(out, "\"node\":\"node-a\"") != NULL);
+			CHECK(strstr(out, "\"node\": null") != NULL || strstr(out, "\"node\":null") != NULL);
+			CHECK(strstr(out, "\"storage\": \"etcd\"") != NULL ||
+			      strstr(out, "\"storage\":\"etcd\"") != NULL);
+			/* Nothing was cut: the listing ends with its last line. */
+			CHECK(strlen(out) < OUT - 1);
+			/* --storage etcd names the persistent storage. */
+			{
+				const char *get[] = {ctl, "--addr", node[1].url, "get", "lst_pers",
+				    "--storage", "etcd", NULL};
+
+				CHECK_STATUS(
+				    run_capture(get, NULL, out, OUT, errbuf, sizeof(errbuf)), 0);
+				CHECK(strstr(out, "\nstorage     etcd\n") != NULL);
+			}
+		}
+		free(out);
+	}
+
+	/* IN etcd / FROM etcd: the persistent storage of a cluster node. */
+	json = text_request(node[1].url,
+	    "CREATE PERSISTENT SECRET lst_sql IN etcd (TYPE openai, API_KEY '" VALUE_MARK "x')");
+	CHECK(json != NULL && strstr(json, "{\"status\":\"OK\",\"name\":\"lst_sql\","
+	                                   "\"storage\":\"etcd\",\"node\":null}") != NULL);
+	free(json);
+	json = text_request(node[1].url,
+	    "CREATE SECRET lst_sql2 IN etcd (TYPE openai, API_KEY '" VALUE_MARK "x')");
+	CHECK(json != NULL && strstr(json, "\"storage\":\"etcd\"") != NULL);
+	free(json);
+	json = text_request(node[1].url,
+	    "CREATE TEMPORARY SECRET lst_sql3 IN etcd (TYPE openai, API_KEY '" VALUE_MARK "x')");
+	CHECK(json != NULL && strstr(json, "\"reason\":\"INVALID_STORAGE\"") != NULL &&
+	      strstr(json, "cannot be stored in etcd") != NULL);
+	free(json);
+	json = text_request(node[1].url, "GET SECRET lst_sql FROM etcd");
+	CHECK(json != NULL && strstr(json, "\"status\":\"OK\"") != NULL);
+	free(json);
+	json = text_request(node[1].url, "DROP SECRET lst_sql FROM etcd");
+	CHECK(json != NULL && strstr(json, "{\"status\":\"OK\",\"name\":\"lst_sql\","
+	                                   "\"storage\":\"etcd\",\"node\":null}") != NULL);
+	free(json);
+	/* sqlcipher still names the persistent storage (statements written for one machine). */
+	json = text_request(node[1].url, "DROP PERSISTENT SECRET lst_sql2 FROM sqlcipher");
+	CHECK(json != NULL && strstr(json, "\"storage\":\"etcd\"") != NULL);
+	free(json);
+	json = text_request(node[0].url, "DROP TEMPORARY SECRET lst_tmp");
+	CHECK(json != NULL && strstr(json, "{\"status\":\"OK\",\"name\":\"lst_tmp\","
+	                                   "\"storage\":\"memory\",\"node\":\"node-a\"}") !=
+	                          NULL);
+	free(json);
+	CHECK_STATUS(
+	    secretd_drop(a, "lst_pers", SECRETD_STORAGE_ANY, false, TIMEOUT_MS, NULL, &err),
+	    SECRETD_OK);
+	secretd_client_close(a);
+	secretd_client_close(b);
+}
+
+/* --- a resent drop --------------------------------------------------------------------- */
+
+/* A Drop of name with request id id sent as raw bytes to url; the reply's status, and
+ * whether its body says dropped from etcd. */
+static bool
+raw_drop(const char *url, const char *name, uint64_t id, uint32_t *statusp, bool *droppedp)
+{
+	Secretd__V1__SecretDrop d = SECRETD__V1__SECRET_DROP__INIT;
+	Secretd__V1__Request req = SECRETD__V1__REQUEST__INIT;
+	Secretd__V1__Reply *rep = NULL;
+	Secretd__V1__SecretDropReply *dr = NULL;
+	uint8_t body[256];
+	uint8_t frame[512];
+	size_t n;
+	size_t len = 0;
+	char *ans;
+
+	d.name = (char *)name;
+	req.method = (char *)"Drop";
+	req.body.data = body;
+	req.body.len = secretd__v1__secret_drop__pack(&d, body);
+	req.request_id = id;
+	memcpy(frame, "\0SD\1", 4);
+	n = 4 + secretd__v1__request__pack(&req, frame + 4);
+	*droppedp = false;
+	ans = harness_sp_request(url, frame, n, TIMEOUT_MS, &len);
+	if (ans == NULL || len < 4 ||
+	    (rep = secretd__v1__reply__unpack(NULL, len - 4, (const uint8_t *)ans + 4)) == NULL) {
+		free(ans);
+		return false;
+	}
+	*statusp = rep->status;
+	if (rep->status == 0 &&
+	    (dr = secretd__v1__secret_drop_reply__unpack(NULL, rep->body.len, rep->body.data)) !=
+	        NULL) {
+		*droppedp = dr->dropped && strcmp(dr->storage_name, "etcd") == 0 &&
+		            strcmp(dr->name, name) == 0;
+		secretd__v1__secret_drop_reply__free_unpacked(dr, NULL);
+	}
+	secretd__v1__reply__free_unpacked(rep, NULL);
+	free(ans);
+	return true;
+}
+
+static void
+test_drop_resend(void)
+{
+	secretd_client *a = open_client(node[0].url);
+	secretd_client *b = open_client(node[1].url);
+	char value[64];
+	secretd_error err;
+	uint32_t status = 99;
+	bool dropped = false;
+	int resent_ok = 0;
+
+	value_of(value, sizeof(value), "resend", 1);
+	for (int i = 0; i < 20; i++) {
+		char name[32];
+		uint64_t id = 0x5eed000000000000ull + (uint64_t)i;
+
+		(void)snprintf(name, sizeof(name), "rs-%d", i);
+		CHECK_STATUS(create(a, name, value, SECRETD_CONFLICT_ERROR, &err), SECRETD_OK);
+		CHECK(wait_count(b, name, 1));
+		/* The first attempt commits through node a (its answer "lost"). */
+		CHECK(raw_drop(node[0].url, name, id, &status, &dropped));
+		CHECK_STATUS(status, 0);
+		CHECK(dropped);
+		/* Even rounds: the resend reaches b once b's mirror no longer has the name;
+		 * odd rounds: at once (b may still have it: the txn's compare fails). */
+		if (i % 2 == 0)
+			CHECK(wait_count(b, name, 0));
+		CHECK(raw_drop(node[1].url, name, id, &status, &dropped));
+		CHECK_STATUS(status, 0); /* OK, as the first reply said */
+		CHECK(dropped);
+		resent_ok += status == 0 && dropped;
+		/* Another request for the same name: it is gone. */
+		CHECK(raw_drop(node[1].url, name, id + 1000, &status, &dropped));
+		CHECK_STATUS(status, 5); /* NOT_FOUND */
+	}
+	printf("resent drops through a second node answered OK: %d/20\n", resent_ok);
+	secretd_client_close(a);
+	secretd_client_close(b);
+}
+
 int
 main(void)
 {
@@ -1064,6 +1349,8 @@ main(void)
 	    {"wrong-key", test_wrong_key},
 	    {"migrate", test_migrate},
 	    {"stale", test_stale},
+	    {"listing", test_listing},
+	    {"drop-resend", test_drop_resend},
 	    {"rekey", test_rekey},
 	    {"at-rest", test_at_rest},
 	};
@@ -1092,6 +1379,10 @@ main(void)
 	for (size_t s = 0; up && s < sizeof(steps) / sizeof(steps[0]); s++) {
 		int before = check_failures_;
 		uint64_t t0 = now_us();
+		const char *only = getenv("SECRETD_CLUSTER_STEPS"); /* e.g. "listing,drop-resend" */
+
+		if (only != NULL && strstr(only, steps[s].name) == NULL)
+			continue;
 
 		steps[s].fn();
 		printf("%s %s (%.1f s)\n", check_failures_ == before ? "ok  " : "FAIL",

@@ -46,6 +46,13 @@ r=$(nng_text "CREATE SECRET (TYPE OPENAI, BASE_URL 'u')")
 check_json "missing field" "$r" '.status == "INVALID_ARGUMENT" and .message == "Missing required field: '"'"'api_key'"'"'"'
 r=$(nng_text "DROP SECRET nosuch")
 check_json "drop missing" "$r" '. == {"status":"NOT_FOUND","reason":"NOT_FOUND","message":"Failed to remove non-existent secret with name '"'"'nosuch'"'"'"}'
+# etcd is the persistent storage of a cluster node only: named here, a clear error.
+r=$(nng_text "CREATE PERSISTENT SECRET s IN etcd (TYPE OPENAI, API_KEY 'x')")
+check_json "IN etcd on one machine" "$r" '.status == "INVALID_ARGUMENT" and .reason == "INVALID_STORAGE" and (.message | test("unknown storage \"etcd\" \\(offset 30\\): this server keeps persistent secrets in sqlcipher; etcd is the storage of a cluster node"))'
+r=$(nng_text "DROP SECRET s FROM ETCD")
+check_json "FROM etcd on one machine" "$r" '.status == "INVALID_ARGUMENT" and .reason == "INVALID_STORAGE"'
+r=$(nng_text "GET SECRET s FROM etcd")
+check_json "GET FROM etcd on one machine" "$r" '.status == "INVALID_ARGUMENT" and .reason == "INVALID_STORAGE"'
 r=$(printf 'FROM duckdb_secrets()\xff' | "$NNGCAT" --req --dial "$T_URL" --file - --raw --recv-timeout 5)
 check_json "invalid UTF-8" "$r" '.status == "INVALID_ARGUMENT" and .reason == "BAD_TEXT"'
 r=$(head -c 70000 /dev/zero | tr '\0' 'x' | "$NNGCAT" --req --dial "$T_URL" --file - --raw --recv-timeout 5)
