@@ -81,16 +81,8 @@ out:
 	return st;
 }
 
-/* The test hook of keys_rotate. */
-static void
-maybe_crash(const char *crash_after, const char *step)
-{
-	if (crash_after != NULL && strcmp(crash_after, step) == 0)
-		_exit(70);
-}
-
 store_status
-keys_rotate(struct store *st, const char *key_path, uint8_t *key, const char *crash_after)
+keys_rotate(struct store *st, const char *key_path, uint8_t *key, keys_step_fn after_step)
 {
 	uint8_t next[STORE_KEY_LEN];
 	char pending[4200];
@@ -104,7 +96,8 @@ keys_rotate(struct store *st, const char *key_path, uint8_t *key, const char *cr
 	rc = store_keyfile_write(pending, next);
 	if (rc != STORE_OK)
 		goto out;
-	maybe_crash(crash_after, "new-key");
+	if (after_step != NULL)
+		after_step("new-key");
 	/* 2. the database under the new key, in one transaction */
 	rc = store_rekey(st, next, sizeof(next));
 	if (rc != STORE_OK) {
@@ -115,7 +108,8 @@ keys_rotate(struct store *st, const char *key_path, uint8_t *key, const char *cr
 			(void)unlink(pending);
 		goto out;
 	}
-	maybe_crash(crash_after, "rekey");
+	if (after_step != NULL)
+		after_step("rekey");
 	/* 3. the new key file in place of the old; a crash before this is finished at the
 	 * next start by keys_open_store */
 	if (store_keyfile_rename(pending, key_path) != STORE_OK) {

@@ -389,7 +389,6 @@ main(int argc, char **argv)
 		free(cli.listen_env);
 		return 2;
 	}
-	cli.cfg.test_rekey_crash = getenv("SECRETD_TEST_REKEY_CRASH");
 	if (cli.cfg.passphrase_file != NULL && cli.cfg.key_file != NULL) {
 		(void)fprintf(stderr, "secretd: --passphrase-file and --key-file exclude each "
 		                      "other\nTry 'secretd --help'.\n");
