@@ -51,14 +51,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-uint64_t
-store_etcd_now_ms(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+#include "clock.h"
 
 /* P + suffix + name as a base64 JSON string. */
 json_t *
@@ -191,7 +184,7 @@ set_revision(struct store_etcd *e, uint64_t rev)
 	(void)pthread_mutex_lock(&e->mu);
 	if (rev > e->revision)
 		e->revision = rev;
-	e->last_applied = store_etcd_now_ms();
+	e->last_applied = sd_now_ms();
 	(void)pthread_cond_broadcast(&e->cv);
 	(void)pthread_mutex_unlock(&e->mu);
 }
@@ -565,7 +558,7 @@ probe_main(void *arg)
 		store_status rc = req != NULL ? etcd_http_call(e->http, "/v3/kv/range", req,
 		                                    PROBE_TIMEOUT_MS, &ans, &res)
 		                              : STORE_NO_MEMORY;
-		uint64_t now = store_etcd_now_ms();
+		uint64_t now = sd_now_ms();
 		bool restart = false;
 
 		json_decref(req);
@@ -811,13 +804,13 @@ bool
 store_etcd_wait_revision(void *impl, uint64_t rev, int timeout_ms)
 {
 	struct store_etcd *e = impl;
-	uint64_t start = store_etcd_now_ms();
+	uint64_t start = sd_now_ms();
 	bool asked = false;
 	bool ok;
 
 	(void)pthread_mutex_lock(&e->mu);
 	while (e->revision < rev && !atomic_load(&e->stop)) {
-		uint64_t now = store_etcd_now_ms();
+		uint64_t now = sd_now_ms();
 		uint64_t until;
 		struct timespec ts;
 
@@ -853,7 +846,7 @@ etcd_health(void *impl, struct store_health *h)
 	h->writable = e->writable;
 	h->revision = e->revision;
 	h->latest = e->latest > e->revision ? e->latest : e->revision;
-	h->lag_ms = e->behind_since != 0 ? store_etcd_now_ms() - e->behind_since : 0;
+	h->lag_ms = e->behind_since != 0 ? sd_now_ms() - e->behind_since : 0;
 	(void)snprintf(h->detail, sizeof(h->detail), "%s", e->detail);
 	if (e->foreign > 0 && h->detail[0] == '\0')
 		(void)snprintf(h->detail, sizeof(h->detail),

@@ -61,8 +61,6 @@ struct store_etcd {
 	bool probe_started;
 };
 
-/* Monotonic milliseconds. */
-uint64_t store_etcd_now_ms(void);
 
 /* P + suffix + name (name may be NULL) as a base64 JSON string (NULL: out of memory). */
 json_t *store_etcd_key_json(const struct store_etcd *e, const char *suffix, const char *name);
