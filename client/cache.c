@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "path.h"
 #include "siphash.h"
 
 uint64_t
@@ -224,7 +225,7 @@ client_cache_open(
     secretd_client *client, const secretd_options *o, struct client_cache **cp, secretd_error *err)
 {
 	struct client_cache *c = NULL;
-	char url[4200];
+	char url[SD_PATH_SUFFIX_BUF];
 	secretd_status st;
 
 	*cp = NULL;

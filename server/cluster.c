@@ -80,7 +80,7 @@ cluster_open(struct server *srv, struct store_config *db)
 {
 	const struct server_config *cfg = srv->cfg;
 	char password[STORE_PASSPHRASE_MAX + 1];
-	char pending[4200];
+	char pending[SD_PATH_SUFFIX_BUF];
 	uint8_t next[STORE_KEY_LEN];
 	bool have_pending = false;
 	bool created = false;

@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "path.h"
+
 /* "<key_path>.new" into buf; false when it does not fit. */
 static bool
 new_path(const char *key_path, char *buf, size_t len)
@@ -25,7 +27,7 @@ keys_open_store(const char *key_path, struct store_config *cfg, uint8_t *key, st
     const char **notep)
 {
 	uint8_t next[STORE_KEY_LEN];
-	char pending[4200];
+	char pending[SD_PATH_SUFFIX_BUF];
 	bool created = false;
 	store_status st;
 
@@ -85,7 +87,7 @@ store_status
 keys_rotate(struct store *st, const char *key_path, uint8_t *key, keys_step_fn after_step)
 {
 	uint8_t next[STORE_KEY_LEN];
-	char pending[4200];
+	char pending[SD_PATH_SUFFIX_BUF];
 	store_status rc;
 
 	if (!new_path(key_path, pending, sizeof(pending)))

@@ -131,7 +131,7 @@ static bool
 listen_notify(struct server *srv)
 {
 	const struct server_config *cfg = srv->cfg;
-	char url[4300];
+	char url[SD_PATH_SUFFIX_BUF + sizeof(".notify.sock")];
 
 	if (cfg->notify_listen != NULL)
 		return strcmp(cfg->notify_listen, "none") == 0 ||

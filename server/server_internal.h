@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "channel.h"
+#include "path.h"
 #include "server.h"
 #include "store.h"
 
@@ -49,10 +50,10 @@ struct server {
 	size_t n_workers;
 	struct channels channels; /* reply channels: see channel.h */
 	uid_t uid;
-	char data_dir[4096];
-	char key_file[4096];
-	char db_path[4096];
-	char default_url[4200];
+	char data_dir[SD_PATH_BUF];
+	char key_file[SD_PATH_BUF];
+	char db_path[SD_PATH_BUF];
+	char default_url[SD_PATH_SUFFIX_BUF];
 	uint8_t key[STORE_KEY_LEN];
 	uint8_t passphrase[STORE_PASSPHRASE_MAX + 1]; /* passphrase mode; wiped at exit */
 	size_t passphrase_len;

@@ -48,7 +48,9 @@
 /* Bytes of the key string x'<64 hex>' handed to sqlite3_key and sqlite3_rekey. */
 #define KEY_STRING_LEN (3 + 2 * STORE_KEY_LEN)
 #define CIPHER_PAGE_SIZE_PRAGMA "PRAGMA cipher_page_size = 4096"
-#define KDF_ITER_PRAGMA "PRAGMA kdf_iter = 256000" /* STORE_KDF_ITER */
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+#define KDF_ITER_PRAGMA "PRAGMA kdf_iter = " STRINGIFY(STORE_KDF_ITER)
 #define BUSY_TIMEOUT_MS 5000
 #define SQLCIPHER_DEFAULT_MAX 1000000
 

@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hex.h"
+
 extern char **environ;
 
 int
@@ -180,8 +182,8 @@ proc_random_token(char *buf, size_t len)
 
 	if (len < 2 * sizeof(raw) + 1 || getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
 		return -1;
-	for (size_t i = 0; i < sizeof(raw); i++)
-		(void)snprintf(buf + 2 * i, 3, "%02x", raw[i]);
+	sd_hex_encode(raw, sizeof(raw), buf);
+	buf[2 * sizeof(raw)] = '\0';
 	return 0;
 }
 
@@ -195,8 +197,8 @@ proc_write_tokens(const char *path, const char *id, const char *token)
 	int rc = -1;
 
 	(void)SHA256((const unsigned char *)token, strlen(token), h);
-	for (size_t i = 0; i < sizeof(h); i++)
-		(void)snprintf(hex + 2 * i, 3, "%02x", h[i]);
+	sd_hex_encode(h, sizeof(h), hex);
+	hex[2 * sizeof(h)] = '\0';
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	if (fd < 0)
 		return -1;
