@@ -187,8 +187,8 @@ validate_type(struct request *rq, const char *type, const struct type_def **tdp)
 	*tdp = type_find(lower);
 	if (*tdp == NULL)
 		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, "UNKNOWN_TYPE",
-		    "Secret type '%s' not found (known: openai, ollama, azure_llm)",
-		    quotable(type));
+		    "Secret type '%s' not found (known: %s)", quotable(type),
+		    type_names(rq->arena));
 	return ST_OK;
 }
 

@@ -27,6 +27,7 @@
  * has its own rwlock. SQLITE_* codes are translated here (store_sqlcipher_status, which
  * sqlcipher_write.c uses too) and go no further.
  */
+#include "config.h" /* first: SQLITE_HAS_CODEC before sqlite3.h */
 #include "memory_internal.h"
 #include "row.h"
 #include "sqlcipher_internal.h"

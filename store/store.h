@@ -262,8 +262,7 @@ store_status store_remove(struct store *st, const char *name);
 store_status store_list(struct store *st, const char *type, store_visit_fn visit, void *arg);
 
 /*
- * Added with the implementation (named by store_secret_array_free above): copy out the
- * secrets store_list would visit, in the same order, so a caller can work on them without
+ * Copy out the secrets store_list would visit, in the same order, so a caller can work on them without
  * holding the store's read lock. STORE_OK with *itemsp (caller frees with
  * store_secret_array_free(*itemsp, *np); NULL when *np is 0), or STORE_NO_MEMORY.
  */

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "clock.h"
 #include "harness.h"
 #include "secretd.h"
 
@@ -47,15 +48,6 @@
 
 static struct server_proc srv;
 static bool mounted; /* the full-disk tmpfs, unmounted on the way out */
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void
 sleep_us(long us)
@@ -758,14 +750,14 @@ close_loop(const char *url, const char *id)
 			    secretd_status_str(st));
 			return 1;
 		}
-		t0 = now_ms();
+		t0 = sd_now_ms();
 		secretd_client_close(c);
-		if (now_ms() - t0 > CLOSE_BOUND_MS) {
+		if (sd_now_ms() - t0 > CLOSE_BOUND_MS) {
 			fprintf(stderr, "close-loop %s: round %d: close took %llu ms\n", id, i,
-			    (unsigned long long)(now_ms() - t0));
+			    (unsigned long long)(sd_now_ms() - t0));
 			return 3;
 		}
-		if (now_ms() - t0 > 1000) {
+		if (sd_now_ms() - t0 > 1000) {
 			fprintf(stderr,
 			    "close-loop %s: round %d: nng_close did not finish; "
 			    "secretd_client_close returned after its bounded wait\n",
@@ -808,13 +800,13 @@ test_close_after_timeout(void)
 		}
 		CHECK(kids[p] > 0);
 	}
-	start = now_ms();
+	start = sd_now_ms();
 	for (int p = 0; p < CLOSE_PROCS; p++) {
 		int st = -1;
 		pid_t r = 0;
 
 		while (kids[p] > 0 && (r = waitpid(kids[p], &st, WNOHANG)) == 0 &&
-		       now_ms() - start < CLOSE_DEADLINE_MS)
+		       sd_now_ms() - start < CLOSE_DEADLINE_MS)
 			sleep_us(50000);
 		if (r == 0) {
 			hung++;
@@ -836,7 +828,7 @@ test_close_after_timeout(void)
 	CHECK_STATUS(failed, 0);
 	CHECK(harness_stop(&srv) == 0);
 	fprintf(stderr, "close-after-timeout: %d clients opened, timed out and closed in %llu ms\n",
-	    CLOSE_PROCS * CLOSE_ROUNDS, (unsigned long long)(now_ms() - start));
+	    CLOSE_PROCS * CLOSE_ROUNDS, (unsigned long long)(sd_now_ms() - start));
 	return 0;
 }
 
@@ -887,12 +879,12 @@ test_no_read(void)
 		}
 	}
 	/* Everyone else is still answered, each call within a bound. */
-	start = now_ms();
-	while (now_ms() - start < GOOD_RUN_MS) {
-		uint64_t t0 = now_ms(), dt;
+	start = sd_now_ms();
+	while (sd_now_ms() - start < GOOD_RUN_MS) {
+		uint64_t t0 = sd_now_ms(), dt;
 		secretd_status st = get_is(c, "small", SECRETD_STORAGE_MEMORY, "small-value");
 
-		dt = now_ms() - t0;
+		dt = sd_now_ms() - t0;
 		CHECK_STATUS(st, SECRETD_OK);
 		worst = dt > worst ? dt : worst;
 		slow += dt > 1000;
@@ -911,10 +903,10 @@ test_no_read(void)
 	/* Healthy afterwards, and it stops cleanly. */
 	CHECK_STATUS(get_is(c, "small", SECRETD_STORAGE_MEMORY, "small-value"), SECRETD_OK);
 	secretd_client_close(c);
-	start = now_ms();
+	start = sd_now_ms();
 	CHECK_STATUS(harness_stop(&srv), 0);
 	fprintf(stderr, "no-read: stopped cleanly in %llu ms\n",
-	    (unsigned long long)(now_ms() - start));
+	    (unsigned long long)(sd_now_ms() - start));
 	return 0;
 }
 

@@ -109,8 +109,8 @@ test_siphash(void)
 	for (int i = 0; i < rounds; i++)
 		sink += evp_siphash(mac, key, msg, 24, &ok);
 	theirs = (seconds() - t0) / rounds;
-	fprintf(stderr, "siphash of 24 bytes: %.0f ns here, %.0f ns through EVP_MAC\n",
-	    ours * 1e9, theirs * 1e9);
+	fprintf(stderr, "siphash of 24 bytes: %.0f ns here, %.0f ns through EVP_MAC\n", ours * 1e9,
+	    theirs * 1e9);
 	(void)sink;
 	EVP_MAC_free(mac);
 }

@@ -1,5 +1,5 @@
 /*
- * bench.c: secretd-bench, the benchmark of the "Performance" issue (run it through
+ * bench.c: secretd-bench, the benchmark behind README "Performance" (run it through
  * tools/bench, which builds it).
  *
  * One run starts the echo server (echo.c) and a real secretd, each on its own ipc:// socket
