@@ -58,6 +58,7 @@ static const char usage_text[] =
     "  --max-name BYTES    longest secret name (default 255) (SECRETD_MAX_NAME)\n"
     "  --max-value BYTES   longest field value (default 16384) (SECRETD_MAX_VALUE)\n"
     "  --max-fields N      most fields per secret (default 16) (SECRETD_MAX_FIELDS)\n"
+    "  --max-scope N       most scope entries per secret (default 16) (SECRETD_MAX_SCOPE)\n"
     "  --max-secrets N     most secrets per storage (default 1000000) (SECRETD_MAX_SECRETS)\n"
     "  -h, --help          show this help and exit\n"
     "  --version           show the version and exit\n"
@@ -107,6 +108,7 @@ enum {
 	OPT_MAX_NAME,
 	OPT_MAX_VALUE,
 	OPT_MAX_FIELDS,
+	OPT_MAX_SCOPE,
 	OPT_MAX_SECRETS,
 	OPT_VERSION,
 	OPT_NOTIFY_LISTEN,
@@ -146,6 +148,7 @@ static const struct {
     {{"max-name", required_argument, NULL, OPT_MAX_NAME}, "SECRETD_MAX_NAME"},
     {{"max-value", required_argument, NULL, OPT_MAX_VALUE}, "SECRETD_MAX_VALUE"},
     {{"max-fields", required_argument, NULL, OPT_MAX_FIELDS}, "SECRETD_MAX_FIELDS"},
+    {{"max-scope", required_argument, NULL, OPT_MAX_SCOPE}, "SECRETD_MAX_SCOPE"},
     {{"max-secrets", required_argument, NULL, OPT_MAX_SECRETS}, "SECRETD_MAX_SECRETS"},
     {{"notify-listen", required_argument, NULL, OPT_NOTIFY_LISTEN}, "SECRETD_NOTIFY_LISTEN"},
     {{"persistent-store", required_argument, NULL, OPT_PERSISTENT_STORE},
@@ -267,6 +270,10 @@ apply(struct cli *cli, int id, const char *name, const char *val)
 		return true;
 	case OPT_MAX_FIELDS:
 		if (!parse_size(val, 1, &cfg->limits.max_fields))
+			break;
+		return true;
+	case OPT_MAX_SCOPE:
+		if (!parse_size(val, 1, &cfg->limits.max_scope))
 			break;
 		return true;
 	case OPT_MAX_SECRETS:
