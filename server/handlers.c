@@ -51,7 +51,7 @@ quotable(const char *s)
 static enum status
 no_memory(struct request *rq)
 {
-	return outcome_set(&rq->info->outcome, ST_RESOURCE_EXHAUSTED, "NO_MEMORY", "out of memory");
+	return outcome_no_memory(&rq->info->outcome);
 }
 
 static enum status

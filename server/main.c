@@ -188,7 +188,8 @@ parse_size(const char *s, size_t min, size_t *out)
 	return true;
 }
 
-/* Apply one option's value; false (with a message) when it is invalid. */
+/* Apply one option's value; false (with a message) when it is invalid. One case per
+ * option, each a few lines: its length is the option table's. */
 static bool
 apply(struct cli *cli, int id, const char *name, const char *val)
 {

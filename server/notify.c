@@ -255,8 +255,7 @@ handle_subscribe(struct request *rq, const ProtobufCMessage *in, ProtobufCMessag
 		    "this server has no notify socket");
 	key = arena_alloc(rq->arena, NOTIFY_KEY_LEN);
 	if (key == NULL)
-		return outcome_set(
-		    &rq->info->outcome, ST_RESOURCE_EXHAUSTED, "NO_MEMORY", "out of memory");
+		return outcome_no_memory(&rq->info->outcome);
 	memcpy(key, n->key, NOTIFY_KEY_LEN);
 	rep->epoch = n->epoch;
 	/* Time first: the state at rev was current at some moment at or after that time. */

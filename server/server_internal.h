@@ -1,12 +1,14 @@
 /*
  * server_internal.h: struct server, the state of one secretd process, shared by server.c
- * (paths, stores, workers, signals, rekey) and listen.c (directories, TLS, listeners). Not
- * part of server.h: only files of the server process include it.
+ * (start, signals, shutdown), setup.c (paths, opening the stores), workers.c, rekey.c,
+ * cluster.c and listen.c (directories, TLS, listeners). Not part of server.h: only files
+ * of the server process include it.
  *
- * What it does not do: declares no functions (server.h and listen.h do).
+ * What it does not do: declares no functions (server.h, setup.h, workers.h, rekey.h and
+ * listen.h do).
  *
  * Thread safety: set up by the main thread before the workers start; after that the workers
- * read it, and rekey_lock serialises key rotation (see server.c).
+ * read it, and rekey_lock serialises key rotation (see rekey.c).
  */
 #ifndef SECRETD_SERVER_SERVER_INTERNAL_H
 #define SECRETD_SERVER_SERVER_INTERNAL_H

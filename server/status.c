@@ -46,3 +46,9 @@ outcome_set(struct outcome *out, enum status st, const char *reason, const char 
 	va_end(ap);
 	return st;
 }
+
+enum status
+outcome_no_memory(struct outcome *out)
+{
+	return outcome_set(out, ST_RESOURCE_EXHAUSTED, "NO_MEMORY", "out of memory");
+}
