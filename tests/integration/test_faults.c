@@ -486,8 +486,8 @@ test_data_dir(void)
 	path_in(db, sizeof(db), srv.data_dir, "secrets.db");
 	before = file_read(db, &nb);
 	CHECK(chmod(srv.data_dir, 0755) == 0);
-	/* Not writable by others, but readable: refused with the same message as 0775
-	 * (regression data_dir_0755_message: it used to fall through to the store's). */
+	/* Not writable by others, but readable: refused with the same message as 0775, not
+	 * the store's (regression data_dir_0755_message). */
 	expect_refused("data dir 0755", "chmod 700");
 	CHECK(chmod(srv.data_dir, 0775) == 0);
 	expect_refused("data dir 0775", "chmod 700");
@@ -717,7 +717,7 @@ test_disconnect(void)
 #define CLOSE_PROCS 4
 #define CLOSE_ROUNDS 300
 #define CLOSE_DEADLINE_MS 60000
-/* secretd_client_close no longer closes the socket (client.c keeps one per URL: a late
+/* secretd_client_close does not close the socket (client.c keeps one per URL: a late
  * reply arriving as the socket closes is what hangs nng 1.5.2); it only cancels and waits
  * for the handle's calls. The bound allows for a loaded machine. */
 #define CLOSE_BOUND_MS 4000

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "hex.h"
+#include "path.h"
 
 extern char **environ;
 
@@ -248,15 +249,11 @@ proc_log_tail(const char *path, FILE *out, int lines)
 int
 proc_self_dir(char *buf, size_t len)
 {
-	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
-	char *slash;
+	char exe[SD_PATH_BUF];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 
-	if (n <= 0 || (size_t)n >= len - 1)
+	if (n <= 0 || (size_t)n >= sizeof(exe) - 1)
 		return -1;
-	buf[n] = '\0';
-	slash = strrchr(buf, '/');
-	if (slash == NULL)
-		return -1;
-	*slash = '\0';
-	return 0;
+	exe[n] = '\0';
+	return sd_path_dir(exe, buf, len) ? 0 : -1;
 }
