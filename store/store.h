@@ -329,7 +329,8 @@ void store_health(struct store *st, struct store_health *h);
 #define STORE_KEY_LEN 32
 /* Longest passphrase, and the PBKDF2 iterations SQLCipher derives a passphrase's key with
  * (v3's default is 64,000; a passphrase mode is for operators who cannot keep a key file, so
- * the derivation is made four times dearer: about 0.1 s per open here). */
+ * the derivation is made four times dearer: about 0.1 s per open here). STORE_KDF_ITER is
+ * a plain decimal literal: sqlcipher.c pastes it into its PRAGMA kdf_iter. */
 #define STORE_PASSPHRASE_MAX 1024
 #define STORE_KDF_ITER 256000
 
