@@ -19,14 +19,11 @@
  *
  * Thread safety: single-threaded.
  */
-#include <errno.h>
-#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include <secretd.h>
 
