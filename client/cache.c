@@ -19,6 +19,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "path.h"
+#include "siphash.h"
+
 uint64_t
 cache_now_us(void)
 {
@@ -29,27 +32,6 @@ cache_now_us(void)
 }
 
 static uint64_t
-rotl(uint64_t x, int b)
-{
-	return (x << b) | (x >> (64 - b));
-}
-
-static void
-sip_round(uint64_t v[4])
-{
-	v[0] += v[1];
-	v[1] = rotl(v[1], 13) ^ v[0];
-	v[0] = rotl(v[0], 32);
-	v[2] += v[3];
-	v[3] = rotl(v[3], 16) ^ v[2];
-	v[0] += v[3];
-	v[3] = rotl(v[3], 21) ^ v[0];
-	v[2] += v[1];
-	v[1] = rotl(v[1], 17) ^ v[2];
-	v[2] = rotl(v[2], 32);
-}
-
-static uint64_t
 le64(const uint8_t *p)
 {
 	uint64_t v = 0;
@@ -57,38 +39,6 @@ le64(const uint8_t *p)
 	for (int i = 7; i >= 0; i--)
 		v = (v << 8) | p[i];
 	return v;
-}
-
-/* SipHash-2-4: the same digest the server puts on the notify socket (server/notify.c). */
-static uint64_t
-siphash(const uint8_t key[NOTIFY_KEY_LEN], const void *data, size_t len)
-{
-	const uint8_t *in = data;
-	uint64_t k0 = le64(key);
-	uint64_t k1 = le64(key + 8);
-	uint64_t v[4] = {k0 ^ 0x736f6d6570736575ull, k1 ^ 0x646f72616e646f6dull,
-	    k0 ^ 0x6c7967656e657261ull, k1 ^ 0x7465646279746573ull};
-	uint64_t last = (uint64_t)len << 56;
-	size_t i;
-
-	for (i = 0; i + 8 <= len; i += 8) {
-		uint64_t m = le64(in + i);
-
-		v[3] ^= m;
-		sip_round(v);
-		sip_round(v);
-		v[0] ^= m;
-	}
-	for (size_t j = 0; i + j < len; j++)
-		last |= (uint64_t)in[i + j] << (8 * j);
-	v[3] ^= last;
-	sip_round(v);
-	sip_round(v);
-	v[0] ^= last;
-	v[2] ^= 0xff;
-	for (int r = 0; r < 4; r++)
-		sip_round(v);
-	return v[0] ^ v[1] ^ v[2] ^ v[3];
 }
 
 /* Build the key of (kind, a, b) into buf: kind, then for CACHE_GET the storage and the
@@ -118,13 +68,14 @@ make_key(enum cache_kind kind, const char *a, const char *b, char buf[KEY_MAX], 
 	return true;
 }
 
-/* The hash of a key: for a Get, the digest of the name alone (what invalidations carry). */
+/* The hash of a key: for a Get, the digest of the name alone (what invalidations carry:
+ * the same SipHash-2-4 the server puts on the notify socket). */
 static uint64_t
 key_hash(const struct client_cache *c, const char *key, size_t len)
 {
 	if (key[0] == CACHE_GET)
-		return siphash(c->name_key, key + 2, len - 2);
-	return siphash(c->name_key, key, len);
+		return sd_siphash24_key(c->name_key, key + 2, len - 2);
+	return sd_siphash24_key(c->name_key, key, len);
 }
 
 static void
@@ -274,7 +225,7 @@ client_cache_open(
     secretd_client *client, const secretd_options *o, struct client_cache **cp, secretd_error *err)
 {
 	struct client_cache *c = NULL;
-	char url[4200];
+	char url[SD_PATH_SUFFIX_BUF];
 	secretd_status st;
 
 	*cp = NULL;

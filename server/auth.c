@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "hex.h"
+
 struct token_entry {
 	enum role role;
 	char id[64];
@@ -55,21 +57,9 @@ auth_hash_token(const char *token, char *hex)
 	unsigned char h[SHA256_DIGEST_LENGTH];
 
 	(void)SHA256((const unsigned char *)token, strlen(token), h);
-	for (size_t i = 0; i < sizeof(h); i++)
-		(void)snprintf(hex + 2 * i, 3, "%02x", h[i]);
+	sd_hex_encode(h, sizeof(h), hex);
+	hex[2 * sizeof(h)] = '\0';
 	explicit_bzero(h, sizeof(h));
-}
-
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* Read and parse the file into a fresh array. */
@@ -130,16 +120,10 @@ load_file(const char *path, struct token_entry **entriesp, size_t *np, char *err
 		e = &entries[n];
 		e->role = role_parse(role);
 		(void)snprintf(e->id, sizeof(e->id), "%s", id);
-		for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
-			int hi = hex_value(hex[2 * i]);
-			int lo = hex_value(hex[2 * i + 1]);
-
-			if (hi < 0 || lo < 0) {
-				(void)snprintf(err, errlen,
-				    "tokens file %s line %u: the hash is not hex", path, lineno);
-				goto fail;
-			}
-			e->hash[i] = (unsigned char)(hi << 4 | lo);
+		if (!sd_hex_decode(hex, SHA256_DIGEST_LENGTH, e->hash)) {
+			(void)snprintf(err, errlen, "tokens file %s line %u: the hash is not hex",
+			    path, lineno);
+			goto fail;
 		}
 		n++;
 	}

@@ -12,6 +12,7 @@
 
 #include "keys.h"
 #include "server_internal.h"
+#include "setup.h"
 
 bool
 cluster_mode(const struct server_config *cfg)
@@ -102,7 +103,7 @@ cluster_open(struct server *srv, struct store_config *db)
 {
 	const struct server_config *cfg = srv->cfg;
 	char password[STORE_PASSPHRASE_MAX + 1];
-	char pending[4200];
+	char pending[SD_PATH_SUFFIX_BUF];
 	uint8_t next[STORE_KEY_LEN];
 	bool have_pending = false;
 	bool created = false;
@@ -188,7 +189,7 @@ cluster_rekey_offline(struct server *srv)
 
 	if (!cluster_open(srv, &db))
 		return 1;
-	st = keys_rotate(srv->persistent, srv->key_file, srv->key, srv->cfg->test_rekey_crash);
+	st = keys_rotate(srv->persistent, srv->key_file, srv->key, srv->cfg->rekey_step);
 	if (st != STORE_OK) {
 		log_msg(&srv->log, LOG_ERROR, "key rotation failed: %s", etcd_hint(st));
 		return 1;
@@ -198,4 +199,80 @@ cluster_rekey_offline(struct server *srv)
 	    "secret(s)); copy that file to every node before starting them",
 	    srv->key_file, store_count(srv->persistent));
 	return 0;
+}
+
+/* Copy one secret into etcd unless the name is there. */
+static bool
+migrate_one(struct server *srv, const struct store_secret *s, size_t *copiedp, size_t *keptp)
+{
+	struct store_secret *d = NULL;
+	bool created = false;
+	store_status st = store_secret_dup(s, &d);
+
+	if (st == STORE_OK)
+		st = store_put(srv->persistent, d, STORE_CONFLICT_IGNORE, &created);
+	if (st != STORE_OK) {
+		log_msg(&srv->log, LOG_ERROR, "copying '%s' into etcd failed: %s", s->name,
+		    store_status_str(st));
+		return false;
+	}
+	if (created) {
+		(*copiedp)++;
+	} else {
+		(*keptp)++;
+		log_msg(&srv->log, LOG_WARN,
+		    "'%s' is in etcd already: kept as it is there (drop it first to copy it)",
+		    s->name);
+	}
+	return true;
+}
+
+int
+server_migrate_to_etcd(const struct server_config *cfg)
+{
+	struct server *srv = setup_offline_begin(cfg);
+	struct store_config db = {.max_secrets = cfg->limits.max_secrets};
+	struct store *source = NULL;
+	struct store_secret **items = NULL;
+	size_t n = 0, copied = 0, kept = 0;
+	store_status st;
+	int rc = 1;
+
+	if (srv == NULL)
+		return 1;
+	if (cfg->etcd_endpoints == NULL) {
+		log_msg(&srv->log, LOG_ERROR, "migrate-to-etcd needs --etcd-endpoints");
+		goto done;
+	}
+	if (access(srv->db_path, F_OK) != 0) {
+		log_msg(&srv->log, LOG_ERROR, "no database at %s", srv->db_path);
+		goto done;
+	}
+	/* The source: the one-machine database, opened with its key file (never created). */
+	db.path = srv->db_path;
+	if (!setup_open_keyed(srv, &db, &source))
+		goto done;
+	st = store_list_copy(source, NULL, &items, &n);
+	if (st != STORE_OK) {
+		log_msg(&srv->log, LOG_ERROR, "reading %s: %s", srv->db_path, store_status_str(st));
+		goto done;
+	}
+	/* The target: etcd, sealed with the same key file (the cluster's from now on). */
+	db.path = NULL;
+	if (!cluster_open(srv, &db))
+		goto done;
+	for (size_t i = 0; i < n; i++)
+		if (!migrate_one(srv, items[i], &copied, &kept))
+			goto done;
+	log_msg(&srv->log, LOG_INFO,
+	    "migrated %zu persistent secret(s) from %s into etcd at %s (%zu kept as they were "
+	    "in etcd); the database is unchanged; start every node with --persistent-store etcd "
+	    "and this key file",
+	    copied, srv->db_path, cfg->etcd_endpoints, kept);
+	rc = 0;
+done:
+	store_secret_array_free(items, n);
+	store_close(source);
+	setup_offline_end(srv);
+	return rc;
 }

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 /* How far a key may sit from its home slot. */
 #define DEDUP_PROBE 16
 /* How long a duplicate waits for the first copy to finish. */
@@ -31,15 +33,6 @@ struct dedup {
 	size_t n; /* a power of two */
 	uint32_t ttl_ms;
 };
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 enum status
 dedup_open(size_t capacity, uint32_t ttl_ms, struct dedup **dp)
@@ -140,7 +133,7 @@ enum dedup_result
 dedup_begin(struct dedup *d, uint64_t id, uint64_t fp, uint8_t **replyp, size_t *lenp)
 {
 	enum dedup_result res = DEDUP_OFF;
-	uint64_t now = now_ms();
+	uint64_t now = sd_now_ms();
 	struct slot *s;
 
 	if (d == NULL || id == 0)
@@ -191,7 +184,7 @@ dedup_finish(struct dedup *d, uint64_t id, uint64_t fp, const uint8_t *reply, si
 	if (d == NULL || id == 0)
 		return;
 	(void)pthread_mutex_lock(&d->lock);
-	s = find(d, id, fp, now_ms());
+	s = find(d, id, fp, sd_now_ms());
 	if (s != NULL && s->state == SLOT_BUSY) {
 		uint8_t *copy = reply != NULL ? malloc(len > 0 ? len : 1) : NULL;
 
@@ -202,7 +195,7 @@ dedup_finish(struct dedup *d, uint64_t id, uint64_t fp, const uint8_t *reply, si
 			s->reply = copy;
 			s->len = len;
 			s->state = SLOT_DONE;
-			s->expires_ms = now_ms() + d->ttl_ms;
+			s->expires_ms = sd_now_ms() + d->ttl_ms;
 		}
 	}
 	(void)pthread_cond_broadcast(&d->done);

@@ -16,8 +16,7 @@
 static enum status
 no_memory(struct request *rq)
 {
-	return outcome_set(
-	    &rq->info->outcome, ST_RESOURCE_EXHAUSTED, REASON_NO_MEMORY, "out of memory");
+	return outcome_no_memory(&rq->info->outcome);
 }
 
 /* Run one handler on a message the SQL parser made, into a fresh output message. */

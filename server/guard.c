@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "server_internal.h"
 
@@ -135,21 +136,12 @@ listeners_pipe_added(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	(void)pthread_mutex_unlock(&ls->mu);
 }
 
-static long long
-guard_now_ms(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait for fd to be ready for events until deadline. */
 static bool
 guard_poll(int fd, short events, long long deadline)
 {
 	struct pollfd pfd = {fd, events, 0};
-	long long left = deadline - guard_now_ms();
+	long long left = deadline - (long long)sd_now_ms();
 
 	return left > 0 && poll(&pfd, 1, (int)left) == 1 && (pfd.revents & events) != 0;
 }
@@ -229,7 +221,7 @@ static int
 guard_stream_io(nng_stream *st, nng_aio *aio, void *buf, size_t len, bool send, long long deadline)
 {
 	nng_iov iov = {.iov_buf = buf, .iov_len = len};
-	long long left = deadline - guard_now_ms();
+	long long left = deadline - (long long)sd_now_ms();
 	int rv;
 
 	if (left <= 0)
@@ -284,7 +276,7 @@ guard_handshake_tls(
 	if (nng_stream_dialer_alloc(&d, url) != 0 ||
 	    nng_stream_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, ls->probe_tls) != 0)
 		goto done;
-	left = deadline - guard_now_ms();
+	left = deadline - (long long)sd_now_ms();
 	if (left <= 0)
 		goto done;
 	nng_aio_set_timeout(aio, (nng_duration)left);
@@ -313,7 +305,7 @@ done:
 static bool
 guard_check(struct listeners *ls, size_t i, long long wait_ms)
 {
-	long long deadline = guard_now_ms() + wait_ms;
+	long long deadline = (long long)sd_now_ms() + wait_ms;
 	char *url;
 	nng_listener l;
 	uint8_t hello[8];
@@ -333,7 +325,7 @@ guard_check(struct listeners *ls, size_t i, long long wait_ms)
 	(void)pthread_mutex_lock(&ls->mu);
 	if (ok) {
 		struct timespec until;
-		long long left = deadline - guard_now_ms();
+		long long left = deadline - (long long)sd_now_ms();
 
 		if (left < 0)
 			left = 0;

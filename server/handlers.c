@@ -51,8 +51,7 @@ handler_quotable(const char *s)
 enum status
 handler_no_memory(struct request *rq)
 {
-	return outcome_set(
-	    &rq->info->outcome, ST_RESOURCE_EXHAUSTED, REASON_NO_MEMORY, "out of memory");
+	return outcome_no_memory(&rq->info->outcome);
 }
 
 enum status
@@ -198,8 +197,8 @@ handler_validate_type(struct request *rq, const char *type, const struct type_de
 	*tdp = type_find(lower);
 	if (*tdp == NULL)
 		return outcome_set(&rq->info->outcome, ST_INVALID_ARGUMENT, REASON_UNKNOWN_TYPE,
-		    "Secret type '%s' not found (known: openai, ollama, azure_llm)",
-		    handler_quotable(type));
+		    "Secret type '%s' not found (known: %s)", handler_quotable(type),
+		    type_names(rq->arena));
 	return ST_OK;
 }
 

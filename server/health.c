@@ -43,8 +43,7 @@ handle_health(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *
 	rep->persistent_count = rq->svc->persistent != NULL ? store_count(rq->svc->persistent) : 0;
 	rep->temporary_count = rq->svc->temporary != NULL ? store_count(rq->svc->temporary) : 0;
 	if (rep->detail == NULL)
-		return outcome_set(
-		    &rq->info->outcome, ST_RESOURCE_EXHAUSTED, REASON_NO_MEMORY, "out of memory");
+		return outcome_no_memory(&rq->info->outcome);
 	rq->info->outcome.status = ST_OK;
 	rq->info->outcome.reason = "";
 	memcpy(rq->info->outcome.message, "OK", 3);

@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "path.h"
+
 /* "<key_path>.new" into buf; false when it does not fit. */
 static bool
 new_path(const char *key_path, char *buf, size_t len)
@@ -25,7 +27,7 @@ keys_open_store(const char *key_path, struct store_config *cfg, uint8_t *key, st
     const char **notep)
 {
 	uint8_t next[STORE_KEY_LEN];
-	char pending[4200];
+	char pending[SD_PATH_SUFFIX_BUF];
 	bool created = false;
 	store_status st;
 
@@ -81,19 +83,11 @@ out:
 	return st;
 }
 
-/* The test hook of keys_rotate. */
-static void
-maybe_crash(const char *crash_after, const char *step)
-{
-	if (crash_after != NULL && strcmp(crash_after, step) == 0)
-		_exit(70);
-}
-
 store_status
-keys_rotate(struct store *st, const char *key_path, uint8_t *key, const char *crash_after)
+keys_rotate(struct store *st, const char *key_path, uint8_t *key, keys_step_fn after_step)
 {
 	uint8_t next[STORE_KEY_LEN];
-	char pending[4200];
+	char pending[SD_PATH_SUFFIX_BUF];
 	store_status rc;
 
 	if (!new_path(key_path, pending, sizeof(pending)))
@@ -104,7 +98,8 @@ keys_rotate(struct store *st, const char *key_path, uint8_t *key, const char *cr
 	rc = store_keyfile_write(pending, next);
 	if (rc != STORE_OK)
 		goto out;
-	maybe_crash(crash_after, "new-key");
+	if (after_step != NULL)
+		after_step("new-key");
 	/* 2. the database under the new key, in one transaction */
 	rc = store_rekey(st, next, sizeof(next));
 	if (rc != STORE_OK) {
@@ -115,7 +110,8 @@ keys_rotate(struct store *st, const char *key_path, uint8_t *key, const char *cr
 			(void)unlink(pending);
 		goto out;
 	}
-	maybe_crash(crash_after, "rekey");
+	if (after_step != NULL)
+		after_step("rekey");
 	/* 3. the new key file in place of the old; a crash before this is finished at the
 	 * next start by keys_open_store */
 	if (store_keyfile_rename(pending, key_path) != STORE_OK) {

@@ -29,11 +29,16 @@
 store_status keys_open_store(const char *key_path, struct store_config *cfg, uint8_t *key,
     struct store **storep, const char **notep);
 
-/* Rotate st's key as described above; on success key[] holds the new key. crash_after
- * (normally NULL) is a test hook that ends the process with status 70 right after the step
- * it names ("new-key" or "rekey"), to prove a crash there recovers. */
+/* Called by keys_rotate after each step ("new-key": the new key file is durable; "rekey":
+ * the database is under the new key). secretd passes NULL; a test passes a function that
+ * ends the process there, to prove a crash at that point recovers
+ * (tests/integration/rekey_crash.c). */
+typedef void (*keys_step_fn)(const char *step);
+
+/* Rotate st's key as described above; on success key[] holds the new key. after_step may
+ * be NULL. */
 store_status keys_rotate(
-    struct store *st, const char *key_path, uint8_t *key, const char *crash_after);
+    struct store *st, const char *key_path, uint8_t *key, keys_step_fn after_step);
 
 /*
  * Read a passphrase (passphrase mode, for operators who cannot keep a key file) from path:

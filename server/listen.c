@@ -27,13 +27,25 @@
 
 #include "auth.h"
 #include "log.h"
+#include "path.h"
 #include "server_internal.h"
+
+/* Largest TLS certificate, key or CA file read (PEM; real ones are a few KiB). */
+#define PEM_FILE_MAX (1024 * 1024)
+/* nng's receive cap is at least this, and 4 times --max-frame above it (listener_open). */
+#define TRANSPORT_CAP_MIN ((size_t)1024 * 1024)
+
+bool
+listen_url_is_tls(const char *url)
+{
+	return strncmp(url, "tls+tcp://", 10) == 0;
+}
 
 /* mkdir -p path with mode for every directory it creates. */
 int
 listen_mkdir_p(const char *path, mode_t mode)
 {
-	char buf[4096];
+	char buf[SD_PATH_BUF];
 	size_t n = strlen(path);
 
 	if (n == 0 || n >= sizeof(buf)) {
@@ -85,7 +97,7 @@ listen_pem_read(const char *path, size_t *lenp)
 
 	if (f == NULL)
 		return NULL;
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || n > 1048576 ||
+	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || n > PEM_FILE_MAX ||
 	    fseek(f, 0, SEEK_SET) != 0)
 		goto done;
 	buf = calloc(1, (size_t)n + 1);
@@ -158,12 +170,13 @@ listener_open(struct server *srv, nng_socket sock, const char *url, nng_listener
 	/* nng drops (and closes the connection on) a frame over RECVMAXSZ without a word, so
 	 * the transport's cap sits well above the configured limit: frames between the two
 	 * get a clear RESOURCE_EXHAUSTED from the service. */
-	hard_max = cfg->limits.max_frame * 4 > 1048576 ? cfg->limits.max_frame * 4 : 1048576;
+	hard_max = cfg->limits.max_frame * 4 > TRANSPORT_CAP_MIN ? cfg->limits.max_frame * 4
+	                                                        : TRANSPORT_CAP_MIN;
 	rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, hard_max);
 	if (rv == 0 && strncmp(url, "ipc://", 6) == 0)
 		rv = nng_listener_set_int(
 		    l, NNG_OPT_IPC_PERMISSIONS, cfg->socket_group != NULL ? 0660 : 0600);
-	if (rv == 0 && srv->tls != NULL && url[1] == 'l')
+	if (rv == 0 && srv->tls != NULL && listen_url_is_tls(url))
 		rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, srv->tls);
 	if (rv == 0)
 		rv = nng_listener_start(l, 0);
@@ -195,13 +208,14 @@ listen_allowed(struct server *srv, const char *url)
 	const struct server_config *cfg = srv->cfg;
 
 	if (strncmp(url, "ipc://", 6) == 0) {
-		char dir[4096];
-		char *slash;
+		char dir[SD_PATH_BUF];
 
-		(void)snprintf(dir, sizeof(dir), "%s", url + 6);
-		slash = strrchr(dir, '/');
-		if (slash != NULL && slash != dir) {
-			*slash = '\0';
+		/* A socket at the top of the tree (or of the working directory) is not checked. */
+		if (!sd_path_dir(url + 6, dir, sizeof(dir))) {
+			log_msg(&srv->log, LOG_ERROR, "socket path too long: %s", url);
+			return false;
+		}
+		if (strchr(url + 6, '/') != NULL && strcmp(dir, "/") != 0) {
 			if (listen_mkdir_p(dir, 0700) != 0) {
 				log_msg(&srv->log, LOG_ERROR,
 				    "cannot create socket directory %s: %s", dir, strerror(errno));
@@ -211,7 +225,7 @@ listen_allowed(struct server *srv, const char *url)
 				return false;
 		}
 	} else if (strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tls+tcp://", 10) == 0) {
-		bool tls = url[1] == 'l';
+		bool tls = listen_url_is_tls(url);
 
 		if (auth_count(srv->auth) == 0) {
 			log_msg(&srv->log, LOG_ERROR,

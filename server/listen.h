@@ -16,9 +16,12 @@
 
 struct server;
 
+/* Whether url is a TLS URL (tls+tcp://). */
+bool listen_url_is_tls(const char *url);
+
 /* mkdir -p path (borrowed) with mode for every directory it creates; an existing directory
- * is fine. Returns 0, or -1 with errno set (ENAMETOOLONG for an empty path or one of 4096
- * bytes or more). */
+ * is fine. Returns 0, or -1 with errno set (ENAMETOOLONG for an empty path or one of
+ * SD_PATH_BUF bytes or more). */
 int listen_mkdir_p(const char *path, mode_t mode);
 
 /* Whether dir (borrowed) is a directory owned by srv->uid with none of the mode bits in

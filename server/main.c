@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "server.h"
 
 /* The largest --max-name: libsecretd's results hold a name in SECRETD_NAME_MAX + 1 bytes
@@ -62,6 +63,7 @@ static const char usage_text[] =
     "  --max-name BYTES    longest secret name (default and most 255) (SECRETD_MAX_NAME)\n"
     "  --max-value BYTES   longest field value (default 16384) (SECRETD_MAX_VALUE)\n"
     "  --max-fields N      most fields per secret (default 16) (SECRETD_MAX_FIELDS)\n"
+    "  --max-scope N       most scope entries per secret (default 16) (SECRETD_MAX_SCOPE)\n"
     "  --max-secrets N     most secrets per storage (default 1000000) (SECRETD_MAX_SECRETS)\n"
     "  -h, --help          show this help and exit\n"
     "  --version           show the version and exit\n"
@@ -113,6 +115,7 @@ enum {
 	OPT_MAX_NAME,
 	OPT_MAX_VALUE,
 	OPT_MAX_FIELDS,
+	OPT_MAX_SCOPE,
 	OPT_MAX_SECRETS,
 	OPT_VERSION,
 	OPT_NOTIFY_LISTEN,
@@ -153,6 +156,7 @@ static const struct {
     {{"max-name", required_argument, NULL, OPT_MAX_NAME}, "SECRETD_MAX_NAME"},
     {{"max-value", required_argument, NULL, OPT_MAX_VALUE}, "SECRETD_MAX_VALUE"},
     {{"max-fields", required_argument, NULL, OPT_MAX_FIELDS}, "SECRETD_MAX_FIELDS"},
+    {{"max-scope", required_argument, NULL, OPT_MAX_SCOPE}, "SECRETD_MAX_SCOPE"},
     {{"max-secrets", required_argument, NULL, OPT_MAX_SECRETS}, "SECRETD_MAX_SECRETS"},
     {{"notify-listen", required_argument, NULL, OPT_NOTIFY_LISTEN}, "SECRETD_NOTIFY_LISTEN"},
     {{"persistent-store", required_argument, NULL, OPT_PERSISTENT_STORE},
@@ -193,7 +197,8 @@ parse_size(const char *s, size_t min, size_t *out)
 	return true;
 }
 
-/* Apply one option's value; false (with a message) when it is invalid. */
+/* Apply one option's value; false (with a message) when it is invalid. One case per
+ * option, each a few lines: its length is the option table's. */
 static bool
 apply(struct cli *cli, int id, const char *name, const char *val)
 {
@@ -282,6 +287,10 @@ apply(struct cli *cli, int id, const char *name, const char *val)
 		return true;
 	case OPT_MAX_FIELDS:
 		if (!parse_size(val, 1, &cfg->limits.max_fields))
+			break;
+		return true;
+	case OPT_MAX_SCOPE:
+		if (!parse_size(val, 1, &cfg->limits.max_scope))
 			break;
 		return true;
 	case OPT_MAX_SECRETS:
@@ -416,7 +425,6 @@ main(int argc, char **argv)
 		free(cli.listen_env);
 		return 2;
 	}
-	cli.cfg.test_rekey_crash = getenv("SECRETD_TEST_REKEY_CRASH");
 	if (cli.cfg.passphrase_file != NULL && cli.cfg.key_file != NULL) {
 		(void)fprintf(stderr, "secretd: --passphrase-file and --key-file exclude each "
 		                      "other\nTry 'secretd --help'.\n");

@@ -100,9 +100,6 @@ uint64_t notify_now_us(void);
 uint64_t notify_epoch(const struct notify *n);
 uint64_t notify_rev(const struct notify *n);
 
-/* SipHash-2-4 of data[0..len) under a 16-byte key: the digest of a name on the socket. */
-uint64_t notify_siphash(const uint8_t key[NOTIFY_KEY_LEN], const void *data, size_t len);
-
 /* The Subscribe rpc's handler (handlers.h): epoch, rev and the name key, for any
  * authenticated caller; UNIMPLEMENTED when the service has no notify. */
 enum status handle_subscribe(struct request *rq, const ProtobufCMessage *in, ProtobufCMessage *out);

@@ -39,7 +39,9 @@ struct server_config {
 	int workers;              /* 0: 4 per core */
 	enum log_level log_level;
 	bool insecure;                /* allow plain tcp:// (still needs tokens) */
-	const char *test_rekey_crash; /* test hook: see keys_rotate (SECRETD_TEST_REKEY_CRASH) */
+	/* Called after each step of a key rotation (keys_rotate's after_step): NULL in
+	 * secretd (main.c never sets it); tests set it to crash there. */
+	void (*rekey_step)(const char *step);
 	struct limits limits;
 	/* Cluster mode (README "Running secretd as a cluster"): persistent secrets in etcd. */
 	const char *persistent_store;   /* "sqlcipher" (NULL: the default) or "etcd" */

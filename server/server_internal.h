@@ -1,12 +1,14 @@
 /*
  * server_internal.h: struct server, the state of one secretd process, shared by server.c
- * (paths, stores, workers, signals, rekey) and listen.c (directories, TLS, listeners). Not
- * part of server.h: only files of the server process include it.
+ * (start, signals, shutdown), setup.c (paths, opening the stores), workers.c, rekey.c,
+ * cluster.c and listen.c (directories, TLS, listeners). Not part of server.h: only files
+ * of the server process include it.
  *
- * What it does not do: declares no functions (server.h and listen.h do).
+ * What it does not do: declares no functions (server.h, setup.h, workers.h, rekey.h and
+ * listen.h do).
  *
  * Thread safety: set up by the main thread before the workers start; after that the workers
- * read it, and rekey_lock serialises key rotation (see server.c).
+ * read it, and rekey_lock serialises key rotation (see rekey.c).
  */
 #ifndef SECRETD_SERVER_SERVER_INTERNAL_H
 #define SECRETD_SERVER_SERVER_INTERNAL_H
@@ -21,6 +23,7 @@
 #include <sys/types.h>
 
 #include "channel.h"
+#include "path.h"
 #include "server.h"
 #include "store.h"
 
@@ -49,10 +52,10 @@ struct server {
 	size_t n_workers;
 	struct channels channels; /* reply channels: see channel.h */
 	uid_t uid;
-	char data_dir[4096];
-	char key_file[4096];
-	char db_path[4096];
-	char default_url[4200];
+	char data_dir[SD_PATH_BUF];
+	char key_file[SD_PATH_BUF];
+	char db_path[SD_PATH_BUF];
+	char default_url[SD_PATH_SUFFIX_BUF];
 	char node_name[64]; /* cluster mode: this node's name (service.node_name) */
 	uint8_t key[STORE_KEY_LEN];
 	uint8_t passphrase[STORE_PASSPHRASE_MAX + 1]; /* passphrase mode; wiped at exit */

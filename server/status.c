@@ -82,3 +82,9 @@ outcome_set(struct outcome *out, enum status st, enum reason reason, const char 
 	va_end(ap);
 	return st;
 }
+
+enum status
+outcome_no_memory(struct outcome *out)
+{
+	return outcome_set(out, ST_RESOURCE_EXHAUSTED, REASON_NO_MEMORY, "out of memory");
+}

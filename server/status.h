@@ -61,4 +61,7 @@ struct outcome {
 enum status outcome_set(struct outcome *out, enum status st, enum reason reason, const char *fmt,
     ...) __attribute__((format(printf, 4, 5)));
 
+/* Set out to RESOURCE_EXHAUSTED, reason NO_MEMORY, "out of memory"; returns that status. */
+enum status outcome_no_memory(struct outcome *out);
+
 #endif

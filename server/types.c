@@ -32,6 +32,32 @@ static const struct type_def type_defs[] = {
     },
 };
 
+const char *
+type_names(struct arena *a)
+{
+	size_t n = 0;
+	char *out, *p;
+
+	for (size_t i = 0; i < sizeof(type_defs) / sizeof(type_defs[0]); i++)
+		n += strlen(type_defs[i].type) + 2;
+	out = arena_alloc(a, n + 1);
+	if (out == NULL)
+		return "the known types";
+	p = out;
+	for (size_t i = 0; i < sizeof(type_defs) / sizeof(type_defs[0]); i++) {
+		size_t len = strlen(type_defs[i].type);
+
+		if (i > 0) {
+			memcpy(p, ", ", 2);
+			p += 2;
+		}
+		memcpy(p, type_defs[i].type, len);
+		p += len;
+	}
+	*p = '\0';
+	return out;
+}
+
 static bool
 in_list(const char *const *list, const char *s)
 {

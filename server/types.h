@@ -30,6 +30,10 @@ struct type_def {
 /* The type named lower (already lowercased), or NULL. */
 const struct type_def *type_find(const char *lower);
 
+/* Every type's name, in the table's order, joined by ", " ("openai, ollama, azure_llm"), in
+ * a (freed with it); "the known types" when a is out of memory. */
+const char *type_names(struct arena *a);
+
 /* Whether td declares field key (lowercase). */
 bool type_declares(const struct type_def *td, const char *key);
 

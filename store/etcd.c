@@ -33,8 +33,12 @@
  * transaction that compares its mod_revision. The other nodes must hold the new key before
  * they can read what is re-sealed: the server allows this only offline (see README).
  *
- * What it does not do: no leases but the drop markers' (etcd_write.c), no temporary secrets (those stay in each node's memory
- * store), no HTTP (etcd_http.c), no cryptography (seal.c).
+ * Files: this one opens, closes, reads from the mirror and holds the key helpers; the
+ * listing, the watch and the probe are in etcd_mirror.c, the writes in etcd_write.c.
+ *
+ * What it does not do: no leases but the drop markers' (etcd_write.c), no temporary
+ * secrets (those stay in each node's memory store), no HTTP (etcd_http.c), no
+ * cryptography (seal.c).
  *
  * Thread safety: any number of threads may call the ops at once. mu guards the revision,
  * the health fields and the seals; the mirror has its own lock.
@@ -51,14 +55,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-uint64_t
-store_etcd_now_ms(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+#include "clock.h"
 
 /* P + suffix + name as a base64 JSON string. */
 json_t *
@@ -178,431 +175,6 @@ store_etcd_seal_value(
 	return rc;
 }
 
-static void
-changed(struct store_etcd *e, const char *name)
-{
-	if (e->on_change != NULL)
-		e->on_change(e->on_change_arg, name);
-}
-
-static void
-set_revision(struct store_etcd *e, uint64_t rev)
-{
-	(void)pthread_mutex_lock(&e->mu);
-	if (rev > e->revision)
-		e->revision = rev;
-	e->last_applied = store_etcd_now_ms();
-	(void)pthread_cond_broadcast(&e->cv);
-	(void)pthread_mutex_unlock(&e->mu);
-}
-
-/* --- listing and reconciling -------------------------------------------------------- */
-
-struct listing {
-	struct store_secret **items; /* sorted by name: etcd returns keys in byte order */
-	size_t n;
-	size_t cap;
-	uint64_t revision;
-	bool keycheck; /* the marker is there and opened */
-};
-
-static void
-listing_free(struct listing *l)
-{
-	store_secret_array_free(l->items, l->n);
-	memset(l, 0, sizeof(*l));
-}
-
-/*
- * Read the whole prefix at one revision into l. strict (at open): a value no key of ours
- * opens is STORE_BAD_KEY; otherwise such values are skipped and counted in *foreignp.
- */
-static store_status
-list_all(struct store_etcd *e, bool strict, struct listing *l, uint64_t *foreignp)
-{
-	json_t *start = store_etcd_key_json(e, "", NULL);
-	json_t *end = store_etcd_prefix_end_json(e);
-	store_status rc = STORE_NO_MEMORY;
-
-	memset(l, 0, sizeof(*l));
-	*foreignp = 0;
-	if (start == NULL || end == NULL)
-		goto done;
-	for (;;) {
-		struct etcd_http_result res;
-		json_t *req = json_pack("{s:O,s:O,s:I}", "key", start, "range_end", end, "limit",
-		    (json_int_t)LIST_PAGE);
-		json_t *ans = NULL;
-		json_t *kvs;
-		size_t i;
-		json_t *kv;
-		char *last = NULL;
-
-		if (req == NULL)
-			goto done;
-		if (l->revision != 0)
-			(void)json_object_set_new(
-			    req, "revision", json_integer((json_int_t)l->revision));
-		rc = etcd_http_call(e->http, "/v3/kv/range", req, e->timeout_ms, &ans, &res);
-		json_decref(req);
-		if (rc != STORE_OK) {
-			rc = STORE_UNAVAILABLE;
-			goto done;
-		}
-		if (l->revision == 0)
-			l->revision =
-			    (uint64_t)etcd_int(json_object_get(ans, "header"), "revision");
-		kvs = json_object_get(ans, "kvs");
-		json_array_foreach(kvs, i, kv)
-		{
-			size_t vlen = 0;
-			uint8_t *v = etcd_unb64(json_object_get(kv, "value"), &vlen);
-			char *rel = store_etcd_rel_key(e, kv);
-			struct store_secret *s = NULL;
-			store_status orc;
-
-			free(last);
-			last = NULL;
-			if (rel == NULL || v == NULL) {
-				free(v);
-				free(rel);
-				continue;
-			}
-			orc = store_etcd_open_value(e, rel, v, vlen, &s);
-			free(v);
-			if (orc == STORE_OK && strcmp(rel, KEYCHECK) == 0) {
-				l->keycheck = true;
-				store_secret_free(s);
-				s = NULL;
-			} else if (orc == STORE_OK && strncmp(rel, SECRETS, 2) != 0) {
-				store_secret_free(s); /* not ours to serve */
-				s = NULL;
-			} else if (orc != STORE_OK && orc != STORE_NO_MEMORY) {
-				(*foreignp)++;
-				if (strict) {
-					free(rel);
-					json_decref(ans);
-					rc = orc == STORE_BAD_KEY ? STORE_BAD_KEY : STORE_CORRUPT;
-					goto done;
-				}
-			} else if (orc == STORE_NO_MEMORY) {
-				free(rel);
-				json_decref(ans);
-				rc = STORE_NO_MEMORY;
-				goto done;
-			}
-			if (s != NULL) {
-				if (l->n == l->cap) {
-					size_t cap = l->cap == 0 ? 64 : l->cap * 2;
-					struct store_secret **items =
-					    realloc(l->items, cap * sizeof(*items));
-
-					if (items == NULL) {
-						store_secret_free(s);
-						free(rel);
-						json_decref(ans);
-						rc = STORE_NO_MEMORY;
-						goto done;
-					}
-					l->items = items;
-					l->cap = cap;
-				}
-				l->items[l->n++] = s;
-			}
-			last = rel;
-		}
-		if (!json_is_true(json_object_get(ans, "more")) || json_array_size(kvs) == 0) {
-			free(last);
-			json_decref(ans);
-			break;
-		}
-		/* Next page: from just after the last key. */
-		kv = json_array_get(kvs, json_array_size(kvs) - 1);
-		{
-			size_t klen = 0;
-			uint8_t *k = etcd_unb64(json_object_get(kv, "key"), &klen);
-			uint8_t *next = k != NULL ? realloc(k, klen + 1) : NULL;
-
-			free(last);
-			json_decref(ans);
-			if (next == NULL) {
-				free(k);
-				rc = STORE_NO_MEMORY;
-				goto done;
-			}
-			next[klen] = 0;
-			json_decref(start);
-			start = etcd_b64(next, klen + 1);
-			free(next);
-			if (start == NULL) {
-				rc = STORE_NO_MEMORY;
-				goto done;
-			}
-		}
-	}
-	rc = STORE_OK;
-done:
-	json_decref(start);
-	json_decref(end);
-	if (rc != STORE_OK)
-		listing_free(l);
-	return rc;
-}
-
-struct stale_names {
-	const struct listing *l;
-	size_t pos;
-	char **names;
-	size_t n;
-	size_t cap;
-	bool failed;
-};
-
-/* Mirror names (in order) that the listing (in order) does not hold. */
-static bool
-collect_stale(const struct store_secret *s, void *arg)
-{
-	struct stale_names *sn = arg;
-	int c = 1;
-
-	while (sn->pos < sn->l->n && (c = strcmp(sn->l->items[sn->pos]->name, s->name)) < 0)
-		sn->pos++;
-	if (sn->pos < sn->l->n && c == 0)
-		return true;
-	if (sn->n == sn->cap) {
-		size_t cap = sn->cap == 0 ? 16 : sn->cap * 2;
-		char **names = realloc(sn->names, cap * sizeof(*names));
-
-		if (names == NULL) {
-			sn->failed = true;
-			return false;
-		}
-		sn->names = names;
-		sn->cap = cap;
-	}
-	if ((sn->names[sn->n] = strdup(s->name)) == NULL) {
-		sn->failed = true;
-		return false;
-	}
-	sn->n++;
-	return true;
-}
-
-/* Make the mirror equal to the listing (taken). report: call on_change for each name put or
- * removed; false for the first load at open, which changes nothing a reader could have seen
- * (as the sqlcipher backend's load reports nothing). A re-list reports every listed name, not
- * only the ones whose value differs: an extra invalidation costs a cache miss, a missing one
- * a stale read. */
-static store_status
-reconcile(struct store_etcd *e, struct listing *l, bool report)
-{
-	struct stale_names sn = {.l = l};
-	store_status rc;
-
-	rc = store_memory_ops.list(e->mem, NULL, collect_stale, &sn);
-	if (rc == STORE_OK && sn.failed)
-		rc = STORE_NO_MEMORY;
-	for (size_t i = 0; rc == STORE_OK && i < l->n; i++) {
-		bool created = false;
-		char *name = strdup(l->items[i]->name);
-
-		if (name == NULL) {
-			rc = STORE_NO_MEMORY;
-			break;
-		}
-		rc = store_memory_ops.put(e->mem, l->items[i], STORE_CONFLICT_REPLACE, &created);
-		l->items[i] = NULL; /* taken */
-		if (rc == STORE_OK && report)
-			changed(e, name);
-		free(name);
-	}
-	for (size_t i = 0; rc == STORE_OK && i < sn.n; i++) {
-		if (store_memory_ops.remove(e->mem, sn.names[i]) == STORE_OK && report)
-			changed(e, sn.names[i]);
-	}
-	for (size_t i = 0; i < sn.n; i++)
-		free(sn.names[i]);
-	free(sn.names);
-	if (rc == STORE_OK)
-		set_revision(e, l->revision);
-	listing_free(l);
-	return rc;
-}
-
-/* --- the watch ----------------------------------------------------------------------- */
-
-/* Apply one watch event. */
-static void
-apply_event(struct store_etcd *e, const json_t *ev)
-{
-	const json_t *kv = json_object_get(ev, "kv");
-	const char *type = json_string_value(json_object_get(ev, "type"));
-	char *rel = store_etcd_rel_key(e, kv);
-	struct store_secret *s = NULL;
-
-	if (rel == NULL || strncmp(rel, SECRETS, 2) != 0 || rel[2] == '\0') {
-		free(rel);
-		return;
-	}
-	if (type != NULL && strcmp(type, "DELETE") == 0) {
-		(void)store_memory_ops.remove(e->mem, rel + 2);
-	} else {
-		size_t vlen = 0;
-		uint8_t *v = etcd_unb64(json_object_get(kv, "value"), &vlen);
-		bool created;
-
-		if (v != NULL && store_etcd_open_value(e, rel, v, vlen, &s) == STORE_OK) {
-			(void)store_memory_ops.put(e->mem, s, STORE_CONFLICT_REPLACE, &created);
-		} else {
-			/* Not ours to read: no stale copy stays either. */
-			(void)store_memory_ops.remove(e->mem, rel + 2);
-			(void)pthread_mutex_lock(&e->mu);
-			e->foreign++;
-			(void)pthread_mutex_unlock(&e->mu);
-		}
-		free(v);
-	}
-	changed(e, rel + 2);
-	free(rel);
-}
-
-static bool
-on_watch(json_t *msg, void *arg)
-{
-	struct store_etcd *e = arg;
-	json_t *result = json_object_get(msg, "result");
-	json_t *events;
-	json_t *ev;
-	uint64_t top = 0;
-	size_t i;
-
-	if (!json_is_object(result)) {
-		atomic_store(&e->relist, true); /* an error in the stream */
-		return false;
-	}
-	if (json_is_true(json_object_get(result, "canceled")) ||
-	    etcd_int(result, "compact_revision") != 0) {
-		atomic_store(&e->relist, true);
-		return false;
-	}
-	/* The revision applied is that of the last event: a response's header revision
-	 * (and that of the "created" answer) may run ahead of events still to come. */
-	events = json_object_get(result, "events");
-	json_array_foreach(events, i, ev)
-	{
-		uint64_t rev = (uint64_t)etcd_int(json_object_get(ev, "kv"), "mod_revision");
-
-		apply_event(e, ev);
-		if (rev > top)
-			top = rev;
-	}
-	if (top > 0)
-		set_revision(e, top);
-	return !atomic_load(&e->stop);
-}
-
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	(void)nanosleep(&ts, NULL);
-}
-
-static void *
-watch_main(void *arg)
-{
-	struct store_etcd *e = arg;
-
-	while (!atomic_load(&e->stop)) {
-		json_t *create;
-		uint64_t from;
-
-		atomic_store(&e->wake, false);
-		if (atomic_exchange(&e->relist, false)) {
-			struct listing l;
-			uint64_t foreign = 0;
-
-			if (list_all(e, false, &l, &foreign) != STORE_OK ||
-			    reconcile(e, &l, true) != STORE_OK) {
-				atomic_store(&e->relist, true);
-				sleep_ms(200);
-				continue;
-			}
-		}
-		(void)pthread_mutex_lock(&e->mu);
-		from = e->revision + 1;
-		(void)pthread_mutex_unlock(&e->mu);
-		create = json_pack("{s:{s:o,s:o,s:I}}", "create_request", "key",
-		    store_etcd_key_json(e, "", NULL), "range_end", store_etcd_prefix_end_json(e),
-		    "start_revision", (json_int_t)from);
-		if (create == NULL) {
-			sleep_ms(200);
-			continue;
-		}
-		if (etcd_http_watch(e->http, create, &e->wake, 0, on_watch, e) != STORE_OK &&
-		    !atomic_load(&e->stop))
-			sleep_ms(100); /* the next endpoint, after a breath */
-		json_decref(create);
-	}
-	return NULL;
-}
-
-/* --- the health probe ---------------------------------------------------------------- */
-
-static void *
-probe_main(void *arg)
-{
-	struct store_etcd *e = arg;
-
-	while (!atomic_load(&e->stop)) {
-		struct etcd_http_result res;
-		json_t *ans = NULL;
-		json_t *req = json_pack("{s:o,s:o,s:I,s:s,s:s,s:b}", "key",
-		    store_etcd_key_json(e, SECRETS, NULL), "range_end",
-		    store_etcd_prefix_end_json(e), "limit", (json_int_t)1, "sort_order", "DESCEND",
-		    "sort_target", "MOD", "keys_only", 1);
-		store_status rc = req != NULL ? etcd_http_call(e->http, "/v3/kv/range", req,
-		                                    PROBE_TIMEOUT_MS, &ans, &res)
-		                              : STORE_NO_MEMORY;
-		uint64_t now = store_etcd_now_ms();
-		bool restart = false;
-
-		json_decref(req);
-		(void)pthread_mutex_lock(&e->mu);
-		e->writable = rc == STORE_OK;
-		if (rc == STORE_OK) {
-			uint64_t top = (uint64_t)etcd_int(
-			    json_array_get(json_object_get(ans, "kvs"), 0), "mod_revision");
-
-			e->latest = (uint64_t)etcd_int(json_object_get(ans, "header"), "revision");
-			if (top > e->revision) {
-				if (e->behind_since == 0)
-					e->behind_since = now;
-				restart = now - e->behind_since > STALL_MS;
-			} else {
-				e->behind_since = 0;
-			}
-			e->detail[0] = '\0';
-		} else {
-			(void)snprintf(e->detail, sizeof(e->detail),
-			    "etcd has no quorum or cannot be reached (%.100s)", res.message);
-		}
-		(void)pthread_mutex_unlock(&e->mu);
-		json_decref(ans);
-		if (restart) {
-			atomic_store(&e->relist, true);
-			atomic_store(&e->wake, true);
-			(void)pthread_mutex_lock(&e->mu);
-			e->behind_since = 0;
-			(void)pthread_mutex_unlock(&e->mu);
-		}
-		for (int i = 0; i < PROBE_MS / 50 && !atomic_load(&e->stop); i++)
-			sleep_ms(50);
-	}
-	return NULL;
-}
-
 /* --- open and close ------------------------------------------------------------------ */
 
 static void
@@ -675,7 +247,7 @@ etcd_open(const struct store_config *cfg, void **implp)
 {
 	const struct store_etcd_config *ec = cfg->etcd;
 	struct store_etcd *e = NULL;
-	struct listing l = {0};
+	struct etcd_listing l = {0};
 	uint64_t foreign = 0;
 	const char *prefix;
 	store_status rc = STORE_INVALID;
@@ -725,7 +297,7 @@ etcd_open(const struct store_config *cfg, void **implp)
 	if (rc != STORE_OK)
 		goto fail;
 	/* Reads only until the key is proved: a wrong key file leaves etcd untouched. */
-	rc = list_all(e, true, &l, &foreign);
+	rc = store_etcd_list_all(e, true, &l, &foreign);
 	if (rc != STORE_OK)
 		goto fail;
 	if (!l.keycheck) {
@@ -735,16 +307,16 @@ etcd_open(const struct store_config *cfg, void **implp)
 		if (rc != STORE_OK)
 			goto fail;
 	}
-	rc = reconcile(e, &l, false);
+	rc = store_etcd_reconcile(e, &l, false);
 	if (rc != STORE_OK)
 		goto fail;
 	e->serving = true;
 	e->writable = true;
 	rc = STORE_IO;
-	if (pthread_create(&e->watch_thread, NULL, watch_main, e) != 0)
+	if (pthread_create(&e->watch_thread, NULL, store_etcd_watch_main, e) != 0)
 		goto fail;
 	e->watch_started = true;
-	if (pthread_create(&e->probe_thread, NULL, probe_main, e) != 0)
+	if (pthread_create(&e->probe_thread, NULL, store_etcd_probe_main, e) != 0)
 		goto fail;
 	e->probe_started = true;
 	*implp = e;
@@ -752,7 +324,7 @@ etcd_open(const struct store_config *cfg, void **implp)
 fail:
 	if (ec->error != NULL && ec->error_len > 0 && e != NULL && e->http != NULL)
 		etcd_http_last_error(e->http, ec->error, ec->error_len);
-	listing_free(&l);
+	store_etcd_listing_free(&l);
 	etcd_close(e);
 	return rc;
 }
@@ -813,13 +385,13 @@ bool
 store_etcd_wait_revision(void *impl, uint64_t rev, int timeout_ms)
 {
 	struct store_etcd *e = impl;
-	uint64_t start = store_etcd_now_ms();
+	uint64_t start = sd_now_ms();
 	bool asked = false;
 	bool ok;
 
 	(void)pthread_mutex_lock(&e->mu);
 	while (e->revision < rev && !atomic_load(&e->stop)) {
-		uint64_t now = store_etcd_now_ms();
+		uint64_t now = sd_now_ms();
 		uint64_t until;
 		struct timespec ts;
 
@@ -855,7 +427,7 @@ etcd_health(void *impl, struct store_health *h)
 	h->writable = e->writable;
 	h->revision = e->revision;
 	h->latest = e->latest > e->revision ? e->latest : e->revision;
-	h->lag_ms = e->behind_since != 0 ? store_etcd_now_ms() - e->behind_since : 0;
+	h->lag_ms = e->behind_since != 0 ? sd_now_ms() - e->behind_since : 0;
 	(void)snprintf(h->detail, sizeof(h->detail), "%s", e->detail);
 	if (e->foreign > 0 && h->detail[0] == '\0')
 		(void)snprintf(h->detail, sizeof(h->detail),

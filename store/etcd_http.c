@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 #define ETCD_MAX_ENDPOINTS 16
 #define POOL_MAX 128
 /* Longest answer accepted from etcd (a list page of 1,000 secrets is far below). */
@@ -204,15 +206,6 @@ handle_put(struct etcd_http *h, CURL *c)
 	(void)pthread_mutex_unlock(&h->mu);
 	if (c != NULL)
 		curl_easy_cleanup(c);
-}
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* Set the options every request shares. headers: the caller's list (borrowed). */
@@ -416,7 +409,7 @@ store_status
 etcd_http_call(struct etcd_http *h, const char *path, json_t *body, int timeout_ms, json_t **outp,
     struct etcd_http_result *res)
 {
-	uint64_t deadline = now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 5000);
+	uint64_t deadline = sd_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 5000);
 	char *text = json_dumps(body, JSON_COMPACT);
 	size_t tries = 0;
 	bool reauth = false;
@@ -430,9 +423,9 @@ etcd_http_call(struct etcd_http *h, const char *path, json_t *body, int timeout_
 	if (text == NULL)
 		return STORE_NO_MEMORY;
 	/* Every endpoint at least once, then round again while time is left. */
-	while (tries < h->n_endpoints || now_ms() + 50 < deadline) {
+	while (tries < h->n_endpoints || sd_now_ms() + 50 < deadline) {
 		size_t ep = atomic_load(&h->current) % h->n_endpoints;
-		uint64_t now = now_ms();
+		uint64_t now = sd_now_ms();
 		long left = now < deadline ? (long)(deadline - now) : 0;
 		bool sent = res->maybe_sent;
 
@@ -465,12 +458,12 @@ etcd_http_call(struct etcd_http *h, const char *path, json_t *body, int timeout_
 			break;
 		/* Next endpoint, unless another thread moved on already. */
 		(void)atomic_compare_exchange_strong(&h->current, &ep, ep + 1);
-		if (tries >= h->n_endpoints && now_ms() + 50 < deadline) {
+		if (tries >= h->n_endpoints && sd_now_ms() + 50 < deadline) {
 			struct timespec ts = {0, 50 * 1000000L};
 
 			(void)nanosleep(&ts, NULL);
 		}
-		if (now_ms() >= deadline && tries >= h->n_endpoints)
+		if (sd_now_ms() >= deadline && tries >= h->n_endpoints)
 			break;
 	}
 	json_text_free(text);
@@ -508,7 +501,7 @@ watch_body(char *p, size_t size, size_t n, void *arg)
 	struct watch_state *ws = arg;
 	size_t total = size * n;
 
-	ws->last_byte_ms = now_ms();
+	ws->last_byte_ms = sd_now_ms();
 	for (size_t i = 0; i < total; i++) {
 		if (p[i] != '\n') {
 			if (!buf_add(&ws->line, p + i, 1))
@@ -541,7 +534,7 @@ watch_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_
 	(void)un;
 	if (atomic_load(ws->stop))
 		return 1;
-	if (ws->idle_ms > 0 && now_ms() - ws->last_byte_ms > (uint64_t)ws->idle_ms)
+	if (ws->idle_ms > 0 && sd_now_ms() - ws->last_byte_ms > (uint64_t)ws->idle_ms)
 		return 1;
 	return 0;
 }
@@ -550,7 +543,7 @@ store_status
 etcd_http_watch(struct etcd_http *h, json_t *create, const atomic_bool *stop, int idle_ms,
     etcd_watch_fn fn, void *arg)
 {
-	struct watch_state ws = {{NULL, 0, 0}, fn, arg, stop, false, now_ms(), idle_ms};
+	struct watch_state ws = {{NULL, 0, 0}, fn, arg, stop, false, sd_now_ms(), idle_ms};
 	struct etcd_http_result res = {0};
 	struct curl_slist *headers = NULL;
 	size_t ep = atomic_load(&h->current) % h->n_endpoints;

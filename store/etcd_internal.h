@@ -70,8 +70,6 @@ struct store_etcd {
 	bool probe_started;
 };
 
-/* Monotonic milliseconds. */
-uint64_t store_etcd_now_ms(void);
 
 /* P + suffix + name (name may be NULL) as a base64 JSON string (NULL: out of memory). */
 json_t *store_etcd_key_json(const struct store_etcd *e, const char *suffix, const char *name);
@@ -90,6 +88,37 @@ store_status store_etcd_open_value(struct store_etcd *e, const char *rel, const 
 /* Seal s for key P "s/" name with the current key. Caller frees *outp with free(). */
 store_status store_etcd_seal_value(
     struct store_etcd *e, const struct store_secret *s, uint64_t tag, uint8_t **outp, size_t *lenp);
+
+/* The whole prefix read at one revision (etcd_mirror.c). */
+struct etcd_listing {
+	struct store_secret **items; /* sorted by name: etcd returns keys in byte order */
+	size_t n;
+	size_t cap;
+	uint64_t revision;
+	bool keycheck; /* the marker is there and opened */
+};
+
+/* Read the whole prefix at one revision into l (paged). strict (at open): a value no key
+ * of ours opens is STORE_BAD_KEY (or STORE_CORRUPT); otherwise such values are skipped
+ * and counted in *foreignp. STORE_UNAVAILABLE when etcd does not answer. On failure l is
+ * empty; on success the caller frees it with store_etcd_listing_free. */
+store_status store_etcd_list_all(
+    struct store_etcd *e, bool strict, struct etcd_listing *l, uint64_t *foreignp);
+
+/* Free what l holds and zero it. */
+void store_etcd_listing_free(struct etcd_listing *l);
+
+/* Make the mirror equal to l (taken): put what changed, remove what is gone; with report,
+ * call on_change for each name put or removed. Raises the revision to l's. */
+store_status store_etcd_reconcile(struct store_etcd *e, struct etcd_listing *l, bool report);
+
+/* The watch thread (arg: the struct store_etcd): follows the prefix, applies every event
+ * to the mirror, lists again after a compaction or when asked (relist). */
+void *store_etcd_watch_main(void *arg);
+
+/* The health probe thread (arg: the struct store_etcd): every PROBE_MS, whether etcd has
+ * quorum (writable) and how far the mirror is behind; restarts a stalled watch. */
+void *store_etcd_probe_main(void *arg);
 
 /* ops.wait_revision: wait until the mirror has applied rev (asks for a fresh list when it
  * does not come soon). */

@@ -14,6 +14,7 @@
  *
  * Thread safety: any number of writes at once; e->mu guards the seals and the health.
  */
+#include "clock.h"
 #include "etcd_internal.h"
 #include "memory_internal.h"
 
@@ -193,7 +194,7 @@ done_lease(struct store_etcd *e, bool fresh)
 	struct etcd_http_result res;
 	json_t *req = NULL;
 	json_t *ans = NULL;
-	uint64_t now = store_etcd_now_ms();
+	uint64_t now = sd_now_ms();
 	int64_t id = 0;
 
 	(void)pthread_mutex_lock(&e->mu);

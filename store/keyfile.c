@@ -24,6 +24,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hex.h"
+#include "path.h"
+
 /* 64 hex digits and the newline. */
 #define KEYFILE_LEN (2 * STORE_KEY_LEN + 1)
 #define TMP_ATTEMPTS 8
@@ -49,18 +52,6 @@ errno_status(int err)
 	default:
 		return STORE_IO;
 	}
-}
-
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* Fill buf[0..len) from getrandom(2). */
@@ -122,14 +113,8 @@ keyfile_read(const char *path, uint8_t *key)
 	rc = STORE_INVALID;
 	if (len != 2 * STORE_KEY_LEN && !(len == KEYFILE_LEN && buf[len - 1] == '\n'))
 		goto fail;
-	for (size_t i = 0; i < STORE_KEY_LEN; i++) {
-		int hi = hex_value(buf[2 * i]);
-		int lo = hex_value(buf[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			goto fail;
-		key[i] = (uint8_t)(hi << 4 | lo);
-	}
+	if (!sd_hex_decode(buf, STORE_KEY_LEN, key))
+		goto fail;
 	rc = STORE_OK;
 fail:
 	explicit_bzero(buf, sizeof(buf));
@@ -161,21 +146,13 @@ write_all(int fd, const char *buf, size_t len)
 static store_status
 sync_dir(const char *path)
 {
-	const char *slash = strrchr(path, '/');
-	char *dir;
+	char dir[SD_PATH_BUF];
 	store_status rc = STORE_OK;
 	int fd;
 
-	if (slash == NULL)
-		dir = strdup(".");
-	else if (slash == path)
-		dir = strdup("/");
-	else
-		dir = strndup(path, (size_t)(slash - path));
-	if (dir == NULL)
-		return STORE_NO_MEMORY;
+	if (!sd_path_dir(path, dir, sizeof(dir)))
+		return STORE_INVALID;
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(dir);
 	if (fd < 0)
 		return errno_status(errno);
 	if (fsync(fd) != 0)
@@ -188,7 +165,6 @@ sync_dir(const char *path)
 static store_status
 open_temp(const char *path, char **tmpp, int *fdp)
 {
-	static const char hex[] = "0123456789abcdef";
 	size_t plen = strlen(path);
 	char *tmp;
 	store_status rc = STORE_IO;
@@ -210,11 +186,8 @@ open_temp(const char *path, char **tmpp, int *fdp)
 			break;
 		memcpy(tmp, path, plen);
 		memcpy(tmp + plen, ".tmp.", 5);
-		for (size_t i = 0; i < sizeof(r); i++) {
-			*p++ = hex[r[i] >> 4];
-			*p++ = hex[r[i] & 0xf];
-		}
-		*p = '\0';
+		sd_hex_encode(r, sizeof(r), p);
+		p[2 * sizeof(r)] = '\0';
 		*fdp = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (*fdp >= 0) {
 			*tmpp = tmp;
@@ -237,16 +210,12 @@ open_temp(const char *path, char **tmpp, int *fdp)
 static store_status
 keyfile_put(const char *path, const uint8_t *key, bool replace)
 {
-	static const char hex[] = "0123456789abcdef";
 	char buf[KEYFILE_LEN];
 	char *tmp = NULL;
 	store_status rc;
 	int fd = -1;
 
-	for (size_t i = 0; i < STORE_KEY_LEN; i++) {
-		buf[2 * i] = hex[key[i] >> 4];
-		buf[2 * i + 1] = hex[key[i] & 0xf];
-	}
+	sd_hex_encode(key, STORE_KEY_LEN, buf);
 	buf[KEYFILE_LEN - 1] = '\n';
 	rc = open_temp(path, &tmp, &fd);
 	if (rc != STORE_OK)

@@ -27,6 +27,7 @@
  * has its own rwlock. SQLITE_* codes are translated here (store_sqlcipher_status, which
  * sqlcipher_write.c uses too) and go no further.
  */
+#include "config.h" /* first: SQLITE_HAS_CODEC before sqlite3.h */
 #include "memory_internal.h"
 #include "row.h"
 #include "sqlcipher_internal.h"
@@ -42,10 +43,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hex.h"
+#include "path.h"
+
 /* Bytes of the key string x'<64 hex>' handed to sqlite3_key and sqlite3_rekey. */
 #define KEY_STRING_LEN (3 + 2 * STORE_KEY_LEN)
 #define CIPHER_PAGE_SIZE_PRAGMA "PRAGMA cipher_page_size = 4096"
-#define KDF_ITER_PRAGMA "PRAGMA kdf_iter = 256000" /* STORE_KDF_ITER */
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+#define KDF_ITER_PRAGMA "PRAGMA kdf_iter = " STRINGIFY(STORE_KDF_ITER)
 #define BUSY_TIMEOUT_MS 5000
 #define SQLCIPHER_DEFAULT_MAX 1000000
 
@@ -94,14 +100,9 @@ store_sqlcipher_status(int rc)
 static void
 key_string(const uint8_t *key, char buf[KEY_STRING_LEN + 1])
 {
-	static const char hex[] = "0123456789abcdef";
-
 	buf[0] = 'x';
 	buf[1] = '\'';
-	for (size_t i = 0; i < STORE_KEY_LEN; i++) {
-		buf[2 + 2 * i] = hex[key[i] >> 4];
-		buf[3 + 2 * i] = hex[key[i] & 0xf];
-	}
+	sd_hex_encode(key, STORE_KEY_LEN, buf + 2);
 	buf[KEY_STRING_LEN - 1] = '\'';
 	buf[KEY_STRING_LEN] = '\0';
 }
@@ -110,29 +111,15 @@ key_string(const uint8_t *key, char buf[KEY_STRING_LEN + 1])
 static store_status
 check_dir(const char *path)
 {
-	const char *slash = strrchr(path, '/');
-	char *dir = NULL;
+	char dir[SD_PATH_BUF];
 	struct stat sb;
-	store_status rc = STORE_NO_MEMORY;
 
-	if (slash == NULL)
-		dir = strdup(".");
-	else if (slash == path)
-		dir = strdup("/");
-	else
-		dir = strndup(path, (size_t)(slash - path));
-	if (dir == NULL)
-		goto fail;
-	rc = STORE_INVALID; /* the directory must exist */
-	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-		goto fail;
-	rc = STORE_PERMISSION;
+	/* the directory must exist */
+	if (!sd_path_dir(path, dir, sizeof(dir)) || stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+		return STORE_INVALID;
 	if (sb.st_uid != geteuid() || (sb.st_mode & 0777) != 0700)
-		goto fail;
-	rc = STORE_OK;
-fail:
-	free(dir);
-	return rc;
+		return STORE_PERMISSION;
+	return STORE_OK;
 }
 
 /* Create path 0600 when absent; refuse a file that is not a regular file of ours or that

@@ -12,6 +12,8 @@
 #ifndef SECRETD_STORE_SQLCIPHER_INTERNAL_H
 #define SECRETD_STORE_SQLCIPHER_INTERNAL_H
 
+#include "config.h" /* before sqlite3.h: SQLITE_HAS_CODEC */
+
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>

@@ -29,6 +29,7 @@
  * no lock of the store held. SQLITE_* codes become store_status through
  * store_sqlcipher_status (sqlcipher.c).
  */
+#include "config.h" /* first: SQLITE_HAS_CODEC before sqlite3.h */
 #include "memory_internal.h"
 #include "row.h"
 #include "sqlcipher_internal.h"

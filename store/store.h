@@ -271,8 +271,7 @@ store_status store_remove(struct store *st, const char *name);
 store_status store_list(struct store *st, const char *type, store_visit_fn visit, void *arg);
 
 /*
- * Added with the implementation (named by store_secret_array_free above): copy out the
- * secrets store_list would visit, in the same order, so a caller can work on them without
+ * Copy out the secrets store_list would visit, in the same order, so a caller can work on them without
  * holding the store's read lock. STORE_OK with *itemsp (caller frees with
  * store_secret_array_free(*itemsp, *np); NULL when *np is 0), or STORE_NO_MEMORY.
  */
@@ -347,7 +346,8 @@ void store_health(struct store *st, struct store_health *h);
 #define STORE_KEY_LEN 32
 /* Longest passphrase, and the PBKDF2 iterations SQLCipher derives a passphrase's key with
  * (v3's default is 64,000; a passphrase mode is for operators who cannot keep a key file, so
- * the derivation is made four times dearer: about 0.1 s per open here). */
+ * the derivation is made four times dearer: about 0.1 s per open here). STORE_KDF_ITER is
+ * a plain decimal literal: sqlcipher.c pastes it into its PRAGMA kdf_iter. */
 #define STORE_PASSPHRASE_MAX 1024
 #define STORE_KDF_ITER 256000
 

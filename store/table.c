@@ -9,71 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t
-rotl64(uint64_t x, unsigned b)
-{
-	return (x << b) | (x >> (64 - b));
-}
-
-static void
-sipround(uint64_t v[4])
-{
-	v[0] += v[1];
-	v[1] = rotl64(v[1], 13);
-	v[1] ^= v[0];
-	v[0] = rotl64(v[0], 32);
-	v[2] += v[3];
-	v[3] = rotl64(v[3], 16);
-	v[3] ^= v[2];
-	v[0] += v[3];
-	v[3] = rotl64(v[3], 21);
-	v[3] ^= v[0];
-	v[2] += v[1];
-	v[1] = rotl64(v[1], 17);
-	v[1] ^= v[2];
-	v[2] = rotl64(v[2], 32);
-}
-
-/* SipHash-2-4 (Aumasson and Bernstein). */
-static uint64_t
-siphash(const uint64_t k[2], const void *data, size_t len)
-{
-	const uint8_t *in = data;
-	uint64_t v[4] = {
-	    0x736f6d6570736575ULL ^ k[0],
-	    0x646f72616e646f6dULL ^ k[1],
-	    0x6c7967656e657261ULL ^ k[0],
-	    0x7465646279746573ULL ^ k[1],
-	};
-	uint64_t b = (uint64_t)len << 56;
-	size_t whole = len - (len & 7);
-
-	for (size_t i = 0; i < whole; i += 8) {
-		uint64_t m = 0;
-
-		for (unsigned j = 0; j < 8; j++)
-			m |= (uint64_t)in[i + j] << (8 * j);
-		v[3] ^= m;
-		sipround(v);
-		sipround(v);
-		v[0] ^= m;
-	}
-	for (unsigned j = 0; j < (len & 7); j++)
-		b |= (uint64_t)in[whole + j] << (8 * j);
-	v[3] ^= b;
-	sipround(v);
-	sipround(v);
-	v[0] ^= b;
-	v[2] ^= 0xff;
-	for (int r = 0; r < 4; r++)
-		sipround(v);
-	return v[0] ^ v[1] ^ v[2] ^ v[3];
-}
+#include "siphash.h"
 
 uint32_t
 store_table_hash(const uint64_t seed[2], const void *key, size_t len)
 {
-	return (uint32_t)siphash(seed, key, len);
+	return (uint32_t)sd_siphash24(seed[0], seed[1], key, len);
 }
 
 store_status

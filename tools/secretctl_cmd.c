@@ -22,6 +22,7 @@
 
 #include <secretd.h>
 
+#include "path.h"
 #include "secretctl.h"
 
 const char ctl_usage_create[] =
@@ -586,7 +587,7 @@ ctl_cmd_rekey(struct ctl *ctl, int argc, char **argv)
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {NULL, 0, NULL, 0},
 	};
-	char key_file[4096];
+	char key_file[SD_PATH_BUF];
 	secretd_error err;
 	int rc;
 	int c;

@@ -296,6 +296,37 @@ wanted(char *const *names, size_t n, const char *name, bool *seen)
 	return hit;
 }
 
+/* Write the statement of every listed row that is wanted (marking names[] in seen) into o,
+ * each read with a Get; a secret held by both storages once, from memory. Returns a
+ * CTL_EXIT_* status, having printed why on failure. */
+static int
+export_rows(struct ctl *ctl, const secretd_rows *rows, char **names, size_t n_names, bool *seen,
+    struct out *o)
+{
+	for (size_t i = 0; i < rows->n_rows; i++) {
+		const secretd_row *row = &rows->rows[i];
+		secretd_storage storage =
+		    row->persistent ? SECRETD_STORAGE_SQLCIPHER : SECRETD_STORAGE_MEMORY;
+		secretd_secret *secret = NULL;
+		secretd_error err;
+		secretd_status st;
+		int rc;
+
+		if (!wanted(names, n_names, row->name, seen) || shadowed(rows, i))
+			continue;
+		st = secretd_get(ctl->client, row->name, storage, ctl->timeout_ms, &secret, &err);
+		if (st == SECRETD_NOT_FOUND && n_names == 0)
+			continue; /* dropped since the listing: it is not there to export */
+		if (st != SECRETD_OK)
+			return ctl_out_error(ctl, &err);
+		rc = out_secret(o, secret);
+		secretd_secret_free(secret);
+		if (rc != CTL_EXIT_OK)
+			return rc;
+	}
+	return CTL_EXIT_OK;
+}
+
 int
 ctl_cmd_export(struct ctl *ctl, int argc, char **argv)
 {
@@ -308,7 +339,6 @@ ctl_cmd_export(struct ctl *ctl, int argc, char **argv)
 	};
 	secretd_list_args args = {.storage = SECRETD_STORAGE_ANY};
 	secretd_rows *rows = NULL;
-	secretd_secret *secret = NULL;
 	secretd_error err;
 	struct out o = {0};
 	const char *load = NULL;
@@ -361,27 +391,8 @@ ctl_cmd_export(struct ctl *ctl, int argc, char **argv)
 		out_str(&o, load);
 		out_str(&o, ";\n");
 	}
-	for (i = 0; i < rows->n_rows; i++) {
-		const secretd_row *row = &rows->rows[i];
-		secretd_storage storage =
-		    row->persistent ? SECRETD_STORAGE_SQLCIPHER : SECRETD_STORAGE_MEMORY;
-		secretd_status st;
-
-		if (!wanted(names, n_names, row->name, seen) || shadowed(rows, i))
-			continue;
-		st = secretd_get(ctl->client, row->name, storage, ctl->timeout_ms, &secret, &err);
-		if (st == SECRETD_NOT_FOUND && n_names == 0)
-			continue; /* dropped since the listing: it is not there to export */
-		if (st != SECRETD_OK) {
-			rc = ctl_out_error(ctl, &err);
-			goto done;
-		}
-		rc = out_secret(&o, secret);
-		secretd_secret_free(secret);
-		secret = NULL;
-		if (rc != CTL_EXIT_OK)
-			goto done;
-	}
+	if ((rc = export_rows(ctl, rows, names, n_names, seen, &o)) != CTL_EXIT_OK)
+		goto done;
 	for (i = 0; i < n_names; i++) {
 		if (!seen[i]) {
 			(void)fprintf(stderr, "secretctl: export: no secret named '%s'%s%s\n",
@@ -399,7 +410,6 @@ ctl_cmd_export(struct ctl *ctl, int argc, char **argv)
 		rc = CTL_EXIT_STATUS;
 	}
 done:
-	secretd_secret_free(secret);
 	secretd_rows_free(rows);
 	out_free(&o);
 	free(seen);

@@ -21,6 +21,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,6 +35,7 @@
 
 #include <secretd.h>
 
+#include "hex.h"
 #include "secretctl.h"
 
 #define TOKEN_RANDOM_BYTES 32
@@ -285,27 +287,17 @@ random_bytes(unsigned char *buf, size_t len)
 	return 0;
 }
 
-/* base64url without padding of in (n bytes) into out (room for 4 * n / 3 + 2). */
+/* base64url without padding of in (n bytes) into out (room for 4 * ((n + 2) / 3) + 1):
+ * libcrypto's base64, then its two URL-unsafe letters swapped and the padding cut. */
 static void
 base64url(const unsigned char *in, size_t n, char *out)
 {
-	static const char alphabet[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	uint32_t acc = 0;
-	int bits = 0;
-	size_t i;
+	int len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
 
-	for (i = 0; i < n; i++) {
-		acc = acc << 8 | in[i];
-		bits += 8;
-		while (bits >= 6) {
-			bits -= 6;
-			*out++ = alphabet[(acc >> bits) & 63];
-		}
-	}
-	if (bits > 0)
-		*out++ = alphabet[(acc << (6 - bits)) & 63];
-	*out = '\0';
+	while (len > 0 && out[len - 1] == '=')
+		out[--len] = '\0';
+	for (int i = 0; i < len; i++)
+		out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
 }
 
 /* Write all of buf to fd; 0 or an errno value. */
@@ -331,11 +323,10 @@ token_new(struct ctl *ctl, const char *path, const char *role, const char *id_op
 	struct tokens_file tf = {.fd = -1};
 	unsigned char raw[TOKEN_RANDOM_BYTES];
 	unsigned char hash[SHA256_DIGEST_LENGTH];
-	char token[sizeof(TOKEN_PREFIX) + TOKEN_RANDOM_BYTES * 4 / 3 + 2];
+	char token[sizeof(TOKEN_PREFIX) + 4 * ((TOKEN_RANDOM_BYTES + 2) / 3)];
 	char id[TOKEN_ID_MAX + 1];
 	char line[16 + TOKEN_ID_MAX + 2 * SHA256_DIGEST_LENGTH + 8];
 	int len;
-	size_t i;
 	int rc;
 	int rv;
 
@@ -365,8 +356,10 @@ token_new(struct ctl *ctl, const char *path, const char *role, const char *id_op
 	base64url(raw, sizeof(raw), token + strlen(TOKEN_PREFIX));
 	(void)SHA256((const unsigned char *)token, strlen(token), hash);
 	len = snprintf(line, sizeof(line), "%s %s ", role, id);
-	for (i = 0; len > 0 && i < sizeof(hash); i++)
-		len += snprintf(line + len, sizeof(line) - (size_t)len, "%02x", hash[i]);
+	if (len > 0 && (size_t)len + 2 * sizeof(hash) < sizeof(line)) {
+		sd_hex_encode(hash, sizeof(hash), line + len);
+		len += (int)(2 * sizeof(hash));
+	}
 	line[len++] = '\n';
 
 	if ((rc = tokens_file_open(&tf, path, true, true)) != CTL_EXIT_OK)

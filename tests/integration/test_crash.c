@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "clock.h"
 #include "harness.h"
 #include "secretd.h"
 
@@ -133,15 +134,6 @@ log_line(int fd, const char *fmt, ...)
 		fprintf(stderr, "writer: log write failed: %s\n", strerror(errno));
 }
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void
 sleep_ms(long ms)
 {
@@ -166,14 +158,14 @@ writer_main(void *p)
 	struct writer *w = p;
 	char path[512];
 	uint64_t rng = w->seed ^ ((uint64_t)w->thread * 0x9e3779b97f4a7c15ull) ^ 1;
-	uint64_t start = now_ms();
+	uint64_t start = sd_now_ms();
 	int fd;
 
 	(void)snprintf(path, sizeof(path), "%s/w%d.log", w->logdir, w->thread);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return NULL;
-	for (int seq = 1; now_ms() - start < WRITER_MAX_MS; seq++) {
+	for (int seq = 1; sd_now_ms() - start < WRITER_MAX_MS; seq++) {
 		int idx = w->thread * NAMES + (int)(rng_next(&rng) % NAMES);
 		int r = (int)(rng_next(&rng) % 100);
 		char op = r < 30 ? 'C' : r < 60 ? 'R' : r < 70 ? 'G' : r < 90 ? 'D' : 'E';
@@ -212,7 +204,7 @@ writer_main(void *p)
 		    st == SECRETD_CANCELLED) {
 			/* The server is going away: call no more, so nothing unacknowledged can
 			 * land after something acknowledged. Wait to be killed. */
-			while (now_ms() - start < WRITER_MAX_MS)
+			while (sd_now_ms() - start < WRITER_MAX_MS)
 				sleep_ms(50);
 			break;
 		}
@@ -641,7 +633,7 @@ run_round(int round, uint64_t *rng, const char *logdir)
 	/* The random moment is counted from when every writer thread has had a call
 	 * acknowledged (polled, with a deadline), so a slow start never makes a round that
 	 * kills before anything was written. */
-	for (uint64_t deadline = now_ms() + 30000;;) {
+	for (uint64_t deadline = sd_now_ms() + 30000;;) {
 		int ready = 0;
 
 		for (int t = 0; t < N_THREADS; t++) {
@@ -652,7 +644,7 @@ run_round(int round, uint64_t *rng, const char *logdir)
 		}
 		if (ready == N_THREADS)
 			break;
-		if (now_ms() > deadline) {
+		if (sd_now_ms() > deadline) {
 			fprintf(stderr, "round %d: only %d of %d writers acknowledged in 30 s\n",
 			    round, ready, N_THREADS);
 			CHECK(false);
@@ -700,7 +692,7 @@ main(int argc, char **argv)
 {
 	char logdir[400];
 	uint64_t rng = (uint64_t)time(NULL) * 2654435761u + (uint64_t)getpid();
-	uint64_t t0 = now_ms();
+	uint64_t t0 = sd_now_ms();
 
 	if (argc == 7 && strcmp(argv[1], "--writer") == 0)
 		return writer_process(argv);
@@ -732,7 +724,7 @@ main(int argc, char **argv)
 	    "(%ld of them applied whole, the rest absent whole), %ld name checks, %ld integrity "
 	    "checks ok, lost %ld, wrong %ld, contradictions %ld, reads redialled %ld, %.1f s\n",
 	    ROUNDS, acked_ops, unacked_ops, unacked_applied, names_verified, integrity_runs, lost,
-	    wrong, contradictions, redials, (double)(now_ms() - t0) / 1000.0);
+	    wrong, contradictions, redials, (double)(sd_now_ms() - t0) / 1000.0);
 	CHECK_STATUS(lost, 0);
 	CHECK_STATUS(wrong, 0);
 	if (check_failures_ == 0)

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "clock.h"
 #include "harness.h"
 #include "secretd.h"
 
@@ -47,15 +48,6 @@
 
 static struct server_proc srv;
 static bool mounted; /* the full-disk tmpfs, unmounted on the way out */
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void
 sleep_us(long us)
@@ -494,8 +486,8 @@ test_data_dir(void)
 	path_in(db, sizeof(db), srv.data_dir, "secrets.db");
 	before = file_read(db, &nb);
 	CHECK(chmod(srv.data_dir, 0755) == 0);
-	/* Not writable by others, but readable: refused with the same message as 0775
-	 * (regression data_dir_0755_message: it used to fall through to the store's). */
+	/* Not writable by others, but readable: refused with the same message as 0775, not
+	 * the store's (regression data_dir_0755_message). */
 	expect_refused("data dir 0755", "chmod 700");
 	CHECK(chmod(srv.data_dir, 0775) == 0);
 	expect_refused("data dir 0775", "chmod 700");
@@ -725,7 +717,7 @@ test_disconnect(void)
 #define CLOSE_PROCS 4
 #define CLOSE_ROUNDS 300
 #define CLOSE_DEADLINE_MS 60000
-/* secretd_client_close no longer closes the socket (client.c keeps one per URL: a late
+/* secretd_client_close does not close the socket (client.c keeps one per URL: a late
  * reply arriving as the socket closes is what hangs nng 1.5.2); it only cancels and waits
  * for the handle's calls. The bound allows for a loaded machine. */
 #define CLOSE_BOUND_MS 4000
@@ -758,14 +750,14 @@ close_loop(const char *url, const char *id)
 			    secretd_status_str(st));
 			return 1;
 		}
-		t0 = now_ms();
+		t0 = sd_now_ms();
 		secretd_client_close(c);
-		if (now_ms() - t0 > CLOSE_BOUND_MS) {
+		if (sd_now_ms() - t0 > CLOSE_BOUND_MS) {
 			fprintf(stderr, "close-loop %s: round %d: close took %llu ms\n", id, i,
-			    (unsigned long long)(now_ms() - t0));
+			    (unsigned long long)(sd_now_ms() - t0));
 			return 3;
 		}
-		if (now_ms() - t0 > 1000) {
+		if (sd_now_ms() - t0 > 1000) {
 			fprintf(stderr,
 			    "close-loop %s: round %d: nng_close did not finish; "
 			    "secretd_client_close returned after its bounded wait\n",
@@ -808,13 +800,13 @@ test_close_after_timeout(void)
 		}
 		CHECK(kids[p] > 0);
 	}
-	start = now_ms();
+	start = sd_now_ms();
 	for (int p = 0; p < CLOSE_PROCS; p++) {
 		int st = -1;
 		pid_t r = 0;
 
 		while (kids[p] > 0 && (r = waitpid(kids[p], &st, WNOHANG)) == 0 &&
-		       now_ms() - start < CLOSE_DEADLINE_MS)
+		       sd_now_ms() - start < CLOSE_DEADLINE_MS)
 			sleep_us(50000);
 		if (r == 0) {
 			hung++;
@@ -836,7 +828,7 @@ test_close_after_timeout(void)
 	CHECK_STATUS(failed, 0);
 	CHECK(harness_stop(&srv) == 0);
 	fprintf(stderr, "close-after-timeout: %d clients opened, timed out and closed in %llu ms\n",
-	    CLOSE_PROCS * CLOSE_ROUNDS, (unsigned long long)(now_ms() - start));
+	    CLOSE_PROCS * CLOSE_ROUNDS, (unsigned long long)(sd_now_ms() - start));
 	return 0;
 }
 
@@ -887,12 +879,12 @@ test_no_read(void)
 		}
 	}
 	/* Everyone else is still answered, each call within a bound. */
-	start = now_ms();
-	while (now_ms() - start < GOOD_RUN_MS) {
-		uint64_t t0 = now_ms(), dt;
+	start = sd_now_ms();
+	while (sd_now_ms() - start < GOOD_RUN_MS) {
+		uint64_t t0 = sd_now_ms(), dt;
 		secretd_status st = get_is(c, "small", SECRETD_STORAGE_MEMORY, "small-value");
 
-		dt = now_ms() - t0;
+		dt = sd_now_ms() - t0;
 		CHECK_STATUS(st, SECRETD_OK);
 		worst = dt > worst ? dt : worst;
 		slow += dt > 1000;
@@ -911,10 +903,10 @@ test_no_read(void)
 	/* Healthy afterwards, and it stops cleanly. */
 	CHECK_STATUS(get_is(c, "small", SECRETD_STORAGE_MEMORY, "small-value"), SECRETD_OK);
 	secretd_client_close(c);
-	start = now_ms();
+	start = sd_now_ms();
 	CHECK_STATUS(harness_stop(&srv), 0);
 	fprintf(stderr, "no-read: stopped cleanly in %llu ms\n",
-	    (unsigned long long)(now_ms() - start));
+	    (unsigned long long)(sd_now_ms() - start));
 	return 0;
 }
 

@@ -94,6 +94,8 @@ main(void)
 	srv.extra[7] = "1";
 	srv.extra[8] = "--max-secrets";
 	srv.extra[9] = "3";
+	srv.extra[10] = "--max-scope";
+	srv.extra[11] = "2";
 	if (!harness_start(&srv, NULL))
 		return 1;
 	CHECK_STATUS(secretd_client_open(srv.url, NULL, &c, NULL), SECRETD_OK);
@@ -117,6 +119,25 @@ main(void)
 	/* fields: 1 fine, 2 refused */
 	CHECK_STATUS(create(c, "f2", "v", 2, &e), SECRETD_INVALID_ARGUMENT);
 	CHECK(strstr(e.message, "at most 1 fields") != NULL);
+	/* scope entries: 3 refused, 2 fine (dropped again: the storage has room for 3) */
+	{
+		const char *scopes[] = {"openai://a/", "openai://b/", "openai://c/"};
+		secretd_field f = {"api_key", "v", 1};
+		secretd_create_args a = {.name = "sc",
+		    .type = "openai",
+		    .fields = &f,
+		    .n_fields = 1,
+		    .scope = scopes,
+		    .n_scope = 3};
+
+		CHECK_STATUS(secretd_create(c, &a, 5000, NULL, &e), SECRETD_INVALID_ARGUMENT);
+		CHECK_STR(e.reason, "TOO_MANY_SCOPES");
+		CHECK(strstr(e.message, "at most 2 scope entries") != NULL);
+		a.n_scope = 2;
+		CHECK_STATUS(secretd_create(c, &a, 5000, NULL, &e), SECRETD_OK);
+		CHECK_STATUS(secretd_drop(c, "sc", SECRETD_STORAGE_ANY, false, 5000, NULL, &e),
+		    SECRETD_OK);
+	}
 	/* secrets per storage: 3 fine (abcdefgh, v100, third), the 4th refused; replacing
 	 * one at the limit is fine; the other storage has its own limit. */
 	CHECK_STATUS(create(c, "third", "v", 1, &e), SECRETD_OK);

@@ -83,19 +83,16 @@ reopen(secretd_client **cp)
 	       secretd_client_open(srv.url, NULL, cp, NULL) == SECRETD_OK;
 }
 
-/* Run `secretd rekey` on the test's data directory, optionally crashing after a step. */
+/* Run `secretd rekey` on the test's data directory; with crash_after, the same rotation
+ * through rekey_crash.c, which ends the process right after that step. */
 static int
 offline_rekey(const char *crash_after)
 {
-	const char *argv[] = {getenv("SECRETD_BIN"), "--data-dir", srv.data_dir, "rekey", NULL};
+	const char *plain[] = {getenv("SECRETD_BIN"), "--data-dir", srv.data_dir, "rekey", NULL};
+	const char *crash[] = {getenv("REKEY_CRASH_BIN"), srv.data_dir, crash_after, NULL};
 	char err[2048];
-	int rc;
 
-	if (crash_after != NULL)
-		setenv("SECRETD_TEST_REKEY_CRASH", crash_after, 1);
-	rc = run_capture(argv, NULL, NULL, 0, err, sizeof(err));
-	unsetenv("SECRETD_TEST_REKEY_CRASH");
-	return rc;
+	return run_capture(crash_after != NULL ? crash : plain, NULL, NULL, 0, err, sizeof(err));
 }
 
 int

@@ -1,5 +1,5 @@
 /*
- * test_valgrind.c: the server under valgrind memcheck (issue "Reliability", item 7). Starts
+ * test_valgrind.c: the server under valgrind memcheck. Starts
  * secretd itself (not through harness_start, which allows a start-up of 10 s) as
  *
  *   valgrind --tool=memcheck --error-exitcode=99 --leak-check=full

@@ -1,5 +1,5 @@
 /*
- * bench.c: secretd-bench, the benchmark of the "Performance" issue (run it through
+ * bench.c: secretd-bench, the benchmark behind README "Performance" (run it through
  * tools/bench, which builds it).
  *
  * One run starts the echo server (echo.c) and a real secretd, each on its own ipc:// socket
@@ -201,7 +201,24 @@ enum {
 	OPT_KEEP,
 };
 
-/* 0 to run, 1 after --help, 2 on a usage error. */
+/* What was not given: every table operation, concurrency 1, 8 and 64, ipc and tcp. */
+static void
+options_complete(struct options *o, bool any_op, bool any_transport)
+{
+	for (int k = 0; !any_op && k < N_TABLE_OPS; k++)
+		o->ops[k] = true;
+	if (o->n_conc == 0) {
+		o->conc[0] = 1;
+		o->conc[1] = 8;
+		o->conc[2] = 64;
+		o->n_conc = 3;
+	}
+	if (!any_transport)
+		o->transports[TR_IPC] = o->transports[TR_TCP] = true;
+}
+
+/* 0 to run, 1 after --help, 2 on a usage error. One case per option: the length is the
+ * option table's. */
 static int
 parse_options(int argc, char **argv, struct options *o, struct bench_env *env)
 {
@@ -306,16 +323,7 @@ parse_options(int argc, char **argv, struct options *o, struct bench_env *env)
 		(void)fputs(usage_text, stderr);
 		return 2;
 	}
-	for (int k = 0; !any_op && k < N_TABLE_OPS; k++)
-		o->ops[k] = true;
-	if (o->n_conc == 0) {
-		o->conc[0] = 1;
-		o->conc[1] = 8;
-		o->conc[2] = 64;
-		o->n_conc = 3;
-	}
-	if (!any_transport)
-		o->transports[TR_IPC] = o->transports[TR_TCP] = true;
+	options_complete(o, any_op, any_transport);
 	return 0;
 }
 

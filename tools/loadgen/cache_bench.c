@@ -116,6 +116,46 @@ spin_main(void *arg)
 	return NULL;
 }
 
+/* n replaces of "inv" through plain while a reader spins on cached; t[i] gets the ns from
+ * the i-th write's reply until the reader saw its value (0 when it saw it first, 2 s when
+ * never). false when a call failed. */
+static bool
+time_invalidations(secretd_client *plain, secretd_client *cached, long n, uint64_t *t)
+{
+	struct spinner sp = {0};
+	pthread_t th;
+
+	if (put(plain, "inv", "0") != SECRETD_OK)
+		return false;
+	sp.c = cached;
+	if (pthread_create(&th, NULL, spin_main, &sp) != 0)
+		return false;
+	usleep(200000);
+	for (long i = 1; i <= n; i++) {
+		char v[32];
+		uint64_t ack, deadline;
+
+		(void)snprintf(v, sizeof(v), "%ld", i);
+		atomic_store(&sp.seen_ns, 0);
+		atomic_store(&sp.want, i);
+		if (put(plain, "inv", v) != SECRETD_OK)
+			break;
+		ack = now_ns();
+		deadline = ack + 2000000000u;
+		while (atomic_load(&sp.seen_ns) == 0 && now_ns() < deadline &&
+		       !atomic_load(&sp.failed))
+			usleep(50);
+		/* Seen before the writer had its reply counts as no delay at all. */
+		t[i - 1] = atomic_load(&sp.seen_ns) == 0    ? 2000000000u
+		           : atomic_load(&sp.seen_ns) < ack ? 0
+		                                            : atomic_load(&sp.seen_ns) - ack;
+		usleep(2000); /* let the reader cache the new value again */
+	}
+	atomic_store(&sp.stop, 1);
+	(void)pthread_join(th, NULL);
+	return !atomic_load(&sp.failed);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -126,8 +166,6 @@ main(int argc, char **argv)
 	uint64_t unc_med, unc_p99, c_med, c_p99, inv_med, inv_p99, inv_max;
 	secretd_options o = {.cache = true};
 	secretd_client *plain = NULL, *cached = NULL;
-	struct spinner sp = {0};
-	pthread_t th;
 	pid_t pid = -1;
 	int rc = 1;
 
@@ -174,35 +212,7 @@ main(int argc, char **argv)
 	c_p99 = quantile(t, N_CACHED, 0.99);
 
 	/* Invalidation delay: a replace through plain, a cached reader spinning. */
-	if (put(plain, "inv", "0") != SECRETD_OK)
-		goto done;
-	sp.c = cached;
-	if (pthread_create(&th, NULL, spin_main, &sp) != 0)
-		goto done;
-	usleep(200000);
-	for (long i = 1; i <= N_INV; i++) {
-		char v[32];
-		uint64_t ack, deadline;
-
-		(void)snprintf(v, sizeof(v), "%ld", i);
-		atomic_store(&sp.seen_ns, 0);
-		atomic_store(&sp.want, i);
-		if (put(plain, "inv", v) != SECRETD_OK)
-			break;
-		ack = now_ns();
-		deadline = ack + 2000000000u;
-		while (atomic_load(&sp.seen_ns) == 0 && now_ns() < deadline &&
-		       !atomic_load(&sp.failed))
-			usleep(50);
-		/* Seen before the writer had its reply counts as no delay at all. */
-		t[i - 1] = atomic_load(&sp.seen_ns) == 0    ? 2000000000u
-		           : atomic_load(&sp.seen_ns) < ack ? 0
-		                                            : atomic_load(&sp.seen_ns) - ack;
-		usleep(2000); /* let the reader cache the new value again */
-	}
-	atomic_store(&sp.stop, 1);
-	(void)pthread_join(th, NULL);
-	if (atomic_load(&sp.failed))
+	if (!time_invalidations(plain, cached, N_INV, t))
 		goto done;
 	inv_max = quantile(t, N_INV, 1.0);
 	inv_med = quantile(t, N_INV, 0.5);

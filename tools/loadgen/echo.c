@@ -102,6 +102,31 @@ parse_workers(const char *s, size_t *np)
 	return true;
 }
 
+/* Give each of the n workers an aio and a context on sock and start its thread. false
+ * after printing why (main's shutdown frees what was made). */
+static bool
+start_workers(struct echo_worker *workers, size_t n, nng_socket sock)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct echo_worker *w = &workers[i];
+		int rv;
+
+		w->sock = sock;
+		if ((rv = nng_aio_alloc(&w->aio, NULL, NULL)) != 0 ||
+		    (rv = nng_ctx_open(&w->ctx, sock)) != 0) {
+			(void)fprintf(
+			    stderr, "secretd-bench-echo: worker %zu: %s\n", i, nng_strerror(rv));
+			return false;
+		}
+		if (pthread_create(&w->thread, NULL, echo_worker_main, w) != 0) {
+			(void)fprintf(stderr, "secretd-bench-echo: cannot start worker %zu\n", i);
+			return false;
+		}
+		w->started = true;
+	}
+	return true;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -165,22 +190,8 @@ main(int argc, char **argv)
 		(void)fprintf(stderr, "secretd-bench-echo: out of memory\n");
 		goto done;
 	}
-	for (size_t i = 0; i < n_workers; i++) {
-		struct echo_worker *w = &workers[i];
-
-		w->sock = sock;
-		if ((rv = nng_aio_alloc(&w->aio, NULL, NULL)) != 0 ||
-		    (rv = nng_ctx_open(&w->ctx, sock)) != 0) {
-			(void)fprintf(
-			    stderr, "secretd-bench-echo: worker %zu: %s\n", i, nng_strerror(rv));
-			goto done;
-		}
-		if (pthread_create(&w->thread, NULL, echo_worker_main, w) != 0) {
-			(void)fprintf(stderr, "secretd-bench-echo: cannot start worker %zu\n", i);
-			goto done;
-		}
-		w->started = true;
-	}
+	if (!start_workers(workers, n_workers, sock))
+		goto done;
 	(void)fprintf(stderr, "secretd-bench-echo: ready, %zu workers\n", n_workers);
 	while (sigwait(&set, &sig) != 0)
 		;

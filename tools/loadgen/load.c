@@ -297,6 +297,33 @@ load_run(nng_socket sock, const struct load_spec *spec, struct load_result *res,
 	return rc;
 }
 
+/* Give each of the n requesters its aio (with the run's timeout) and its own context on
+ * sock. Returns 0, or -1 with err set (what was opened is freed by the caller). */
+static int
+requesters_open(
+    struct requester *rs, unsigned n, struct run *run, nng_socket sock, char *err, size_t errlen)
+{
+	uint64_t nonce = load_nonce();
+
+	for (unsigned i = 0; i < n; i++) {
+		struct requester *r = &rs[i];
+		int rv;
+
+		r->run = run;
+		r->w.id = i;
+		r->w.nonce = nonce;
+		if ((rv = nng_aio_alloc(&r->aio, NULL, NULL)) != 0 ||
+		    (rv = nng_ctx_open(&r->ctx, sock)) != 0) {
+			(void)snprintf(err, errlen, "requester %u: cannot open a context: %s", i,
+			    nng_strerror(rv));
+			return -1;
+		}
+		r->ctx_open = true;
+		nng_aio_set_timeout(r->aio, run->spec->timeout_ms);
+	}
+	return 0;
+}
+
 int
 load_run_into(nng_socket sock, const struct load_spec *spec, struct load_samples *acc, char *err,
     size_t errlen)
@@ -306,11 +333,9 @@ load_run_into(nng_socket sock, const struct load_spec *spec, struct load_samples
 	unsigned n = spec->concurrency;
 	bool gate = false;
 	bool lock = false;
-	uint64_t nonce;
 	uint64_t t0;
 	uint64_t t1;
 	int rc = -1;
-	int rv;
 
 	memset(&run, 0, sizeof(run));
 	run.spec = spec;
@@ -330,22 +355,8 @@ load_run_into(nng_socket sock, const struct load_spec *spec, struct load_samples
 		(void)snprintf(err, errlen, "out of memory");
 		goto done;
 	}
-	nonce = load_nonce();
-	for (unsigned i = 0; i < n; i++) {
-		struct requester *r = &rs[i];
-
-		r->run = &run;
-		r->w.id = i;
-		r->w.nonce = nonce;
-		if ((rv = nng_aio_alloc(&r->aio, NULL, NULL)) != 0 ||
-		    (rv = nng_ctx_open(&r->ctx, sock)) != 0) {
-			(void)snprintf(err, errlen, "requester %u: cannot open a context: %s", i,
-			    nng_strerror(rv));
-			goto done;
-		}
-		r->ctx_open = true;
-		nng_aio_set_timeout(r->aio, spec->timeout_ms);
-	}
+	if (requesters_open(rs, n, &run, sock, err, errlen) != 0)
+		goto done;
 	if (pthread_mutex_init(&run.gate_lock, NULL) != 0) {
 		(void)snprintf(err, errlen, "pthread_mutex_init failed");
 		goto done;

@@ -22,6 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hex.h"
+#include "path.h"
+
 extern char **environ;
 
 int
@@ -180,8 +183,8 @@ proc_random_token(char *buf, size_t len)
 
 	if (len < 2 * sizeof(raw) + 1 || getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
 		return -1;
-	for (size_t i = 0; i < sizeof(raw); i++)
-		(void)snprintf(buf + 2 * i, 3, "%02x", raw[i]);
+	sd_hex_encode(raw, sizeof(raw), buf);
+	buf[2 * sizeof(raw)] = '\0';
 	return 0;
 }
 
@@ -195,8 +198,8 @@ proc_write_tokens(const char *path, const char *id, const char *token)
 	int rc = -1;
 
 	(void)SHA256((const unsigned char *)token, strlen(token), h);
-	for (size_t i = 0; i < sizeof(h); i++)
-		(void)snprintf(hex + 2 * i, 3, "%02x", h[i]);
+	sd_hex_encode(h, sizeof(h), hex);
+	hex[2 * sizeof(h)] = '\0';
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	if (fd < 0)
 		return -1;
@@ -246,15 +249,11 @@ proc_log_tail(const char *path, FILE *out, int lines)
 int
 proc_self_dir(char *buf, size_t len)
 {
-	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
-	char *slash;
+	char exe[SD_PATH_BUF];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 
-	if (n <= 0 || (size_t)n >= len - 1)
+	if (n <= 0 || (size_t)n >= sizeof(exe) - 1)
 		return -1;
-	buf[n] = '\0';
-	slash = strrchr(buf, '/');
-	if (slash == NULL)
-		return -1;
-	*slash = '\0';
-	return 0;
+	exe[n] = '\0';
+	return sd_path_dir(exe, buf, len) ? 0 : -1;
 }

@@ -1,6 +1,6 @@
 /*
- * report.c: the machine line, the ratio table, the targets of the "Performance" issue, and
- * the same as JSON.
+ * report.c: the machine line, the ratio table, the performance targets (README
+ * "Performance"), and the same as JSON.
  *
  * A ratio compares secretd with the echo server in the same cell (operation, transport,
  * concurrency): requests/s as secretd / echo (higher is better), p50 as secretd / echo (lower
@@ -101,7 +101,7 @@ target_set(
 	t->met = measured && (at_least ? value >= limit : value <= limit);
 }
 
-/* The issue's targets that the main table can answer. Returns how many it filled. */
+/* The performance targets that the main table can answer. Returns how many it filled. */
 static size_t
 targets(const struct bench_report *rep, struct target *ts, size_t max)
 {

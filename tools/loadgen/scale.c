@@ -1,5 +1,5 @@
 /*
- * scale.c: the scale figures of the "Performance" issue (secretd-bench --scale).
+ * scale.c: the scale figures of README "Performance" (secretd-bench --scale).
  *
  *  1. Start-up: a secretd writes 100,000 persistent secrets, created by 64 concurrent
  *     requesters (the fastest way the server allows; each is durable before it is answered),
