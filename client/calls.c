@@ -15,6 +15,7 @@
 
 #include "cache.h"
 #include "client.h"
+#include "path.h"
 
 /* Copy the call's outcome to the caller's err (NULL-safe) and return its status. */
 static secretd_status
@@ -454,7 +455,7 @@ secretd_rekey(
 {
 	Secretd__V1__RekeyRequest req = SECRETD__V1__REKEY_REQUEST__INIT;
 	struct client_call call;
-	char path[4096] = "";
+	char path[SD_PATH_BUF] = "";
 	secretd_status st;
 
 	if (client == NULL)

@@ -10,6 +10,11 @@
 
 #include "config.h"
 #include "server.h"
+#include "store.h"
+
+/* A number as a string literal, to put the build's constants into usage_text. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 /* The largest --max-name: libsecretd's results hold a name in SECRETD_NAME_MAX + 1 bytes
  * (client/include/secretd.h; the server does not include the client's header, and the test
@@ -40,8 +45,8 @@ static const char usage_text[] =
     "                      default: DIR/secretd.key\n"
     "  --passphrase-file FILE  passphrase mode, for operators who cannot keep a key file:\n"
     "                      the database key is derived from the passphrase in FILE (mode\n"
-    "                      0600) with PBKDF2, 256,000 iterations; no key file is used\n"
-    "                      (SECRETD_PASSPHRASE_FILE)\n"
+    "                      0600) with PBKDF2, " STR(STORE_KDF_ITER) " iterations; no key file\n"
+    "                      is used (SECRETD_PASSPHRASE_FILE)\n"
     "  --new-passphrase-file FILE  with `secretd rekey` in passphrase mode: the new\n"
     "                      passphrase (SECRETD_NEW_PASSPHRASE_FILE)\n"
     "  --tokens-file FILE  tokens: lines `reader|admin ID SHA256HEX`; reloaded on SIGHUP\n"

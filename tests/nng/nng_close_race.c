@@ -47,6 +47,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 #define RESTART_MS 40
 #define CLOSE_BOUND_MS 2000
 #define SPIN_CPU_PERMILLE 500 /* a poller busy for half of a second is spinning */
@@ -61,15 +63,6 @@ sleep_ms(long ms)
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
 	(void)nanosleep(&ts, NULL);
-}
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- the server: a plain nng REP echo server ---- */
@@ -206,12 +199,12 @@ static long
 poller_permille(int ms)
 {
 	long long t0 = poller_ticks();
-	long long w0 = now_ms();
+	long long w0 = (long long)sd_now_ms();
 	long long t1;
 
 	nng_msleep((nng_duration)ms);
 	t1 = poller_ticks();
-	return (long)((t1 - t0) * 1000 * 1000 / sysconf(_SC_CLK_TCK) / (now_ms() - w0));
+	return (long)((t1 - t0) * 1000 * 1000 / sysconf(_SC_CLK_TCK) / ((long long)sd_now_ms() - w0));
 }
 
 /* ---- a bounded nng_close ---- */
@@ -238,7 +231,7 @@ close_bounded(nng_socket s)
 {
 	struct closer *c = calloc(1, sizeof(*c));
 	pthread_t t;
-	long long until = now_ms() + CLOSE_BOUND_MS;
+	long long until = (long long)sd_now_ms() + CLOSE_BOUND_MS;
 
 	c->s = s;
 	if (pthread_create(&t, NULL, closer_main, c) != 0) {
@@ -246,7 +239,7 @@ close_bounded(nng_socket s)
 		free(c);
 		return true;
 	}
-	while (!c->done && now_ms() < until)
+	while (!c->done && (long long)sd_now_ms() < until)
 		nng_msleep(5);
 	if (!c->done) {
 		(void)pthread_detach(t);
@@ -302,7 +295,7 @@ unsafe_child(int fd, long long deadline)
 	char line[64];
 
 	srand((unsigned)getpid());
-	while (now_ms() < deadline) {
+	while ((long long)sd_now_ms() < deadline) {
 		nng_socket s;
 
 		if (nng_req0_open(&s) != 0)
@@ -352,13 +345,13 @@ ours_child(int fd, long n)
 		if (nng_ctx_open(&pool[i], s) != 0)
 			_exit(1);
 	t0 = poller_ticks();
-	w0 = now_ms();
+	w0 = (long long)sd_now_ms();
 	for (; cases < n; cases++) {
 		nng_msleep((nng_duration)(rand() % 3));
 		one_request(s, &pool[cases % 4]);
 	}
 	permille = (long)((poller_ticks() - t0) * 1000 * 1000 / sysconf(_SC_CLK_TCK) /
-	                  (now_ms() - w0 > 0 ? now_ms() - w0 : 1));
+	                  ((long long)sd_now_ms() - w0 > 0 ? (long long)sd_now_ms() - w0 : 1));
 	/* No nng_close: the socket lives as long as the process (client.c). */
 	(void)snprintf(line, sizeof(line), "%ld 0 %ld\n", cases, permille);
 	(void)write(fd, line, strlen(line));
@@ -416,8 +409,8 @@ main(int argc, char **argv)
 	(void)snprintf(url, sizeof(url), "ipc://%s/s.sock", dir);
 	restarter = restarter_start();
 
-	deadline = now_ms() + unsafe_seconds * 1000;
-	while (now_ms() < deadline) {
+	deadline = (long long)sd_now_ms() + unsafe_seconds * 1000;
+	while ((long long)sd_now_ms() < deadline) {
 		long cases = 0, spin = -1;
 		int hung = 0;
 

@@ -27,18 +27,10 @@
 #include <secretd.h>
 
 #include "check.h"
+#include "clock.h"
 #include "secretd.pb-c.h"
 
 static const uint8_t header[4] = {0x00, 0x53, 0x44, 0x01};
-
-static long
-now_ms(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 static void
 sleep_ms(long ms)
@@ -227,26 +219,26 @@ test_no_server(const char *dir)
 
 	(void)snprintf(url, sizeof(url), "ipc://%s/nobody.sock", dir);
 	CHECK_STATUS(secretd_client_open(url, NULL, &client, &err), SECRETD_OK);
-	start = now_ms();
+	start = (long)sd_now_ms();
 	/* No server ever connected: UNAVAILABLE, never DEADLINE_EXCEEDED (transport.c tells
 	 * the two apart by whether a pipe is up). */
 	st = secretd_get(client, "x", SECRETD_STORAGE_ANY, 300, &secret, &err);
 	CHECK_STATUS(st, SECRETD_UNAVAILABLE);
-	CHECK(now_ms() - start < 3000);
+	CHECK((long)sd_now_ms() - start < 3000);
 	CHECK(strstr(err.message, url) != NULL);
 	CHECK(secret == NULL);
 	/* No socket file: UNAVAILABLE after a short grace, not after the whole timeout. */
-	start = now_ms();
+	start = (long)sd_now_ms();
 	CHECK_STATUS(secretd_get(client, "x", SECRETD_STORAGE_ANY, 20000, &secret, &err),
 	    SECRETD_UNAVAILABLE);
-	CHECK(now_ms() - start < 5000);
+	CHECK((long)sd_now_ms() - start < 5000);
 	secretd_client_close(client);
 
 	CHECK_STATUS(secretd_client_open("tcp://127.0.0.1:1", NULL, &client, &err), SECRETD_OK);
-	start = now_ms();
+	start = (long)sd_now_ms();
 	st = secretd_get(client, "x", SECRETD_STORAGE_ANY, 300, &secret, &err);
 	CHECK_STATUS(st, SECRETD_UNAVAILABLE);
-	CHECK(now_ms() - start < 3000);
+	CHECK((long)sd_now_ms() - start < 3000);
 	secretd_client_close(client);
 }
 
@@ -684,10 +676,10 @@ test_failures(secretd_client *client)
 			CHECK(strstr(err.message, "ipc://") != NULL); /* names the URL */
 	}
 
-	start = now_ms();
+	start = (long)sd_now_ms();
 	CHECK_STATUS(secretd_get(client, "silent", SECRETD_STORAGE_ANY, 300, &s, &err),
 	    SECRETD_DEADLINE_EXCEEDED);
-	CHECK(now_ms() - start >= 250 && now_ms() - start < 3000);
+	CHECK((long)sd_now_ms() - start >= 250 && (long)sd_now_ms() - start < 3000);
 	CHECK(strstr(err.message, "ipc://") != NULL);
 
 	CHECK_STATUS(
@@ -954,11 +946,11 @@ test_close_cancels(const char *url)
 	CHECK_STATUS(secretd_client_open(url, NULL, &b.client, &err), SECRETD_OK);
 	CHECK(pthread_create(&thread, NULL, blocked_run, &b) == 0);
 	sleep_ms(300);
-	start = now_ms();
+	start = (long)sd_now_ms();
 	secretd_client_close(b.client);
 	CHECK(pthread_join(thread, NULL) == 0);
 	CHECK_STATUS(b.status, SECRETD_CANCELLED);
-	CHECK(now_ms() - start < 3000);
+	CHECK((long)sd_now_ms() - start < 3000);
 }
 
 int

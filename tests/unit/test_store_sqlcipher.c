@@ -3,6 +3,7 @@
  * and directory permissions, rekey, no plaintext on disk, a read-only file, the schema
  * version. Each case gets a fresh database in a 0700 temporary directory.
  */
+#include "hex.h"
 #include "store_fixture.h"
 
 static void
@@ -263,17 +264,14 @@ test_read_only_file(struct fixture *fx)
 static int
 raw_exec(const struct fixture *fx, const char *sql)
 {
-	static const char hex[] = "0123456789abcdef";
 	char pragma[128];
 	size_t n = 0;
 	sqlite3 *db = NULL;
 	int rc;
 
 	n += (size_t)snprintf(pragma, sizeof(pragma), "PRAGMA key = \"x'");
-	for (size_t i = 0; i < STORE_KEY_LEN; i++) {
-		pragma[n++] = hex[fx->key[i] >> 4];
-		pragma[n++] = hex[fx->key[i] & 0xf];
-	}
+	sd_hex_encode(fx->key, STORE_KEY_LEN, pragma + n);
+	n += 2 * STORE_KEY_LEN;
 	snprintf(pragma + n, sizeof(pragma) - n, "'\"");
 	rc = sqlite3_open(fx->path, &db);
 	if (rc == SQLITE_OK)
