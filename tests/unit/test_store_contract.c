@@ -798,9 +798,27 @@ test_on_change(struct fixture *fx)
 	CHECK_STATUS(store_remove(st, "a"), STORE_OK);
 	CHECK_STATUS(store_remove(st, "a"), STORE_NOT_FOUND);
 	CHECK_STATUS(put1(st, "b", "openai", NULL, VALUE_A, STORE_CONFLICT_ERROR, NULL), STORE_OK);
-	CHECK_STATUS(cl.n, 4);
-	CHECK(strcmp(cl.names[0], "a") == 0 && strcmp(cl.names[1], "a") == 0 &&
-	      strcmp(cl.names[2], "a") == 0 && strcmp(cl.names[3], "b") == 0);
+	if (fx->ops != &store_etcd_ops) {
+		CHECK_STATUS(cl.n, 4);
+		CHECK(strcmp(cl.names[0], "a") == 0 && strcmp(cl.names[1], "a") == 0 &&
+		      strcmp(cl.names[2], "a") == 0 && strcmp(cl.names[3], "b") == 0);
+	} else {
+		/* The mirror re-lists when its watch stalls (a starved machine: seen once in
+		 * 10 ASan runs), and a re-list reports every listed name (store/etcd_mirror.c:
+		 * an extra invalidation costs a cache miss, a missing one a stale read). So:
+		 * the four changes in order, and any extra report names a listed secret. */
+		int want = 0;
+		const char *seq[4] = {"a", "a", "a", "b"};
+
+		for (int i = 0; i < cl.n; i++) {
+			if (want < 4 && strcmp(cl.names[i], seq[want]) == 0)
+				want++;
+			else
+				CHECK(strcmp(cl.names[i], "a") == 0 || strcmp(cl.names[i], "b") == 0);
+		}
+		CHECK_STATUS(want, 4);
+		CHECK(cl.n <= 8);
+	}
 	store_close(st);
 	/* Reopening (loading the database) reports nothing: no change was made. */
 	if (fx->persistent) {
