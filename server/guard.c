@@ -33,16 +33,47 @@
 #include "server_internal.h"
 
 
+struct listeners;
+
+enum probe_state {
+	PROBE_IDLE,       /* none; the next starts at the entry's next_ms */
+	PROBE_CONNECTING, /* plain: connect() in progress; tls: the dial */
+	PROBE_SENDING,    /* tls: our header (the TLS handshake happens here) */
+	PROBE_HEADER,     /* waiting for the listener's header */
+	PROBE_ANSWERED,   /* header read, connection closed; waiting for the pipe */
+};
+
+enum probe_result { PROBE_PENDING, PROBE_PASS, PROBE_FAIL, PROBE_SKIP };
+
+/* One check in progress (see probe_plain_step). Only the guard thread touches it, except
+ * done, which nng's aio callback sets under mu. */
+struct probe {
+	struct listeners *ls;
+	enum probe_state state;
+	uint64_t since;       /* when it started, or was answered (sd_now_ms) */
+	uint64_t adds;        /* the listener's pipe count when it started */
+	int fd;               /* plain: the connection, or -1 */
+	uint8_t hello[8];     /* tls: what the send reads from */
+	uint8_t peer[8];
+	size_t got;
+	nng_stream_dialer *d; /* tls */
+	nng_stream *st;
+	nng_aio *aio;         /* tls: completes into probe_aio_done */
+	bool done;
+};
+
 struct listen_entry {
 	char *url;
 	nng_socket sock;  /* the socket the listener serves (the service's, or notify's) */
 	uint8_t hello[8]; /* the SP header a peer of that socket sends */
-	nng_listener l;
+	nng_listener l;   /* written only by the guard thread; mu for the others */
 	uint64_t adds;      /* pipes this listener handed to the socket (under mu) */
 	unsigned failures;  /* checks failed in a row */
 	bool have_base;     /* errors_base holds a value */
 	uint64_t errors_base; /* the listener's "other" errors at a recent passing check */
 	unsigned passes;      /* passing checks since errors_base was read */
+	uint64_t next_ms;     /* when the next probe starts */
+	struct probe probe;   /* the table does not move once the guard runs: aio's arg */
 };
 
 struct listeners {
@@ -85,7 +116,7 @@ bool
 listen_guard_add(struct server *srv, nng_socket sock, const char *url, nng_listener l)
 {
 	struct listeners *ls = srv->listeners;
-	struct listen_entry e = {.sock = sock, .l = l};
+	struct listen_entry e = {.sock = sock, .l = l, .probe = {.ls = ls, .fd = -1}};
 	struct listen_entry *v;
 	int peer = 0;
 
@@ -136,248 +167,325 @@ listeners_pipe_added(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	(void)pthread_mutex_unlock(&ls->mu);
 }
 
-/* Wait for fd to be ready for events until deadline. */
-static bool
-guard_poll(int fd, short events, long long deadline)
-{
-	struct pollfd pfd = {fd, events, 0};
-	long long left = deadline - (long long)sd_now_ms();
+/*
+ * A check is a probe that lives across turns of the guard's loop: connect, send the SP
+ * header of the socket's peer protocol, read the listener's header, close, and wait for
+ * the socket to report a pipe from that listener (the transport handshakes even for a
+ * stopped listener; only the pipe never comes).
+ *
+ * A probe never closes a connection the listener has not answered yet. The server would
+ * write its header to a peer that is gone, get EPIPE, and that is the #1518 stop itself: a
+ * check that gave up on a slow server (ASan, a loaded box) used to stop the listener it
+ * checked, and the guard then took ~10 s to bring it back. So a probe waits for the answer
+ * as long as it takes, up to GUARD_GIVEUP_MS; a slow answer is not a failure.
+ */
+#define GUARD_TICK_MS 20       /* how often a probe in progress is looked at */
+#define GUARD_GIVEUP_MS 60000  /* a probe unanswered this long is closed after all */
 
-	return left > 0 && poll(&pfd, 1, (int)left) == 1 && (pfd.revents & events) != 0;
+static void
+probe_aio_done(void *arg)
+{
+	struct probe *p = arg;
+
+	(void)pthread_mutex_lock(&p->ls->mu);
+	p->done = true;
+	(void)pthread_cond_broadcast(&p->ls->cv);
+	(void)pthread_mutex_unlock(&p->ls->mu);
 }
 
-/* The handshake over a plain socket to an ipc:// or tcp:// listener. */
-static bool
-guard_handshake_plain(
-    const char *url, nng_listener l, const uint8_t hello[8], long long deadline)
+/* Close the probe's connection (plain or TLS) and go idle. On the guard thread, without
+ * mu (nng_aio_stop waits for probe_aio_done, which takes it). */
+static void
+probe_close(struct probe *p)
 {
-	struct sockaddr_storage ss;
-	socklen_t sslen;
-	nng_sockaddr na;
-	uint8_t peer[8];
-	size_t got = 0;
-	bool ok = false;
-	int fd = -1;
+	if (p->fd >= 0) {
+		(void)close(p->fd);
+		p->fd = -1;
+	}
+	if (p->aio != NULL)
+		nng_aio_stop(p->aio);
+	if (p->st != NULL) {
+		nng_stream_close(p->st);
+		nng_stream_free(p->st);
+		p->st = NULL;
+	}
+	if (p->d != NULL) {
+		nng_stream_dialer_close(p->d);
+		nng_stream_dialer_free(p->d);
+		p->d = NULL;
+	}
+	p->state = PROBE_IDLE;
+}
 
-	memset(&ss, 0, sizeof(ss));
+/* Where a plain probe of url connects: the bound address, so that port 0 and wildcard
+ * hosts work. False when the listener cannot be checked. */
+static bool
+probe_addr(const char *url, nng_listener l, struct sockaddr_storage *ss, socklen_t *lenp)
+{
+	nng_sockaddr na;
+
+	memset(ss, 0, sizeof(*ss));
 	if (strncmp(url, "ipc://", 6) == 0) {
-		struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+		struct sockaddr_un *un = (struct sockaddr_un *)ss;
 
 		if (strlen(url + 6) >= sizeof(un->sun_path))
-			return true; /* cannot check; nng refused such a path anyway */
+			return false; /* nng refused such a path anyway */
 		un->sun_family = AF_UNIX;
 		memcpy(un->sun_path, url + 6, strlen(url + 6) + 1);
-		sslen = sizeof(*un);
-	} else {
-		/* The bound address, so that port 0 and wildcard hosts work. */
-		if (nng_listener_get_addr(l, NNG_OPT_LOCADDR, &na) != 0)
-			return true;
-		if (na.s_family == NNG_AF_INET) {
-			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		*lenp = sizeof(*un);
+		return true;
+	}
+	if (nng_listener_get_addr(l, NNG_OPT_LOCADDR, &na) != 0)
+		return false;
+	if (na.s_family == NNG_AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
 
-			in->sin_family = AF_INET;
-			in->sin_port = na.s_in.sa_port;
-			in->sin_addr.s_addr = na.s_in.sa_addr != 0 ? na.s_in.sa_addr
-			                                           : htonl(INADDR_LOOPBACK);
-			sslen = sizeof(*in);
-		} else if (na.s_family == NNG_AF_INET6) {
-			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-			static const uint8_t any6[16] = {0};
+		in->sin_family = AF_INET;
+		in->sin_port = na.s_in.sa_port;
+		in->sin_addr.s_addr =
+		    na.s_in.sa_addr != 0 ? na.s_in.sa_addr : htonl(INADDR_LOOPBACK);
+		*lenp = sizeof(*in);
+		return true;
+	}
+	if (na.s_family == NNG_AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+		static const uint8_t any6[16] = {0};
 
-			in6->sin6_family = AF_INET6;
-			in6->sin6_port = na.s_in6.sa_port;
-			if (memcmp(na.s_in6.sa_addr, any6, 16) != 0)
-				memcpy(&in6->sin6_addr, na.s_in6.sa_addr, 16);
-			else
-				in6->sin6_addr = in6addr_loopback;
-			sslen = sizeof(*in6);
-		} else {
-			return true;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = na.s_in6.sa_port;
+		if (memcmp(na.s_in6.sa_addr, any6, 16) != 0)
+			memcpy(&in6->sin6_addr, na.s_in6.sa_addr, 16);
+		else
+			in6->sin6_addr = in6addr_loopback;
+		*lenp = sizeof(*in6);
+		return true;
+	}
+	return false;
+}
+
+/* Past GUARD_GIVEUP_MS without an answer: close after all (should that stop the listener,
+ * the next probe sees it). */
+static enum probe_result
+probe_overdue(struct probe *p, uint64_t now)
+{
+	if (now - p->since < GUARD_GIVEUP_MS)
+		return PROBE_PENDING;
+	probe_close(p);
+	return PROBE_FAIL;
+}
+
+/* One step of a probe over a plain socket (ipc://, tcp://). Never blocks. */
+static enum probe_result
+probe_plain_step(struct probe *p, const struct listen_entry *e, uint64_t now)
+{
+	struct sockaddr_storage ss;
+	struct pollfd pfd;
+	socklen_t len;
+	ssize_t n = -1;
+	int err = 0;
+
+	switch (p->state) {
+	case PROBE_IDLE:
+		if (!probe_addr(e->url, e->l, &ss, &len))
+			return PROBE_SKIP;
+		p->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (p->fd < 0)
+			return PROBE_SKIP; /* out of descriptors: not the listener's fault */
+		if (connect(p->fd, (struct sockaddr *)&ss, len) != 0 && errno != EINPROGRESS) {
+			/* Never connected, so nothing for the server to answer. A full ipc
+			 * backlog (EAGAIN) is a busy server, not a stopped one: the transport
+			 * accepts even for a stopped listener. */
+			err = errno;
+			probe_close(p);
+			return err == EAGAIN ? PROBE_SKIP : PROBE_FAIL;
 		}
+		p->state = PROBE_CONNECTING;
+		/* fall through */
+	case PROBE_CONNECTING:
+		pfd = (struct pollfd){p->fd, POLLOUT, 0};
+		if (poll(&pfd, 1, 0) != 1)
+			return probe_overdue(p, now);
+		len = sizeof(err);
+		if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0 ||
+		    send(p->fd, e->hello, sizeof(e->hello), MSG_NOSIGNAL) !=
+		        (ssize_t)sizeof(e->hello)) {
+			probe_close(p);
+			return PROBE_FAIL;
+		}
+		p->state = PROBE_HEADER;
+		/* fall through */
+	case PROBE_HEADER:
+		while (p->got < sizeof(p->peer) &&
+		       (n = read(p->fd, p->peer + p->got, sizeof(p->peer) - p->got)) > 0)
+			p->got += (size_t)n;
+		if (p->got == sizeof(p->peer)) {
+			/* Answered: the server's header write is done, closing is safe now. */
+			probe_close(p);
+			p->state = PROBE_ANSWERED;
+			p->since = now;
+			return PROBE_PENDING;
+		}
+		if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+			probe_close(p); /* the server hung up on us */
+			return PROBE_FAIL;
+		}
+		return probe_overdue(p, now);
+	default:
+		return PROBE_PENDING;
 	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return true; /* out of descriptors: not the listener's fault */
-	if (connect(fd, (struct sockaddr *)&ss, sslen) != 0 &&
-	    (errno != EINPROGRESS || !guard_poll(fd, POLLOUT, deadline)))
-		goto done;
-	if (send(fd, hello, 8, MSG_NOSIGNAL) != 8)
-		goto done;
-	while (got < sizeof(peer) && guard_poll(fd, POLLIN, deadline)) {
-		ssize_t n = read(fd, peer + got, sizeof(peer) - got);
-
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	ok = got == sizeof(peer);
-done:
-	(void)close(fd);
-	return ok;
 }
 
-/* One aio step of an nng stream, bounded by deadline. */
-static int
-guard_stream_io(nng_stream *st, nng_aio *aio, void *buf, size_t len, bool send, long long deadline)
+/* Start the probe's aio operation (under no lock). */
+static void
+probe_tls_io(struct probe *p, bool send, size_t off, uint64_t now)
 {
-	nng_iov iov = {.iov_buf = buf, .iov_len = len};
-	long long left = deadline - (long long)sd_now_ms();
-	int rv;
+	nng_iov iov = {.iov_buf = (send ? p->hello : p->peer) + off,
+	    .iov_len = sizeof(p->peer) - off};
+	uint64_t spent = now - p->since;
 
-	if (left <= 0)
-		return NNG_ETIMEDOUT;
-	if ((rv = nng_aio_set_iov(aio, 1, &iov)) != 0)
-		return rv;
-	nng_aio_set_timeout(aio, (nng_duration)left);
+	(void)nng_aio_set_iov(p->aio, 1, &iov);
+	nng_aio_set_timeout(p->aio,
+	    (nng_duration)(spent < GUARD_GIVEUP_MS ? GUARD_GIVEUP_MS - spent : 1));
+	(void)pthread_mutex_lock(&p->ls->mu);
+	p->done = false;
+	(void)pthread_mutex_unlock(&p->ls->mu);
 	if (send)
-		nng_stream_send(st, aio);
+		nng_stream_send(p->st, p->aio);
 	else
-		nng_stream_recv(st, aio);
-	nng_aio_wait(aio);
-	if ((rv = nng_aio_result(aio)) != 0)
-		return rv;
-	return nng_aio_count(aio) == len ? 0 : NNG_EPROTO; /* short: treat as a failure */
+		nng_stream_recv(p->st, p->aio);
 }
 
-/* The handshake inside TLS to a tls+tcp:// listener, through nng's stream API (TLS lives
- * in nng; these streams are not SP sockets and have no nng_close). */
-static bool
-guard_handshake_tls(
-    struct listeners *ls, nng_listener l, const uint8_t hello_in[8], long long deadline)
+/* One step of a probe of a tls+tcp:// listener, through nng's stream API (TLS lives in
+ * nng; these streams are not SP sockets and have no nng_close). Never blocks: each
+ * operation completes into probe_aio_done. */
+static enum probe_result
+probe_tls_step(struct listeners *ls, struct probe *p, const struct listen_entry *e, uint64_t now)
 {
-	nng_stream_dialer *d = NULL;
-	nng_stream *st = NULL;
-	nng_aio *aio = NULL;
 	nng_sockaddr na;
 	char url[128];
 	char host[INET6_ADDRSTRLEN];
-	uint8_t peer[8];
-	uint8_t hello[8];
-	bool ok = false;
-	long long left;
+	bool done;
+	int rv;
 
-	if (ls->probe_tls == NULL || nng_listener_get_addr(l, NNG_OPT_LOCADDR, &na) != 0)
-		return true; /* cannot check */
-	if (na.s_family == NNG_AF_INET) {
-		uint32_t a = na.s_in.sa_addr != 0 ? na.s_in.sa_addr : htonl(INADDR_LOOPBACK);
+	if (p->state == PROBE_IDLE) {
+		if (ls->probe_tls == NULL || nng_listener_get_addr(e->l, NNG_OPT_LOCADDR, &na) != 0)
+			return PROBE_SKIP;
+		if (na.s_family == NNG_AF_INET) {
+			uint32_t a = na.s_in.sa_addr != 0 ? na.s_in.sa_addr : htonl(INADDR_LOOPBACK);
 
-		(void)inet_ntop(AF_INET, &a, host, sizeof(host));
-		(void)snprintf(url, sizeof(url), "tls+tcp://%s:%u", host, ntohs(na.s_in.sa_port));
-	} else if (na.s_family == NNG_AF_INET6) {
-		(void)inet_ntop(AF_INET6, na.s_in6.sa_addr, host, sizeof(host));
-		(void)snprintf(url, sizeof(url), "tls+tcp://[%s]:%u",
-		    strcmp(host, "::") == 0 ? "::1" : host, ntohs(na.s_in6.sa_port));
-	} else {
-		return true;
+			(void)inet_ntop(AF_INET, &a, host, sizeof(host));
+			(void)snprintf(url, sizeof(url), "tls+tcp://%s:%u", host,
+			    ntohs(na.s_in.sa_port));
+		} else if (na.s_family == NNG_AF_INET6) {
+			(void)inet_ntop(AF_INET6, na.s_in6.sa_addr, host, sizeof(host));
+			(void)snprintf(url, sizeof(url), "tls+tcp://[%s]:%u",
+			    strcmp(host, "::") == 0 ? "::1" : host, ntohs(na.s_in6.sa_port));
+		} else {
+			return PROBE_SKIP;
+		}
+		if (p->aio == NULL && nng_aio_alloc(&p->aio, probe_aio_done, p) != 0)
+			return PROBE_SKIP;
+		if (nng_stream_dialer_alloc(&p->d, url) != 0 ||
+		    nng_stream_dialer_set_ptr(p->d, NNG_OPT_TLS_CONFIG, ls->probe_tls) != 0) {
+			probe_close(p);
+			return PROBE_SKIP;
+		}
+		memcpy(p->hello, e->hello, sizeof(p->hello));
+		nng_aio_set_timeout(p->aio, GUARD_GIVEUP_MS);
+		(void)pthread_mutex_lock(&ls->mu);
+		p->done = false;
+		(void)pthread_mutex_unlock(&ls->mu);
+		p->state = PROBE_CONNECTING;
+		nng_stream_dialer_dial(p->d, p->aio);
+		return PROBE_PENDING;
 	}
-	memcpy(hello, hello_in, sizeof(hello));
-	if (nng_aio_alloc(&aio, NULL, NULL) != 0)
-		return true;
-	if (nng_stream_dialer_alloc(&d, url) != 0 ||
-	    nng_stream_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, ls->probe_tls) != 0)
-		goto done;
-	left = deadline - (long long)sd_now_ms();
-	if (left <= 0)
-		goto done;
-	nng_aio_set_timeout(aio, (nng_duration)left);
-	nng_stream_dialer_dial(d, aio);
-	nng_aio_wait(aio);
-	if (nng_aio_result(aio) != 0)
-		goto done;
-	st = nng_aio_get_output(aio, 0);
-	ok = guard_stream_io(st, aio, hello, sizeof(hello), true, deadline) == 0 &&
-	     guard_stream_io(st, aio, peer, sizeof(peer), false, deadline) == 0;
-done:
-	if (st != NULL) {
-		nng_stream_close(st);
-		nng_stream_free(st);
+	(void)pthread_mutex_lock(&ls->mu);
+	done = p->done;
+	(void)pthread_mutex_unlock(&ls->mu);
+	if (!done || p->state == PROBE_ANSWERED)
+		return PROBE_PENDING;
+	if ((rv = nng_aio_result(p->aio)) != 0) {
+		/* Refused, or GUARD_GIVEUP_MS passed. */
+		probe_close(p);
+		return PROBE_FAIL;
 	}
-	if (d != NULL) {
-		nng_stream_dialer_close(d);
-		nng_stream_dialer_free(d);
+	switch (p->state) {
+	case PROBE_CONNECTING:
+		p->st = nng_aio_get_output(p->aio, 0);
+		p->got = 0;
+		p->state = PROBE_SENDING;
+		probe_tls_io(p, true, 0, now); /* the TLS handshake happens in this send */
+		return PROBE_PENDING;
+	case PROBE_SENDING:
+		p->got += nng_aio_count(p->aio);
+		if (p->got < sizeof(p->hello)) {
+			probe_tls_io(p, true, p->got, now);
+			return PROBE_PENDING;
+		}
+		p->got = 0;
+		p->state = PROBE_HEADER;
+		probe_tls_io(p, false, 0, now);
+		return PROBE_PENDING;
+	case PROBE_HEADER:
+		p->got += nng_aio_count(p->aio);
+		if (p->got < sizeof(p->peer)) {
+			probe_tls_io(p, false, p->got, now);
+			return PROBE_PENDING;
+		}
+		probe_close(p);
+		p->state = PROBE_ANSWERED;
+		p->since = now;
+		return PROBE_PENDING;
+	default:
+		return PROBE_PENDING;
 	}
-	nng_aio_free(aio);
-	return ok;
 }
 
-/* Whether listener i hands new connections to the socket: handshake, then wait for its
- * pipe count to move. */
-static bool
-guard_check(struct listeners *ls, size_t i, long long wait_ms)
+/* An answered probe passes when the listener handed the socket a pipe since the probe
+ * started (any pipe proves the accept loop runs), and fails after LISTEN_GUARD_WAIT_MS
+ * without one. */
+static enum probe_result
+probe_answered(struct listeners *ls, size_t i, uint64_t now)
 {
-	long long deadline = (long long)sd_now_ms() + wait_ms;
-	char *url;
-	nng_listener l;
-	uint8_t hello[8];
-	uint64_t before;
-	bool ok;
+	bool moved;
 
 	(void)pthread_mutex_lock(&ls->mu);
-	url = ls->v[i].url;
-	l = ls->v[i].l;
-	memcpy(hello, ls->v[i].hello, sizeof(hello));
-	before = ls->v[i].adds;
+	moved = ls->v[i].adds != ls->v[i].probe.adds;
 	(void)pthread_mutex_unlock(&ls->mu);
-	if (strncmp(url, "tls+", 4) == 0)
-		ok = guard_handshake_tls(ls, l, hello, deadline);
-	else
-		ok = guard_handshake_plain(url, l, hello, deadline);
-	(void)pthread_mutex_lock(&ls->mu);
-	if (ok) {
-		struct timespec until;
-		long long left = deadline - (long long)sd_now_ms();
-
-		if (left < 0)
-			left = 0;
-		(void)clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += left / 1000;
-		until.tv_nsec += (left % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		while (ls->v[i].adds == before && !ls->stop)
-			if (pthread_cond_timedwait(&ls->cv, &ls->mu, &until) != 0)
-				break;
-		ok = ls->v[i].adds != before || ls->stop;
-	}
-	(void)pthread_mutex_unlock(&ls->mu);
-	return ok;
+	if (moved)
+		return PROBE_PASS;
+	return now - ls->v[i].probe.since >= LISTEN_GUARD_WAIT_MS ? PROBE_FAIL : PROBE_PENDING;
 }
 
 /* Replace listener i: close it (and the connections it accepted: their clients resend)
- * and listen again on the same URL. */
+ * and listen again on the same URL. errors: the handshake errors nng counted since the
+ * last passing check (0: unknown), for the log. */
 static void
-guard_restore(struct listeners *ls, size_t i)
+guard_restore(struct listeners *ls, size_t i, uint64_t errors)
 {
 	struct server *srv = ls->srv;
-	nng_listener old, l;
-	nng_socket sock;
-	char *url;
+	struct listen_entry *e = &ls->v[i];
+	nng_listener l;
 
-	(void)pthread_mutex_lock(&ls->mu);
-	old = ls->v[i].l;
-	sock = ls->v[i].sock;
-	url = ls->v[i].url;
-	(void)pthread_mutex_unlock(&ls->mu);
 	log_msg(&srv->log, LOG_WARN,
-	    "listener on %s stopped accepting (a peer left during the handshake: nng 1.5.2, "
-	    "upstream nanomsg/nng#1518); listening again",
-	    url);
-	(void)nng_listener_close(old);
+	    "listener on %s stopped accepting (%u checks in a row handshaked and got no "
+	    "connection; %llu handshake errors since the last good check: a peer left during "
+	    "the handshake, nng 1.5.2, upstream nanomsg/nng#1518); listening again",
+	    e->url, e->failures, (unsigned long long)errors);
+	(void)nng_listener_close(e->l);
 	/* Right after a close the address may still be settling: try a few times. */
 	for (int attempt = 0; attempt < 20; attempt++) {
-		if (listener_open(srv, sock, url, &l)) {
+		if (listener_open(srv, e->sock, e->url, &l)) {
 			(void)pthread_mutex_lock(&ls->mu);
-			ls->v[i].l = l;
-			ls->v[i].failures = 0;
-			ls->v[i].have_base = false; /* a new listener: new counters */
+			e->l = l;
+			e->failures = 0;
+			e->have_base = false; /* a new listener: new counters */
 			(void)pthread_mutex_unlock(&ls->mu);
 			return;
 		}
 		(void)usleep(50000);
 	}
-	log_msg(&srv->log, LOG_ERROR, "cannot listen again on %s; will retry", url);
+	log_msg(&srv->log, LOG_ERROR, "cannot listen again on %s; will retry", e->url);
 }
 
 /*
@@ -404,106 +512,126 @@ guard_listener_errors(nng_listener l, uint64_t *valuep)
 }
 
 /*
- * Whether listener i, which just failed its check, should be replaced. A check can fail
- * on a starved machine (ASan, a loaded CI box) with a healthy listener, and a replacement
- * breaks every connection of that listener, so three conditions must hold: checks failed
- * GUARD_FAILURES times in a row; the listener counted a handshake error since a recent
- * passing check (the #1518 stop is always counted; without statistics, twice as many
- * failed checks are asked instead); and one more check, given GUARD_CONFIRM_WAIT_MS,
- * failed too.
+ * Whether listener i, whose probe just failed, should be replaced. A replacement breaks
+ * every connection of that listener, so two things must hold: GUARD_FAILURES probes in a
+ * row were answered by the transport and then saw no pipe for LISTEN_GUARD_WAIT_MS; and the
+ * listener counted a handshake error since a recent passing check (the #1518 stop is always
+ * counted, as "other"; without statistics, twice as many failed probes are asked instead).
+ * A probe never causes such an error itself (it closes only answered connections), and a
+ * merely slow server fails no probe: it answers late, and the pipe follows.
  */
 #define GUARD_FAILURES 2
-#define GUARD_CONFIRM_WAIT_MS 5000
 #define GUARD_BASE_EVERY 20 /* passing checks between two reads of the error count */
 
 static bool
-guard_should_restore(struct listeners *ls, size_t i, unsigned failures)
+guard_should_restore(struct listeners *ls, size_t i, unsigned failures, uint64_t *errorsp)
 {
-	uint64_t now;
 	uint64_t base;
 	bool have_base;
-	nng_listener l;
 
 	(void)pthread_mutex_lock(&ls->mu);
-	l = ls->v[i].l;
 	have_base = ls->v[i].have_base;
 	base = ls->v[i].errors_base;
 	(void)pthread_mutex_unlock(&ls->mu);
+	*errorsp = 0;
 	if (failures < GUARD_FAILURES)
 		return false;
-	if (have_base && guard_listener_errors(l, &now) && now <= base)
-		return false;
-	if (!have_base && failures < 2 * GUARD_FAILURES)
-		return false;
-	/* A check that timed out leaves the listener a handshake error of its own making, so
-	 * on a starved machine the two conditions can hold for a healthy listener. A stopped
-	 * accept loop never hands over a pipe, however long it is given: one last check with
-	 * a long wait tells the two apart. */
-	return !guard_check(ls, i, GUARD_CONFIRM_WAIT_MS);
+	if (have_base && guard_listener_errors(ls->v[i].l, errorsp)) {
+		if (*errorsp <= base)
+			return false;
+		*errorsp -= base;
+		return true;
+	}
+	return failures >= 2 * GUARD_FAILURES;
 }
 
 /* After a passing check: refresh the error baseline now and then. */
 static void
 guard_passed(struct listeners *ls, size_t i)
 {
-	nng_listener l;
+	nng_listener l = ls->v[i].l;
 	uint64_t v;
 	bool read;
 
 	(void)pthread_mutex_lock(&ls->mu);
 	read = !ls->v[i].have_base || ++ls->v[i].passes >= GUARD_BASE_EVERY;
-	l = ls->v[i].l;
 	(void)pthread_mutex_unlock(&ls->mu);
 	if (!read || !guard_listener_errors(l, &v))
 		return;
 	(void)pthread_mutex_lock(&ls->mu);
-	if (nng_listener_id(ls->v[i].l) == nng_listener_id(l)) {
-		ls->v[i].errors_base = v;
-		ls->v[i].have_base = true;
-		ls->v[i].passes = 0;
-	}
+	ls->v[i].errors_base = v;
+	ls->v[i].have_base = true;
+	ls->v[i].passes = 0;
 	(void)pthread_mutex_unlock(&ls->mu);
+}
+
+/* Advance listener i's probe; act on its result. True while a probe is in progress. */
+static bool
+guard_step(struct listeners *ls, size_t i, uint64_t now)
+{
+	struct listen_entry *e = &ls->v[i];
+	struct probe *p = &e->probe;
+	enum probe_result r;
+	uint64_t errors;
+
+	if (p->state == PROBE_IDLE) {
+		if (now < e->next_ms)
+			return false;
+		(void)pthread_mutex_lock(&ls->mu);
+		p->adds = e->adds;
+		(void)pthread_mutex_unlock(&ls->mu);
+		p->since = now;
+		p->got = 0;
+	}
+	if (p->state != PROBE_ANSWERED)
+		r = strncmp(e->url, "tls+", 4) == 0 ? probe_tls_step(ls, p, e, now)
+		                                    : probe_plain_step(p, e, now);
+	else
+		r = PROBE_PENDING;
+	if (p->state == PROBE_ANSWERED && r == PROBE_PENDING)
+		r = probe_answered(ls, i, now);
+	if (r == PROBE_PENDING)
+		return true;
+	probe_close(p); /* idle again (a no-op for a probe that closed itself) */
+	e->next_ms = now + LISTEN_GUARD_PERIOD_MS;
+	if (r == PROBE_SKIP)
+		return false;
+	e->failures = r == PROBE_PASS ? 0 : e->failures + 1;
+	if (r == PROBE_PASS)
+		guard_passed(ls, i);
+	else if (guard_should_restore(ls, i, e->failures, &errors))
+		guard_restore(ls, i, errors);
+	return false;
 }
 
 static void *
 guard_main(void *arg)
 {
 	struct listeners *ls = arg;
+	bool busy = false;
 
 	for (;;) {
 		struct timespec until;
+		long wait_ms = busy ? GUARD_TICK_MS : LISTEN_GUARD_PERIOD_MS;
 		bool stop;
 
 		(void)pthread_mutex_lock(&ls->mu);
 		(void)clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += LISTEN_GUARD_PERIOD_MS * 1000000L;
+		until.tv_nsec += wait_ms * 1000000L;
 		if (until.tv_nsec >= 1000000000L) {
 			until.tv_sec++;
 			until.tv_nsec -= 1000000000L;
 		}
-		while (!ls->stop)
-			if (pthread_cond_timedwait(&ls->cv, &ls->mu, &until) != 0)
-				break;
+		/* A new pipe or a finished TLS step wakes us early: both move a probe on. */
+		if (!ls->stop)
+			(void)pthread_cond_timedwait(&ls->cv, &ls->mu, &until);
 		stop = ls->stop;
 		(void)pthread_mutex_unlock(&ls->mu);
 		if (stop)
 			break;
-		for (size_t i = 0; i < ls->n; i++) {
-			bool ok = guard_check(ls, i, LISTEN_GUARD_WAIT_MS);
-			unsigned failures;
-
-			(void)pthread_mutex_lock(&ls->mu);
-			failures = ok ? 0 : ls->v[i].failures + 1;
-			ls->v[i].failures = failures;
-			stop = ls->stop;
-			(void)pthread_mutex_unlock(&ls->mu);
-			if (stop)
-				break;
-			if (ok)
-				guard_passed(ls, i);
-			else if (guard_should_restore(ls, i, failures))
-				guard_restore(ls, i);
-		}
+		busy = false;
+		for (size_t i = 0; i < ls->n; i++)
+			busy = guard_step(ls, i, sd_now_ms()) || busy;
 	}
 	return NULL;
 }
@@ -597,6 +725,12 @@ listen_guard_stop(struct server *srv)
 	(void)pthread_mutex_unlock(&ls->mu);
 	(void)pthread_join(ls->thread, NULL);
 	ls->started = false;
+	for (size_t i = 0; i < ls->n; i++) {
+		probe_close(&ls->v[i].probe);
+		if (ls->v[i].probe.aio != NULL)
+			nng_aio_free(ls->v[i].probe.aio);
+		ls->v[i].probe.aio = NULL;
+	}
 }
 
 void

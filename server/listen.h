@@ -49,16 +49,17 @@ bool listen_socket(struct server *srv, nng_socket sock, const char *url, const c
  * tests/README.md). The transport keeps accepting and handshaking underneath, so a peer
  * sees a live server that never reads its requests.
  *
- * The guard is a thread that, every LISTEN_GUARD_PERIOD_MS, checks each listener by
- * connecting to it and completing the SP handshake over a plain socket (tls+tcp://: an
- * nng stream with TLS), then waiting for the socket to report a new pipe from that
- * listener (any pipe proves the accept loop runs). A listener that fails two checks in a
- * row, that counted a handshake error since a recent passing check (nng's statistics:
- * a slow check on a starved machine alone is not enough), and that fails one more check
- * with a 5 s wait, is closed and created again on the same URL with the same options. Requests that
- * were in flight on its connections are not lost: their clients' REQ sockets resend them
- * on the new connection, and the server's dedup table answers a resent mutation with its
- * first reply.
+ * The guard is a thread that, every LISTEN_GUARD_PERIOD_MS, checks each listener with a
+ * probe: it connects, completes the SP handshake over a plain socket (tls+tcp://: an nng
+ * stream with TLS), and waits LISTEN_GUARD_WAIT_MS for the socket to report a new pipe from
+ * that listener (any pipe proves the accept loop runs). A probe never closes a connection
+ * the listener has not answered: that close is itself the #1518 trigger, so a probe waits
+ * for a slow server as long as it takes. A listener whose probes were answered and got no
+ * pipe twice in a row, and that counted a handshake error since a recent passing check
+ * (nng's statistics), is closed and created again on the same URL with the same options:
+ * ~4.5 s after it stopped. Requests that were in flight on its connections are not lost:
+ * their clients' REQ sockets resend them on the new connection, and the server's dedup
+ * table answers a resent mutation with its first reply.
  */
 #define LISTEN_GUARD_PERIOD_MS 250
 #define LISTEN_GUARD_WAIT_MS 2000

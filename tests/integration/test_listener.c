@@ -37,8 +37,8 @@
 #define STALL_BATCH 50
 #define ADMIN_TOKEN "sdt_listener_test_admin_token_0123456789"
 /* A fresh client's call: long enough for the guard to find a stopped listener (two
- * failed checks and a confirming one, ~10 s, longer under ASan on a loaded machine) and
- * for the client to resend on the new connection. */
+ * failed checks, ~4.5 s, longer under ASan on a loaded machine) and for the client to
+ * resend on the new connection. */
 #define ANSWER_MS 30000
 
 static struct server_proc srv;
