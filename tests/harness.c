@@ -330,6 +330,30 @@ harness_cleanup(struct server_proc *sp)
 	}
 }
 
+void
+harness_show_log_problems(const struct server_proc *sp)
+{
+	char *log = file_read(sp->log_path, NULL);
+	const char *lines[40];
+	size_t n = 0;
+	char *save = NULL;
+
+	if (log == NULL)
+		return;
+	for (char *line = strtok_r(log, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (strstr(line, " warn ") == NULL && strstr(line, " error ") == NULL)
+			continue;
+		if (n == 40)
+			memmove(lines, lines + 1, 39 * sizeof(lines[0]));
+		lines[n < 40 ? n++ : 39] = line;
+	}
+	fprintf(stderr, "secretd's warnings and errors (%s):\n", sp->log_path);
+	for (size_t i = 0; i < n; i++)
+		fprintf(stderr, "  %s\n", lines[i]);
+	free(log);
+}
+
 char *
 file_read(const char *path, size_t *lenp)
 {

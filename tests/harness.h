@@ -38,6 +38,10 @@ void harness_kill(struct server_proc *sp);
 /* Remove the temp dir and everything in it. */
 void harness_cleanup(struct server_proc *sp);
 
+/* Print the server log's warn and error lines (the last 40) to stderr: for a test that
+ * failed, before harness_cleanup removes the log. secretd never logs a value. */
+void harness_show_log_problems(const struct server_proc *sp);
+
 /* A plain (non-nng) stream socket connected to an ipc:// or tcp:// (also tls+tcp://, for
  * raw-peer tests) URL with a numeric IPv4 host; -1 on failure. */
 int harness_sp_connect(const char *url);

@@ -1094,6 +1094,8 @@ main(int argc, char **argv)
 	check_stale_if_error(&sp);
 	relay_stop(&relay);
 	stop_server(&sp);
+	if (check_failures_ > 0)
+		harness_show_log_problems(&sp);
 	harness_cleanup(&sp);
 	check_subscribe_auth();
 	return check_report();
