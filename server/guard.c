@@ -404,6 +404,8 @@ probe_tls_step(struct listeners *ls, struct probe *p, const struct listen_entry 
 	(void)pthread_mutex_unlock(&ls->mu);
 	if (!done || p->state == PROBE_ANSWERED)
 		return PROBE_PENDING;
+	/* The callback has set done but may not have returned: an aio is reused only after. */
+	nng_aio_wait(p->aio);
 	if ((rv = nng_aio_result(p->aio)) != 0) {
 		/* Refused, or GUARD_GIVEUP_MS passed. */
 		probe_close(p);
