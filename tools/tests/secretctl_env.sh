@@ -89,9 +89,11 @@ check "exec: exit status passed through (42)" [ $? -eq 42 ]
 { ctl exec --secret work -- sh -c 'kill -TERM $$'; } 2>/dev/null
 check "exec: death by a signal shows as 128+15" [ $? -eq 143 ]
 for sig in TERM HUP INT; do
-  # A background job of a non-interactive shell starts with SIGINT ignored; a subshell
-  # that resets it lets the test send SIGINT too.
-  (trap - INT; exec "$SECRETCTL_BIN" --addr "$T_URL" exec --secret work -- sleep 30) &
+  # A background job of a non-interactive shell starts with SIGINT ignored, and a run
+  # under nohup with SIGHUP ignored. An ignored signal stays ignored across exec (the
+  # command would rightly ignore it too) and bash cannot undo what it inherited, so env
+  # (coreutils >= 9.0) starts secretctl with the three at their defaults.
+  env --default-signal=TERM,HUP,INT "$SECRETCTL_BIN" --addr "$T_URL" exec --secret work -- sleep 30 &
   pid=$!
   for _ in $(seq 1 100); do
     [ "$(cat /proc/$pid/comm 2>/dev/null)" = sleep ] && break
