@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -75,6 +76,7 @@ spawn(struct etcd_proc *ep, size_t i, const char *state)
 	char name[8];
 	char peer_url[64];
 	char cluster[512] = "";
+	pid_t parent;
 	pid_t pid;
 
 	(void)snprintf(name, sizeof(name), "n%zu", i + 1);
@@ -86,11 +88,17 @@ spawn(struct etcd_proc *ep, size_t i, const char *state)
 		    ep->m[k].host, ep->m[k].peer_port);
 		(void)strncat(cluster, one, sizeof(cluster) - strlen(cluster) - 1);
 	}
+	parent = getpid();
 	pid = fork();
 	if (pid < 0)
 		return false;
 	if (pid == 0) {
 		int fd = open(m->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+		/* A test killed by its timeout must not leave etcd members running into the
+		 * next tests: they die with the test. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(127);
 
 		if (fd >= 0) {
 			(void)dup2(fd, 1);

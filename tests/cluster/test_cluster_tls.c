@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -190,6 +191,7 @@ ctl(const char *const *args, const char *user, char *out, size_t outlen)
 static bool
 start_etcd(void)
 {
+	pid_t parent;
 	char peer[64];
 	int cport;
 	int pport;
@@ -200,6 +202,7 @@ start_etcd(void)
 	} while (cport == pport || cport == 0 || pport == 0);
 	(void)snprintf(endpoint, sizeof(endpoint), "https://127.0.0.1:%d", cport);
 	(void)snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", pport);
+	parent = getpid();
 	etcd_pid = fork();
 	if (etcd_pid < 0)
 		return false;
@@ -207,6 +210,11 @@ start_etcd(void)
 		char cluster[96];
 		const char *bin = getenv("ETCD_BIN") != NULL ? getenv("ETCD_BIN") : "/usr/bin/etcd";
 		int fd = open(in_tmp("etcd.log"), O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+		/* A test killed by its timeout must not leave etcd members running into the
+		 * next tests: they die with the test. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(127);
 
 		(void)snprintf(cluster, sizeof(cluster), "tls1=%s", peer);
 		if (fd >= 0) {
