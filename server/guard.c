@@ -52,6 +52,8 @@ struct probe {
 	enum probe_state state;
 	uint64_t since;       /* when it started, or was answered (sd_now_ms) */
 	uint64_t adds;        /* the listener's pipe count when it started */
+	uint64_t errors;      /* and its "other" errors, read just before adds */
+	bool have_errors;     /* errors holds a value (nng has statistics) */
 	int fd;               /* plain: the connection, or -1 */
 	uint8_t hello[8];     /* tls: what the send reads from */
 	uint8_t peer[8];
@@ -68,10 +70,9 @@ struct listen_entry {
 	uint8_t hello[8]; /* the SP header a peer of that socket sends */
 	nng_listener l;   /* written only by the guard thread; mu for the others */
 	uint64_t adds;      /* pipes this listener handed to the socket (under mu) */
-	unsigned failures;  /* checks failed in a row */
+	unsigned failures;  /* checks failed in a row (guard thread only, like the next two) */
 	bool have_base;     /* errors_base holds a value */
-	uint64_t errors_base; /* the listener's "other" errors at a recent passing check */
-	unsigned passes;      /* passing checks since errors_base was read */
+	uint64_t errors_base; /* "other" errors when the last passing probe started */
 	uint64_t next_ms;     /* when the next probe starts */
 	struct probe probe;   /* the table does not move once the guard runs: aio's arg */
 };
@@ -284,8 +285,7 @@ probe_plain_step(struct probe *p, const struct listen_entry *e, uint64_t now)
 	ssize_t n = -1;
 	int err = 0;
 
-	switch (p->state) {
-	case PROBE_IDLE:
+	if (p->state == PROBE_IDLE) {
 		if (!probe_addr(e->url, e->l, &ss, &len))
 			return PROBE_SKIP;
 		p->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -300,8 +300,8 @@ probe_plain_step(struct probe *p, const struct listen_entry *e, uint64_t now)
 			return err == EAGAIN ? PROBE_SKIP : PROBE_FAIL;
 		}
 		p->state = PROBE_CONNECTING;
-		/* fall through */
-	case PROBE_CONNECTING:
+	}
+	if (p->state == PROBE_CONNECTING) {
 		pfd = (struct pollfd){p->fd, POLLOUT, 0};
 		if (poll(&pfd, 1, 0) != 1)
 			return probe_overdue(p, now);
@@ -313,26 +313,24 @@ probe_plain_step(struct probe *p, const struct listen_entry *e, uint64_t now)
 			return PROBE_FAIL;
 		}
 		p->state = PROBE_HEADER;
-		/* fall through */
-	case PROBE_HEADER:
-		while (p->got < sizeof(p->peer) &&
-		       (n = read(p->fd, p->peer + p->got, sizeof(p->peer) - p->got)) > 0)
-			p->got += (size_t)n;
-		if (p->got == sizeof(p->peer)) {
-			/* Answered: the server's header write is done, closing is safe now. */
-			probe_close(p);
-			p->state = PROBE_ANSWERED;
-			p->since = now;
-			return PROBE_PENDING;
-		}
-		if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-			probe_close(p); /* the server hung up on us */
-			return PROBE_FAIL;
-		}
-		return probe_overdue(p, now);
-	default:
+	}
+	if (p->state != PROBE_HEADER)
+		return PROBE_PENDING;
+	while (p->got < sizeof(p->peer) &&
+	       (n = read(p->fd, p->peer + p->got, sizeof(p->peer) - p->got)) > 0)
+		p->got += (size_t)n;
+	if (p->got == sizeof(p->peer)) {
+		/* Answered: the server's header write is done, closing is safe now. */
+		probe_close(p);
+		p->state = PROBE_ANSWERED;
+		p->since = now;
 		return PROBE_PENDING;
 	}
+	if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+		probe_close(p); /* the server hung up on us */
+		return PROBE_FAIL;
+	}
+	return probe_overdue(p, now);
 }
 
 /* Start the probe's aio operation (under no lock). */
@@ -480,9 +478,9 @@ guard_restore(struct listeners *ls, size_t i, uint64_t errors)
 		if (listener_open(srv, e->sock, e->url, &l)) {
 			(void)pthread_mutex_lock(&ls->mu);
 			e->l = l;
+			(void)pthread_mutex_unlock(&ls->mu);
 			e->failures = 0;
 			e->have_base = false; /* a new listener: new counters */
-			(void)pthread_mutex_unlock(&ls->mu);
 			return;
 		}
 		(void)usleep(50000);
@@ -517,54 +515,36 @@ guard_listener_errors(nng_listener l, uint64_t *valuep)
  * Whether listener i, whose probe just failed, should be replaced. A replacement breaks
  * every connection of that listener, so two things must hold: GUARD_FAILURES probes in a
  * row were answered by the transport and then saw no pipe for LISTEN_GUARD_WAIT_MS; and the
- * listener counted a handshake error since a recent passing check (the #1518 stop is always
- * counted, as "other"; without statistics, twice as many failed probes are asked instead).
- * A probe never causes such an error itself (it closes only answered connections), and a
- * merely slow server fails no probe: it answers late, and the pipe follows.
+ * listener counted a handshake error since the last passing probe started (the #1518 stop
+ * is always counted, as "other"; without statistics, twice as many failed probes are asked
+ * instead). A probe never causes such an error itself (it closes only answered
+ * connections), and a merely slow server fails no probe: it answers late, and the pipe
+ * follows.
+ *
+ * The baseline is the count read when the passing probe *started*, before its pipe count.
+ * nng runs a pipe's ADD_POST callback inside the accept callback, before the next accept
+ * begins, so a pipe counted after that read means the accept loop still ran after it, and
+ * a stop that came later is not in the baseline. (A count read after the pass could
+ * already hold the stop, and the listener was never replaced: seen once under ASan in
+ * `listener`.)
  */
 #define GUARD_FAILURES 2
-#define GUARD_BASE_EVERY 20 /* passing checks between two reads of the error count */
 
 static bool
 guard_should_restore(struct listeners *ls, size_t i, unsigned failures, uint64_t *errorsp)
 {
-	uint64_t base;
-	bool have_base;
+	const struct listen_entry *e = &ls->v[i];
 
-	(void)pthread_mutex_lock(&ls->mu);
-	have_base = ls->v[i].have_base;
-	base = ls->v[i].errors_base;
-	(void)pthread_mutex_unlock(&ls->mu);
 	*errorsp = 0;
 	if (failures < GUARD_FAILURES)
 		return false;
-	if (have_base && guard_listener_errors(ls->v[i].l, errorsp)) {
-		if (*errorsp <= base)
+	if (e->have_base && guard_listener_errors(e->l, errorsp)) {
+		if (*errorsp <= e->errors_base)
 			return false;
-		*errorsp -= base;
+		*errorsp -= e->errors_base;
 		return true;
 	}
 	return failures >= 2 * GUARD_FAILURES;
-}
-
-/* After a passing check: refresh the error baseline now and then. */
-static void
-guard_passed(struct listeners *ls, size_t i)
-{
-	nng_listener l = ls->v[i].l;
-	uint64_t v;
-	bool read;
-
-	(void)pthread_mutex_lock(&ls->mu);
-	read = !ls->v[i].have_base || ++ls->v[i].passes >= GUARD_BASE_EVERY;
-	(void)pthread_mutex_unlock(&ls->mu);
-	if (!read || !guard_listener_errors(l, &v))
-		return;
-	(void)pthread_mutex_lock(&ls->mu);
-	ls->v[i].errors_base = v;
-	ls->v[i].have_base = true;
-	ls->v[i].passes = 0;
-	(void)pthread_mutex_unlock(&ls->mu);
 }
 
 /* Advance listener i's probe; act on its result. True while a probe is in progress. */
@@ -579,6 +559,7 @@ guard_step(struct listeners *ls, size_t i, uint64_t now)
 	if (p->state == PROBE_IDLE) {
 		if (now < e->next_ms)
 			return false;
+		p->have_errors = guard_listener_errors(e->l, &p->errors); /* before adds */
 		(void)pthread_mutex_lock(&ls->mu);
 		p->adds = e->adds;
 		(void)pthread_mutex_unlock(&ls->mu);
@@ -599,9 +580,10 @@ guard_step(struct listeners *ls, size_t i, uint64_t now)
 	if (r == PROBE_SKIP)
 		return false;
 	e->failures = r == PROBE_PASS ? 0 : e->failures + 1;
-	if (r == PROBE_PASS)
-		guard_passed(ls, i);
-	else if (guard_should_restore(ls, i, e->failures, &errors))
+	if (r == PROBE_PASS) {
+		e->have_base = p->have_errors;
+		e->errors_base = p->errors;
+	} else if (guard_should_restore(ls, i, e->failures, &errors))
 		guard_restore(ls, i, errors);
 	return false;
 }
