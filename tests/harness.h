@@ -42,6 +42,10 @@ void harness_cleanup(struct server_proc *sp);
  * failed, before harness_cleanup removes the log. secretd never logs a value. */
 void harness_show_log_problems(const struct server_proc *sp);
 
+/* A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick), or -1. Another
+ * process can still take it before secretd binds it: a caller retries with a new one. */
+int harness_free_port(void);
+
 /* A plain (non-nng) stream socket connected to an ipc:// or tcp:// (also tls+tcp://, for
  * raw-peer tests) URL with a numeric IPv4 host; -1 on failure. */
 int harness_sp_connect(const char *url);

@@ -46,23 +46,6 @@ static char tcp_url[64];
 static char tls_url[64];
 static char ca_path[400];
 
-static int
-free_port(void)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	int port = -1;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-		port = ntohs(sa.sin_port);
-	if (fd >= 0)
-		(void)close(fd);
-	return port;
-}
-
 static bool
 setup_files(const char *dir, char *tokens, size_t tokens_len, char *cert, char *key, size_t plen)
 {
@@ -264,8 +247,8 @@ main(void)
 
 	if (!harness_init(&srv))
 		return 1;
-	(void)snprintf(tcp_url, sizeof(tcp_url), "tcp://127.0.0.1:%d", free_port());
-	(void)snprintf(tls_url, sizeof(tls_url), "tls+tcp://127.0.0.1:%d", free_port());
+	(void)snprintf(tcp_url, sizeof(tcp_url), "tcp://127.0.0.1:%d", harness_free_port());
+	(void)snprintf(tls_url, sizeof(tls_url), "tls+tcp://127.0.0.1:%d", harness_free_port());
 	if (!setup_files(srv.dir, tokens, sizeof(tokens), cert, key, sizeof(cert))) {
 		fprintf(stderr, "cannot make tokens or certificates\n");
 		return 1;

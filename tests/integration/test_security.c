@@ -65,23 +65,6 @@ write_tokens(bool with_reader)
 	return chmod(tokens_path, 0600) == 0;
 }
 
-static int
-free_port(void)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	int port = -1;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-		port = ntohs(sa.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
 static bool
 make_certs(const char *dir)
 {
@@ -375,7 +358,7 @@ test_refused_listeners(void)
 	char url[64];
 	int exit_status = -1;
 
-	(void)snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", free_port());
+	(void)snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", harness_free_port());
 	/* tcp without tokens */
 	CHECK(harness_init(&p));
 	p.extra[0] = "--listen";
@@ -537,7 +520,7 @@ main(int argc, char **argv)
 		return 1;
 	(void)snprintf(tokens_path, sizeof(tokens_path), "%s/tokens", srv.dir);
 	(void)snprintf(audit_path, sizeof(audit_path), "%s/audit.log", srv.dir);
-	port = free_port();
+	port = harness_free_port();
 	(void)snprintf(tls_url, sizeof(tls_url), "tls+tcp://127.0.0.1:%d", port);
 	if (!write_tokens(true) || !make_certs(srv.dir)) {
 		fprintf(stderr, "cannot make tokens or certificates\n");
