@@ -157,7 +157,7 @@ cache_flush(struct client_cache *c)
 static bool
 servable(const struct client_cache *c, uint64_t now)
 {
-	if (!c->synced || now > c->fresh_us + c->bound_us)
+	if (!c->synced || !c->heard || now > c->fresh_us + c->bound_us)
 		return false;
 	return c->barrier_epoch != c->epoch || c->applied >= c->barrier;
 }
@@ -216,6 +216,8 @@ cache_apply_message(struct client_cache *c, const uint8_t *p, size_t len)
 	} else {
 		return;
 	}
+	if (server_us >= c->sync_server_us)
+		c->heard = true;
 	if (t > c->fresh_us)
 		c->fresh_us = t;
 }

@@ -4,9 +4,12 @@
  *
  * Rules (the guarantee is in secretd.h):
  * - Served only while synced: the Subscribe rpc gave (epoch, rev, name key, server time),
- *   every notify message since carried the next revision, and the newest message's server
- *   time is within the staleness bound (measured against the Subscribe call's own send
- *   time, so a message that sat in a queue counts as old as it is).
+ *   a notify message made after that reply has arrived (a connection the server never
+ *   attached looks connected and delivers nothing; one that carries nothing for the bound
+ *   after a sync is closed and dialled again), every notify message since carried the next
+ *   revision, and the newest message's server time is within the staleness bound (measured
+ *   against the Subscribe call's own send time, so a message that sat in a queue counts as
+ *   old as it is).
  * - A gap in rev, a heartbeat whose rev is past the last applied one, a lost notify
  *   connection or no message for the bound: nothing is served until the next Subscribe;
  *   entries are wiped (or, with max_stale, kept only for stale-if-error). A new epoch

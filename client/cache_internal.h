@@ -53,6 +53,10 @@ struct client_cache {
 
 	/* Sync state (see cache.h). */
 	bool synced;
+	/* A notify message made after the sync has arrived: until then nothing proves that
+	 * the server sends to our connection (one it never attached, as to a listener
+	 * stopped by nng's #1518, delivers nothing and looks connected). */
+	bool heard;
 	bool have_key;
 	uint64_t epoch; /* 0: unknown */
 	uint64_t applied;

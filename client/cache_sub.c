@@ -69,6 +69,7 @@ sync_now(struct client_cache *c)
 	c->sync_client_us = sent;
 	c->sync_server_us = got.server_time_us;
 	c->fresh_us = sent;
+	c->heard = false;
 	/* Only a subscriber connected all along sees what comes next. */
 	c->synced = atomic_load(&c->sub_pipe) != 0 && c->lost == lost;
 	(void)pthread_mutex_unlock(&c->mu);
@@ -78,6 +79,21 @@ done:
 
 static void sub_redial(struct client_cache *c);
 
+/*
+ * A connection that has carried nothing for the whole bound since a sync (heartbeats come
+ * every 250 ms) is one the server does not send to: close it, so that the dialer connects
+ * again (and to a replaced listener) instead of syncing over it for ever.
+ */
+static void
+sub_drop_pipe(struct client_cache *c)
+{
+	nng_pipe p = NNG_PIPE_INITIALIZER;
+
+	p.id = atomic_load(&c->sub_pipe);
+	if (p.id != 0)
+		(void)nng_pipe_close(p);
+}
+
 static void *
 sub_main(void *arg)
 {
@@ -86,7 +102,7 @@ sub_main(void *arg)
 
 	while (!atomic_load(&c->stop)) {
 		nng_msg *msg = NULL;
-		bool synced;
+		bool synced, deaf;
 		int rv;
 
 		(void)pthread_mutex_lock(&c->mu);
@@ -103,14 +119,19 @@ sub_main(void *arg)
 		if (rv == NNG_ECLOSED)
 			break;
 		sub_redial(c);
+		deaf = false;
 		(void)pthread_mutex_lock(&c->mu);
 		if (rv == 0)
 			cache_apply_message(c, nng_msg_body(msg), nng_msg_len(msg));
-		if (c->synced && cache_now_us() > c->fresh_us + c->bound_us)
+		if (c->synced && cache_now_us() > c->fresh_us + c->bound_us) {
+			deaf = !c->heard;
 			cache_flush(c); /* no heartbeat within the bound */
+		}
 		(void)pthread_mutex_unlock(&c->mu);
 		if (msg != NULL)
 			nng_msg_free(msg);
+		if (deaf)
+			sub_drop_pipe(c);
 	}
 	return NULL;
 }

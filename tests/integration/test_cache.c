@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
 #include <nng/protocol/pubsub0/sub.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <poll.h>
@@ -987,6 +988,60 @@ check_notify_leaks(struct server_proc *sp)
 	CHECK(!file_contains(sp->log_path, value, strlen(value)));
 }
 
+/* Counts the connections a silent notify socket attaches. */
+static void
+silent_pipe_added(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void)p;
+	(void)ev;
+	atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+/*
+ * A notify connection that carries nothing (as one to a listener stopped by nng's #1518,
+ * which the server never attaches) proves nothing: the cache must serve no entry over it
+ * however often it syncs, and must drop it and dial again. The silent peer is a real pub0
+ * socket that never publishes.
+ */
+static void
+check_silent_notify(struct server_proc *sp)
+{
+	char notify_url[400];
+	secretd_options o = {.cache = true, .notify_url = notify_url};
+	secretd_client *c = NULL, *other = NULL;
+	nng_socket pub;
+	atomic_int adds = 0;
+	int calls = 0, fast = 0;
+	uint64_t end;
+
+	(void)snprintf(notify_url, sizeof(notify_url), "ipc://%s/silent.notify.sock", sp->dir);
+	CHECK(nng_pub0_open(&pub) == 0);
+	CHECK(nng_pipe_notify(pub, NNG_PIPE_EV_ADD_POST, silent_pipe_added, &adds) == 0);
+	CHECK(nng_listen(pub, notify_url, NULL, 0) == 0);
+	CHECK_STATUS(secretd_client_open(sp->url, &o, &c, NULL), SECRETD_OK);
+	CHECK_STATUS(secretd_client_open(sp->url, NULL, &other, NULL), SECRETD_OK);
+	CHECK_STATUS(put(other, "silent", "silent-1", true), SECRETD_OK);
+	end = now_us() + 2500000; /* two and a half bounds: two syncs at least */
+	while (now_us() < end) {
+		uint64_t t0 = now_us();
+
+		CHECK(value_is(c, "silent", "silent-1"));
+		fast += now_us() - t0 < 20;
+		calls++;
+		wait_ms(2);
+	}
+	(void)printf("silent notify: %d gets, %d from memory, %d connections\n", calls, fast,
+	    atomic_load(&adds));
+	CHECK_STATUS(fast, 0);
+	CHECK(atomic_load(&adds) >= 2); /* the silent connection was dropped and dialled again */
+	CHECK_STATUS(
+	    secretd_drop(other, "silent", SECRETD_STORAGE_ANY, false, 3000, NULL, NULL), SECRETD_OK);
+	secretd_client_close(c);
+	secretd_client_close(other);
+	(void)nng_pipe_notify(pub, NNG_PIPE_EV_ADD_POST, NULL, NULL);
+	(void)nng_close(pub);
+}
+
 /* Subscribe (which hands out the name key) needs credentials: a tcp peer without a
  * token is refused; a reader's token gets the 16-byte key. */
 static void
@@ -1094,6 +1149,7 @@ main(int argc, char **argv)
 	check_overtaken(&sp);
 	check_notify_leaks(&sp);
 	check_stale_if_error(&sp);
+	check_silent_notify(&sp);
 	relay_stop(&relay);
 	stop_server(&sp);
 	if (check_failures_ > 0)
