@@ -47,16 +47,19 @@ fi
 # --- the layout ------------------------------------------------------------------------
 pc=$(find "$P" -name secretd.pc | head -1)
 libdir=$(dirname "$(dirname "$pc")")
+# The library's file carries the project's version (client/meson.build), whatever it is.
+version=$(meson introspect "$T/build" --projectinfo | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
+lib=libsecretd.so.$version
 check "secretd.pc installed (under lib*/pkgconfig)" [ -n "$pc" ]
 check "secretd in sbin" [ -x "$P/sbin/secretd" ]
 check "secretctl in bin" [ -x "$P/bin/secretctl" ]
-check "libsecretd.so.0.1.0 in $libdir" [ -f "$libdir/libsecretd.so.0.1.0" ]
-check "libsecretd.so.0 -> libsecretd.so.0.1.0" [ "$(readlink "$libdir/libsecretd.so.0")" = libsecretd.so.0.1.0 ]
+check "$lib in $libdir" [ -f "$libdir/$lib" ]
+check "libsecretd.so.0 -> $lib" [ "$(readlink "$libdir/libsecretd.so.0")" = "$lib" ]
 check "libsecretd.so (for -lsecretd) links to the soname" [ "$(readlink "$libdir/libsecretd.so")" = libsecretd.so.0 ]
-check "SONAME is libsecretd.so.0" bash -c 'readelf -d "$1" | grep -q "SONAME.*\[libsecretd.so.0\]"' _ "$libdir/libsecretd.so.0.1.0"
+check "SONAME is libsecretd.so.0" bash -c 'readelf -d "$1" | grep -q "SONAME.*\[libsecretd.so.0\]"' _ "$libdir/$lib"
 check "only secretd_* symbols are exported" bash -c \
   '[ -z "$(nm -D --defined-only "$1" | awk "{print \$3}" | grep -v "^secretd_" | grep -v "^SECRETD_[0-9]")" ]' \
-  _ "$libdir/libsecretd.so.0.1.0"
+  _ "$libdir/$lib"
 check "secretd.h in include" [ -f "$P/include/secretd.h" ]
 check "secretd_version.h (which secretd.h includes) in include" [ -f "$P/include/secretd_version.h" ]
 check "no generated protobuf header installed" [ -z "$(find "$P" -name '*.pb-c.h')" ]
