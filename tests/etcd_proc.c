@@ -2,6 +2,7 @@
  * etcd_proc.c: real etcd members for the tests. See etcd_proc.h.
  */
 #include "etcd_proc.h"
+#include "harness.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,26 +39,6 @@ bool
 etcd_available(void)
 {
 	return access(etcd_bin(), X_OK) == 0;
-}
-
-int
-etcd_free_port(const char *host)
-{
-	struct sockaddr_in sa;
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	int port = 0;
-
-	if (fd < 0)
-		return 0;
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	(void)inet_pton(AF_INET, host, &sa.sin_addr);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-		port = ntohs(sa.sin_port);
-	(void)close(fd);
-	return port;
 }
 
 static void
@@ -191,10 +172,10 @@ etcd_start(struct etcd_proc *ep, const char *dir, size_t n)
 		(void)snprintf(m->host, sizeof(m->host), "127.0.0.%zu", i + 1);
 		/* Two distinct free ports, client and peer. */
 		do {
-			m->client_port = etcd_free_port(m->host);
-			m->peer_port = etcd_free_port(m->host);
+			m->client_port = harness_free_port(m->host);
+			m->peer_port = harness_free_port(m->host);
 		} while (
-		    m->client_port == m->peer_port || m->client_port == 0 || m->peer_port == 0);
+		    m->client_port == m->peer_port || m->client_port < 0 || m->peer_port < 0);
 		(void)snprintf(m->data_dir, sizeof(m->data_dir), "%s/etcd%zu", dir, i + 1);
 		(void)snprintf(m->log_path, sizeof(m->log_path), "%s/etcd%zu.log", dir, i + 1);
 		{

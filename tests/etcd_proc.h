@@ -38,9 +38,6 @@ struct etcd_proc {
 /* Whether an etcd binary can be run. */
 bool etcd_available(void);
 
-/* A free TCP port on host (bound then released). 0 on failure. */
-int etcd_free_port(const char *host);
-
 /* Start n members (1..3) under dir (borrowed, must exist) and wait (up to 30 s) until
  * every one answers /health. false on failure (whatever started is killed). */
 bool etcd_start(struct etcd_proc *ep, const char *dir, size_t n);

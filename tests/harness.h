@@ -42,9 +42,10 @@ void harness_cleanup(struct server_proc *sp);
  * failed, before harness_cleanup removes the log. secretd never logs a value. */
 void harness_show_log_problems(const struct server_proc *sp);
 
-/* A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick), or -1. Another
- * process can still take it before secretd binds it: a caller retries with a new one. */
-int harness_free_port(void);
+/* A TCP port on host (a numeric IPv4 address, e.g. 127.0.0.2 for an etcd member) that was
+ * free a moment ago (the kernel's pick), or -1. Another process can still take it before
+ * the server binds it: a caller retries with a new one. */
+int harness_free_port(const char *host);
 
 /* A plain (non-nng) stream socket connected to an ipc:// or tcp:// (also tls+tcp://, for
  * raw-peer tests) URL with a numeric IPv4 host; -1 on failure. */

@@ -197,9 +197,9 @@ start_etcd(void)
 	int pport;
 
 	do {
-		cport = etcd_free_port("127.0.0.1");
-		pport = etcd_free_port("127.0.0.1");
-	} while (cport == pport || cport == 0 || pport == 0);
+		cport = harness_free_port("127.0.0.1");
+		pport = harness_free_port("127.0.0.1");
+	} while (cport == pport || cport < 0 || pport < 0);
 	(void)snprintf(endpoint, sizeof(endpoint), "https://127.0.0.1:%d", cport);
 	(void)snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", pport);
 	parent = getpid();

@@ -1072,7 +1072,7 @@ check_subscribe_auth(void)
 	/* A free port can be taken by another process before secretd binds it (seen once in a
 	 * parallel run): try a few. */
 	for (int attempt = 0; attempt < 5 && !up; attempt++) {
-		(void)snprintf(tcp, sizeof(tcp), "tcp://127.0.0.1:%d", harness_free_port());
+		(void)snprintf(tcp, sizeof(tcp), "tcp://127.0.0.1:%d", harness_free_port("127.0.0.1"));
 		up = harness_start(&sp, NULL);
 	}
 	CHECK(up);

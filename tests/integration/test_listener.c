@@ -247,8 +247,8 @@ main(void)
 
 	if (!harness_init(&srv))
 		return 1;
-	(void)snprintf(tcp_url, sizeof(tcp_url), "tcp://127.0.0.1:%d", harness_free_port());
-	(void)snprintf(tls_url, sizeof(tls_url), "tls+tcp://127.0.0.1:%d", harness_free_port());
+	(void)snprintf(tcp_url, sizeof(tcp_url), "tcp://127.0.0.1:%d", harness_free_port("127.0.0.1"));
+	(void)snprintf(tls_url, sizeof(tls_url), "tls+tcp://127.0.0.1:%d", harness_free_port("127.0.0.1"));
 	if (!setup_files(srv.dir, tokens, sizeof(tokens), cert, key, sizeof(cert))) {
 		fprintf(stderr, "cannot make tokens or certificates\n");
 		return 1;

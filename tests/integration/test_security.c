@@ -358,7 +358,7 @@ test_refused_listeners(void)
 	char url[64];
 	int exit_status = -1;
 
-	(void)snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", harness_free_port());
+	(void)snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", harness_free_port("127.0.0.1"));
 	/* tcp without tokens */
 	CHECK(harness_init(&p));
 	p.extra[0] = "--listen";
@@ -520,7 +520,7 @@ main(int argc, char **argv)
 		return 1;
 	(void)snprintf(tokens_path, sizeof(tokens_path), "%s/tokens", srv.dir);
 	(void)snprintf(audit_path, sizeof(audit_path), "%s/audit.log", srv.dir);
-	port = harness_free_port();
+	port = harness_free_port("127.0.0.1");
 	(void)snprintf(tls_url, sizeof(tls_url), "tls+tcp://127.0.0.1:%d", port);
 	if (!write_tokens(true) || !make_certs(srv.dir)) {
 		fprintf(stderr, "cannot make tokens or certificates\n");
